@@ -1,0 +1,62 @@
+// `npm run cluster:up|down|build|status`: a local control plane that keeps running between commands.
+// `eval "$(npm run -s cluster:up)"` sets KUBECONFIG and puts the built kubectl and helm first on PATH.
+import { join } from 'node:path';
+import { ensureBinaries } from './toolchain.ts';
+import { defaultClusterDir, readState, startCluster, stopClusterAt } from './cluster.ts';
+import { isOurProcess } from './processes.ts';
+
+const say = (line: string): void => {
+  process.stderr.write(`${line}\n`);
+};
+
+function exports(kubeconfig: string, binDir: string): string {
+  return `export KUBECONFIG=${kubeconfig}\nexport PATH=${binDir}:$PATH\n`;
+}
+
+async function main(cmd: string | undefined): Promise<void> {
+  const dir = defaultClusterDir();
+  switch (cmd) {
+    case 'build': {
+      const r = await ensureBinaries(say);
+      say(r.built.length ? `built ${r.built.length} binaries in ${r.seconds.toFixed(0)} s into ${r.binDir}` : `binaries are up to date in ${r.binDir}`);
+      return;
+    }
+    case 'up': {
+      const running = readState(dir);
+      if (running && running.components.every(isOurProcess)) {
+        say(`the local control plane is already running at ${running.server} (npm run cluster:down stops it)`);
+        process.stdout.write(exports(running.kubeconfig, running.binDir));
+        return;
+      }
+      if (running) await stopClusterAt(dir);
+      const t0 = Date.now();
+      const cluster = await startCluster({ dir, persistent: true, log: say });
+      say(`ready in ${((Date.now() - t0) / 1000).toFixed(1)} s; logs in ${join(dir, 'logs')}; npm run cluster:down stops it`);
+      process.stdout.write(exports(cluster.kubeconfig, cluster.binDir));
+      return;
+    }
+    case 'down': {
+      say((await stopClusterAt(dir)) ? 'the local control plane is stopped' : 'no local control plane was running');
+      return;
+    }
+    case 'status': {
+      const state = readState(dir);
+      if (!state) {
+        say('no local control plane is running');
+        process.exitCode = 1;
+        return;
+      }
+      for (const c of state.components) say(`${c.name.padEnd(24)} pid ${c.pid} ${isOurProcess(c) ? 'running' : 'gone'}`);
+      process.stdout.write(exports(state.kubeconfig, state.binDir));
+      return;
+    }
+    default:
+      say('usage: cli.ts build|up|down|status');
+      process.exitCode = 2;
+  }
+}
+
+main(process.argv[2]).catch((err: unknown) => {
+  say(`error: ${err instanceof Error ? err.message : String(err)}`);
+  process.exitCode = 1;
+});

@@ -1,0 +1,40 @@
+// Starts one local control plane for the whole test run and hands it to the test files through the
+// environment. SLIPWAY_TEST_REUSE_CLUSTER=1 uses the one `npm run cluster:up` keeps running instead.
+import { existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { defaultClusterDir, readState, startCluster, type Cluster } from '../cluster/cluster.ts';
+
+let cluster: Cluster | undefined;
+
+export async function globalSetup(): Promise<void> {
+  if (process.env.SLIPWAY_TEST_REUSE_CLUSTER === '1') {
+    const state = readState(defaultClusterDir());
+    if (!state) throw new Error('SLIPWAY_TEST_REUSE_CLUSTER=1 but no cluster is running: npm run cluster:up first');
+    process.env.SLIPWAY_TEST_KUBECONFIG = state.kubeconfig;
+    process.env.SLIPWAY_TEST_BIN_DIR = state.binDir;
+    return;
+  }
+  const base = existsSync('/dev/shm') ? '/dev/shm' : tmpdir();
+  cluster = await startCluster({
+    dir: join(base, `slipway-test-${process.pid}`),
+    log: (line) => process.stderr.write(`[cluster] ${line}\n`),
+  });
+  process.env.SLIPWAY_TEST_KUBECONFIG = cluster.kubeconfig;
+  process.env.SLIPWAY_TEST_BIN_DIR = cluster.binDir;
+  process.env.SLIPWAY_TEST_CLUSTER_DIR = cluster.dir;
+  const stopOnSignal = (signal: NodeJS.Signals): void => {
+    void cluster?.stop().finally(() => process.kill(process.pid, signal));
+  };
+  process.once('SIGINT', stopOnSignal);
+  process.once('SIGTERM', stopOnSignal);
+}
+
+export async function globalTeardown(): Promise<void> {
+  if (!cluster) return;
+  await cluster.stop();
+  if (process.env.SLIPWAY_TEST_KEEP_LOGS !== '1') {
+    const { rmSync } = await import('node:fs');
+    rmSync(cluster.dir, { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,37 @@
+// What an integration test needs from the local control plane: kubectl against it, and a fresh namespace that
+// is deleted when the test ends.
+import { randomBytes } from 'node:crypto';
+import type { TestContext } from 'node:test';
+import { kubectlRunner } from '../cluster/cluster.ts';
+import { eventually } from '../support/eventually.ts';
+
+export interface TestCluster {
+  kubeconfig: string;
+  binDir: string;
+  kubectl(args: string[], input?: string): Promise<string>;
+}
+
+export function testCluster(): TestCluster {
+  const kubeconfig = process.env.SLIPWAY_TEST_KUBECONFIG;
+  const binDir = process.env.SLIPWAY_TEST_BIN_DIR;
+  if (!kubeconfig || !binDir) {
+    throw new Error('no local control plane: run integration tests through npm test (its global setup starts one)');
+  }
+  return { kubeconfig, binDir, kubectl: kubectlRunner(binDir, kubeconfig) };
+}
+
+/** Creates a namespace for one test, ready for pods (its default ServiceAccount exists), deleted afterwards. */
+export async function testNamespace(t: TestContext, cluster = testCluster()): Promise<string> {
+  const slug = t.name.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-|-$/g, '').slice(0, 40);
+  const name = `t-${slug}-${randomBytes(3).toString('hex')}`.replace(/-+/g, '-');
+  await cluster.kubectl(['create', 'namespace', name]);
+  await eventually(`ServiceAccount default in ${name}`, () => cluster.kubectl(['get', 'serviceaccount', 'default', '-n', name, '-o', 'name']));
+  t.after(async () => {
+    await cluster.kubectl(['delete', 'namespace', name, '--wait=false', '--ignore-not-found']);
+  });
+  return name;
+}
+
+export async function getJson<T = Record<string, unknown>>(cluster: TestCluster, args: string[]): Promise<T> {
+  return JSON.parse(await cluster.kubectl([...args, '-o', 'json'])) as T;
+}

@@ -1,0 +1,43 @@
+// Bounded waits for tests and the harness: poll a condition until it holds or a deadline passes, then fail with
+// the last thing observed. Never a fixed sleep.
+
+export interface EventuallyOptions {
+  timeoutMs?: number;
+  intervalMs?: number;
+  /** Rejections racing the wait, e.g. a child process that exits. */
+  abort?: Promise<never>;
+}
+
+/**
+ * Calls `probe` until it returns a value other than `undefined`/`false`, and returns that value. `probe` may
+ * throw: the error is remembered and shown if the deadline passes.
+ */
+export async function eventually<T>(
+  what: string,
+  probe: () => Promise<T | undefined | false> | T | undefined | false,
+  { timeoutMs = 30_000, intervalMs = 200, abort }: EventuallyOptions = {},
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const value = await (abort ? Promise.race([probe(), abort]) : probe());
+      if (value !== undefined && value !== false) return value;
+      last = value;
+    } catch (err) {
+      if (abort && (await isSettledRejection(abort, err))) throw err;
+      last = err instanceof Error ? err.message : err;
+    }
+    if (Date.now() > deadline) {
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}; last observed: ${String(last)}`);
+    }
+    const pause = new Promise((r) => setTimeout(r, intervalMs));
+    await (abort ? Promise.race([pause, abort]) : pause);
+  }
+}
+
+async function isSettledRejection(p: Promise<never>, err: unknown): Promise<boolean> {
+  const marker = Symbol('pending');
+  const got = await Promise.race([p.then(() => marker, (e: unknown) => e), Promise.resolve(marker)]);
+  return got === err;
+}
