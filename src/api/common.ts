@@ -1,0 +1,92 @@
+// Schema pieces shared by every Slipway resource: Kubernetes conditions, quantities, object metadata, and the
+// helpers that attach CEL rules and Kubernetes schema markers to zod schemas.
+import { z } from 'zod';
+
+export const GROUP = 'slipway.dev';
+export const VERSION = 'v1alpha1';
+export const API_VERSION = `${GROUP}/${VERSION}`;
+
+export interface CelRule {
+  rule: string;
+  message: string;
+  /** JSONPath-like field the error is reported on, relative to the object the rule sits on. */
+  fieldPath?: string;
+  reason?: 'FieldValueInvalid' | 'FieldValueForbidden' | 'FieldValueRequired' | 'FieldValueDuplicate';
+}
+
+/** Attaches CEL rules (`x-kubernetes-validations`) to a schema; the CRD generator copies them verbatim. */
+export function cel<T extends z.ZodType>(schema: T, ...rules: CelRule[]): T {
+  return schema.meta({ 'x-kubernetes-validations': rules });
+}
+
+export const name253 = z.string().min(1).max(253).regex(/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/, 'must be a DNS subdomain');
+export const name63 = z.string().min(1).max(63).regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, 'must be a DNS label');
+
+/** A resource quantity such as `500m`, `1Gi` or `2`. */
+export const quantity = z
+  .union([z.string().regex(/^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+|[numkMGTPE]|[KMGTPE]i)?$/), z.number()])
+  .meta({ 'x-kubernetes-int-or-string': true });
+
+export const resourceRequirements = z.object({
+  requests: z.record(z.string(), quantity).optional(),
+  limits: z.record(z.string(), quantity).optional(),
+});
+
+/** A Go duration as Kubernetes writes them: `30s`, `5m`, `1h30m`. */
+export const duration = z
+  .string()
+  .max(32)
+  .regex(/^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$/, 'must be a duration such as 30s, 5m or 1h30m');
+
+export const conditionStatus = z.enum(['True', 'False', 'Unknown']);
+
+/** metav1.Condition */
+export const condition = z.object({
+  type: z.string().min(1).max(316),
+  status: conditionStatus,
+  observedGeneration: z.number().int().min(0).optional(),
+  lastTransitionTime: z.string(),
+  reason: z.string().min(1).max(1024).regex(/^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$/),
+  message: z.string().max(32768),
+});
+export type Condition = z.infer<typeof condition>;
+
+export const conditions = z
+  .array(condition)
+  .max(32)
+  .meta({ 'x-kubernetes-list-type': 'map', 'x-kubernetes-list-map-keys': ['type'] });
+
+export const objectMeta = z.object({
+  name: z.string(),
+  namespace: z.string().optional(),
+  uid: z.string().optional(),
+  generation: z.number().int().optional(),
+  resourceVersion: z.string().optional(),
+  labels: z.record(z.string(), z.string()).optional(),
+  annotations: z.record(z.string(), z.string()).optional(),
+  deletionTimestamp: z.string().optional(),
+  creationTimestamp: z.string().optional(),
+});
+
+export interface PrinterColumn {
+  name: string;
+  type: 'string' | 'integer' | 'number' | 'boolean' | 'date';
+  jsonPath: string;
+  description?: string;
+  priority?: number;
+}
+
+/** Everything the CRD generator needs to know about one kind. */
+export interface KindDefinition {
+  kind: string;
+  plural: string;
+  singular: string;
+  shortNames: string[];
+  categories: string[];
+  spec: z.ZodType;
+  status: z.ZodType;
+  /** CEL rules on the whole object (e.g. on metadata.name). */
+  rootRules?: CelRule[];
+  printerColumns: PrinterColumn[];
+  description: string;
+}

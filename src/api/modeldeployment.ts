@@ -1,0 +1,222 @@
+// ModelDeployment: one model served as a scoring Deployment + Service (and optional batch CronJob), rolled out
+// revision by revision. The zod schema here is the source of the TypeScript types and of crds/.
+import { z } from 'zod';
+import { cel, conditions, duration, name253, name63, objectMeta, resourceRequirements, type KindDefinition } from './common.ts';
+
+export const MODEL_FORMATS = ['sklearn', 'xgboost', 'lightgbm', 'onnx', 'pmml', 'mlflow', 'custom'] as const;
+export const PROTOCOLS = ['v2', 'v1', 'custom'] as const;
+
+const model = z.object({
+  name: name63.meta({ description: 'Model name as the runtime serves it.' }),
+  version: z.string().min(1).max(128).meta({ description: 'Model version; changing it starts a new revision.' }),
+  uri: z
+    .string()
+    .max(2048)
+    .regex(/^(s3|gs|https|pvc):\/\/.+/, 'must start with s3://, gs://, https:// or pvc://')
+    .meta({ description: 'Where the runtime loads the model from: s3://, gs://, https:// or pvc://<claim>/<path>.' }),
+  format: z.enum(MODEL_FORMATS).meta({ description: 'Serialisation format of the model.' }),
+});
+
+const runtime = cel(
+  z.object({
+    port: z.number().int().min(1).max(65535).default(8080),
+    protocol: z.enum(PROTOCOLS).default('v2').meta({
+      description: 'Inference protocol: v2 (Open Inference Protocol), v1 (TF-Serving style) or custom (set the paths).',
+    }),
+    readinessPath: z.string().max(512).regex(/^\//, 'must start with /').optional(),
+    livenessPath: z.string().max(512).regex(/^\//, 'must start with /').optional(),
+    metricsPath: z.string().max(512).regex(/^\//, 'must start with /').default('/metrics'),
+    args: z.array(z.string().max(4096)).max(64).optional(),
+    env: z
+      .array(z.object({ name: z.string().min(1).max(256), value: z.string().max(32768).default('') }))
+      .max(128)
+      .optional(),
+  }),
+  {
+    rule: "!has(self.protocol) || self.protocol != 'custom' || has(self.readinessPath)",
+    message: 'runtime.readinessPath is required when runtime.protocol is custom',
+    fieldPath: '.readinessPath',
+  },
+);
+
+const autoscaling = cel(
+  z.object({
+    minReplicas: z.number().int().min(1).max(1000).default(1),
+    maxReplicas: z.number().int().min(1).max(1000),
+    targetCPUUtilizationPercentage: z.number().int().min(1).max(100).default(80),
+  }),
+  {
+    rule: 'self.maxReplicas >= self.minReplicas',
+    message: 'autoscaling.maxReplicas must be at least autoscaling.minReplicas',
+    fieldPath: '.maxReplicas',
+  },
+);
+
+const batch = z.object({
+  schedule: z.string().min(9).max(128).meta({ description: 'Cron schedule of the batch-scoring job, e.g. "0 2 * * *".' }),
+  timeZone: z.string().max(64).optional(),
+  args: z.array(z.string().max(4096)).max(64).optional(),
+  suspend: z.boolean().default(false),
+  resources: resourceRequirements.optional(),
+});
+
+const step = cel(
+  z.object({
+    setWeight: z.number().int().min(0).max(100).optional(),
+    pause: z.object({ duration: duration.optional() }).optional(),
+    analysis: z.object({}).optional(),
+  }),
+  {
+    rule: '[has(self.setWeight), has(self.pause), has(self.analysis)].filter(x, x).size() == 1',
+    message: 'each rollout step sets exactly one of setWeight, pause or analysis',
+  },
+);
+
+const trafficRouting = cel(
+  z.object({
+    gatewayAPI: z.object({ httpRoute: name253 }).optional(),
+    istio: z.object({ virtualService: name253, routes: z.array(z.string().max(253)).max(16).optional() }).optional(),
+    replicaRatio: z.object({}).optional(),
+  }),
+  {
+    rule: '[has(self.gatewayAPI), has(self.istio), has(self.replicaRatio)].filter(x, x).size() <= 1',
+    message: 'trafficRouting takes one of gatewayAPI, istio or replicaRatio',
+  },
+);
+
+const metric = cel(
+  z.object({
+    name: name63,
+    prometheus: z.object({ address: z.string().max(2048).optional(), query: z.string().min(1).max(8192) }).optional(),
+    web: z.object({ url: z.string().max(2048), jsonPath: z.string().max(512) }).optional(),
+    min: z.number().optional(),
+    max: z.number().optional(),
+    compare: z
+      .object({
+        baseline: z.enum(['stable']).default('stable'),
+        maxIncrease: z.string().regex(/^\d+(\.\d+)?%$/, 'must be a percentage such as 20%').optional(),
+        maxDecrease: z.string().regex(/^\d+(\.\d+)?%$/, 'must be a percentage such as 20%').optional(),
+      })
+      .optional(),
+  }),
+  {
+    rule: '[has(self.prometheus), has(self.web)].filter(x, x).size() == 1',
+    message: 'each analysis metric takes exactly one provider: prometheus or web',
+  },
+  {
+    rule: 'has(self.min) || has(self.max) || has(self.compare)',
+    message: 'each analysis metric needs a threshold: min, max or compare',
+  },
+  {
+    rule: '!has(self.min) || !has(self.max) || self.min <= self.max',
+    message: 'an analysis metric\'s min must not exceed its max',
+    fieldPath: '.min',
+  },
+);
+
+const analysis = z.object({
+  interval: duration.default('1m'),
+  failureLimit: z.number().int().min(0).max(100).default(2),
+  inconclusiveLimit: z.number().int().min(0).max(100).default(3),
+  metrics: z.array(metric).max(20).meta({ 'x-kubernetes-list-type': 'map', 'x-kubernetes-list-map-keys': ['name'] }),
+});
+
+const rollout = cel(
+  z.object({
+    steps: z.array(step).max(50).optional(),
+    trafficRouting: trafficRouting.optional(),
+    analysis: analysis.optional(),
+    autoRollback: z.boolean().default(true),
+  }),
+  {
+    rule: '!has(self.steps) || !self.steps.exists(s, has(s.analysis)) || has(self.analysis)',
+    message: 'a rollout step runs analysis, so rollout.analysis must define the metrics',
+    fieldPath: '.analysis',
+  },
+);
+
+export const modelDeploymentSpec = cel(
+  z.object({
+    model,
+    image: z.string().min(1).max(1024).optional().meta({ description: 'Model-server image; or environmentRef.' }),
+    environmentRef: z.object({ name: name253 }).optional().meta({
+      description: 'A ProjectEnvironment in the same namespace whose resolved image serves the model; or image.',
+    }),
+    runtime: runtime.prefault({}),
+    replicas: z.number().int().min(0).max(1000).optional(),
+    autoscaling: autoscaling.optional(),
+    resources: resourceRequirements.optional(),
+    batch: batch.optional(),
+    rollout: rollout.optional(),
+    progressDeadlineSeconds: z.number().int().min(30).max(86400).default(600),
+    revisionHistoryLimit: z.number().int().min(0).max(100).default(10),
+    paused: z.boolean().default(false),
+  }),
+  {
+    rule: 'has(self.image) != has(self.environmentRef)',
+    message: 'set exactly one of spec.image or spec.environmentRef',
+  },
+  {
+    rule: '!(has(self.replicas) && has(self.autoscaling))',
+    message: 'set spec.replicas or spec.autoscaling, not both',
+  },
+);
+
+const revisionRef = z.object({
+  revision: z.string(),
+  modelVersion: z.string(),
+  image: z.string(),
+});
+
+export const modelDeploymentStatus = z.object({
+  observedGeneration: z.number().int().optional(),
+  phase: z.enum(['Pending', 'Progressing', 'Paused', 'Healthy', 'Degraded', 'RolledBack', 'Failed']).optional(),
+  message: z.string().optional(),
+  stable: revisionRef.optional(),
+  /** The revision being rolled out, while one is. */
+  canary: revisionRef.extend({ weight: z.number().int().optional(), step: z.number().int().optional() }).optional(),
+  replicas: z.number().int().optional(),
+  readyReplicas: z.number().int().optional(),
+  availableReplicas: z.number().int().optional(),
+  serviceName: z.string().optional(),
+  conditions: conditions.optional(),
+});
+
+export const modelDeployment = z.object({
+  apiVersion: z.string(),
+  kind: z.literal('ModelDeployment'),
+  metadata: objectMeta,
+  spec: modelDeploymentSpec,
+  status: modelDeploymentStatus.optional(),
+});
+
+export type ModelDeploymentSpec = z.infer<typeof modelDeploymentSpec>;
+export type ModelDeploymentStatus = z.infer<typeof modelDeploymentStatus>;
+export type ModelDeployment = z.infer<typeof modelDeployment>;
+export type RevisionRef = z.infer<typeof revisionRef>;
+
+export const modelDeploymentKind: KindDefinition = {
+  kind: 'ModelDeployment',
+  plural: 'modeldeployments',
+  singular: 'modeldeployment',
+  shortNames: ['mdep'],
+  categories: ['slipway', 'all'],
+  description: 'A model version served as a scoring Deployment and Service, rolled out revision by revision.',
+  spec: modelDeploymentSpec,
+  status: modelDeploymentStatus,
+  rootRules: [
+    {
+      // Children are named <name>-<10-character revision>, and Deployment names become pod-name prefixes.
+      rule: 'self.metadata.name.size() <= 42',
+      message: 'a ModelDeployment name may be at most 42 characters (its children add a revision suffix)',
+    },
+  ],
+  printerColumns: [
+    { name: 'Model', type: 'string', jsonPath: '.spec.model.name' },
+    { name: 'Version', type: 'string', jsonPath: '.status.stable.modelVersion' },
+    { name: 'Phase', type: 'string', jsonPath: '.status.phase' },
+    { name: 'Ready', type: 'string', jsonPath: '.status.conditions[?(@.type=="Ready")].status' },
+    { name: 'Available', type: 'integer', jsonPath: '.status.availableReplicas' },
+    { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' },
+  ],
+};

@@ -1,0 +1,88 @@
+// Bad input is refused at admission, by the API server, with a message a person can act on: each CEL rule and
+// the most common schema checks of the ModelDeployment, ProjectEnvironment and Experiment CRDs.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { testCluster, testNamespace } from './harness.ts';
+
+const cluster = testCluster();
+
+type Obj = Record<string, unknown>;
+
+function md(name: string, spec: Obj): string {
+  return JSON.stringify({ apiVersion: 'slipway.dev/v1alpha1', kind: 'ModelDeployment', metadata: { name }, spec });
+}
+
+const base = (): Obj => ({
+  model: { name: 'churn', version: '8', uri: 's3://models/churn/8/', format: 'xgboost' },
+  image: 'registry.example.com/mlserver:1.6.1',
+  replicas: 1,
+});
+
+const analysis = { metrics: [{ name: 'error-rate', prometheus: { query: 'up' }, max: 0.01 }] };
+
+const rejected: { what: string; spec: Obj; name?: string; message: RegExp }[] = [
+  { what: 'both image and environmentRef', spec: { ...base(), environmentRef: { name: 'py311' } }, message: /set exactly one of spec.image or spec.environmentRef/ },
+  { what: 'neither image nor environmentRef', spec: { ...base(), image: undefined }, message: /set exactly one of spec.image or spec.environmentRef/ },
+  { what: 'replicas and autoscaling', spec: { ...base(), autoscaling: { maxReplicas: 3 } }, message: /set spec.replicas or spec.autoscaling, not both/ },
+  { what: 'maxReplicas below minReplicas', spec: { ...base(), replicas: undefined, autoscaling: { minReplicas: 4, maxReplicas: 2 } }, message: /autoscaling.maxReplicas must be at least autoscaling.minReplicas/ },
+  { what: 'a custom protocol without a readiness path', spec: { ...base(), runtime: { protocol: 'custom' } }, message: /runtime.readinessPath is required when runtime.protocol is custom/ },
+  { what: 'a step with two actions', spec: { ...base(), rollout: { steps: [{ setWeight: 10, pause: {} }] } }, message: /each rollout step sets exactly one of setWeight, pause or analysis/ },
+  { what: 'two traffic routers', spec: { ...base(), rollout: { trafficRouting: { replicaRatio: {}, gatewayAPI: { httpRoute: 'churn' } } } }, message: /trafficRouting takes one of gatewayAPI, istio or replicaRatio/ },
+  { what: 'an analysis step without metrics', spec: { ...base(), rollout: { steps: [{ analysis: {} }] } }, message: /rollout.analysis must define the metrics/ },
+  { what: 'a metric with two providers', spec: { ...base(), rollout: { analysis: { metrics: [{ name: 'm', prometheus: { query: 'up' }, web: { url: 'https://x', jsonPath: '$.a' }, max: 1 }] } } }, message: /exactly one provider: prometheus or web/ },
+  { what: 'a metric without a threshold', spec: { ...base(), rollout: { analysis: { metrics: [{ name: 'm', prometheus: { query: 'up' } }] } } }, message: /needs a threshold: min, max or compare/ },
+  { what: 'a metric whose min exceeds its max', spec: { ...base(), rollout: { analysis: { metrics: [{ name: 'm', prometheus: { query: 'up' }, min: 2, max: 1 }] } } }, message: /min must not exceed its max/ },
+  { what: 'a name too long for its children', name: 'a'.repeat(43), spec: base(), message: /may be at most 42 characters/ },
+  { what: 'a model URI with an unknown scheme', spec: { ...base(), model: { ...(base().model as Obj), uri: 'ftp://models/churn' } }, message: /spec.model.uri: Invalid value/ },
+  { what: 'an unknown model format', spec: { ...base(), model: { ...(base().model as Obj), format: 'pickle' } }, message: /spec.model.format: Unsupported value: "pickle"/ },
+  { what: 'a weight above 100', spec: { ...base(), rollout: { steps: [{ setWeight: 150 }] } }, message: /setWeight: Invalid value: 150: spec.rollout.steps\[0\].setWeight in body should be less than or equal to 100/ },
+  { what: 'a malformed pause duration', spec: { ...base(), rollout: { steps: [{ pause: { duration: 'five minutes' } }] } }, message: /spec.rollout.steps\[0\].pause.duration: Invalid value/ },
+];
+
+for (const c of rejected) {
+  test(`a ModelDeployment with ${c.what} is rejected`, async (t) => {
+    const ns = await testNamespace(t);
+    await assert.rejects(cluster.kubectl(['create', '-n', ns, '-f', '-'], md(c.name ?? 'churn', JSON.parse(JSON.stringify(c.spec)) as Obj)), c.message);
+  });
+}
+
+test('a valid ModelDeployment with a full rollout is accepted and defaulted', async (t) => {
+  const ns = await testNamespace(t);
+  const spec = { ...base(), rollout: { steps: [{ setWeight: 10 }, { pause: { duration: '5m' } }, { analysis: {} }], analysis } };
+  await cluster.kubectl(['create', '-n', ns, '-f', '-'], md('churn', spec));
+  const got = JSON.parse(await cluster.kubectl(['get', 'mdep', 'churn', '-n', ns, '-o', 'json'])) as { spec: { runtime: Obj; rollout: { analysis: Obj; autoRollback: boolean } } };
+  assert.deepEqual(got.spec.runtime, { port: 8080, protocol: 'v2', metricsPath: '/metrics' });
+  assert.equal(got.spec.rollout.autoRollback, true);
+  assert.equal(got.spec.rollout.analysis.interval, '1m');
+});
+
+const penv = (spec: Obj): string =>
+  JSON.stringify({ apiVersion: 'slipway.dev/v1alpha1', kind: 'ProjectEnvironment', metadata: { name: 'py311' }, spec });
+
+test('a ProjectEnvironment must be either prebuilt and pinned by digest, or built', async (t) => {
+  const ns = await testNamespace(t);
+  await assert.rejects(cluster.kubectl(['create', '-n', ns, '-f', '-'], penv({ image: 'python:3.11', baseImage: 'python:3.11' })), /set exactly one of spec.image \(prebuilt\) or spec.baseImage/);
+  await assert.rejects(cluster.kubectl(['create', '-n', ns, '-f', '-'], penv({ image: 'registry.example.com/env:latest' })), /spec.image: Invalid value/);
+  await assert.rejects(cluster.kubectl(['create', '-n', ns, '-f', '-'], penv({ baseImage: 'python:3.11-slim' })), /spec.build is required/);
+  await cluster.kubectl(['create', '-n', ns, '-f', '-'], penv({ image: `registry.example.com/env@sha256:${'a'.repeat(64)}` }));
+});
+
+const experiment = (strategy: Obj): string =>
+  JSON.stringify({
+    apiVersion: 'slipway.dev/v1alpha1',
+    kind: 'Experiment',
+    metadata: { name: 'churn-ab' },
+    spec: {
+      variants: [{ name: 'control', modelDeploymentRef: 'churn' }, { name: 'challenger', modelDeploymentRef: 'churn-v9' }],
+      strategy,
+      objective: { metric: 'conversion', kind: 'binomial' },
+    },
+  });
+
+test('an Experiment takes one strategy, and an A/B split with one weight per variant adding up to 100', async (t) => {
+  const ns = await testNamespace(t);
+  await assert.rejects(cluster.kubectl(['create', '-n', ns, '-f', '-'], experiment({ abTest: {}, bandit: {} })), /strategy takes exactly one of abTest, bandit or shadow/);
+  await assert.rejects(cluster.kubectl(['create', '-n', ns, '-f', '-'], experiment({ abTest: { split: [50, 40] } })), /split must add up to 100/);
+  await assert.rejects(cluster.kubectl(['create', '-n', ns, '-f', '-'], experiment({ abTest: { split: [50, 25, 25] } })), /one weight per variant/);
+  await cluster.kubectl(['create', '-n', ns, '-f', '-'], experiment({ abTest: { split: [50, 50] } }));
+});
