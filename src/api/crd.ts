@@ -25,7 +25,7 @@ function structural(node: unknown): unknown {
   if (s.additionalProperties === false) delete s.additionalProperties;
   if (s.minimum === -SAFE_INT) delete s.minimum;
   if (s.maximum === SAFE_INT) delete s.maximum;
-  if (s.type === 'object' && s.properties && Object.keys(s.properties as object).length === 0 && !s.additionalProperties) {
+  if (s.type === 'object' && s.properties && Object.keys(s.properties).length === 0 && !s.additionalProperties) {
     // An empty marker object such as `analysis: {}` keeps whatever a later version adds.
     s['x-kubernetes-preserve-unknown-fields'] = true;
     delete s.properties;

@@ -53,8 +53,8 @@ export interface ClusterState {
 }
 
 export interface Cluster extends ClusterState {
-  kubectl(args: string[], input?: string): Promise<string>;
-  stop(): Promise<void>;
+  kubectl: (args: string[], input?: string) => Promise<string>;
+  stop: () => Promise<void>;
 }
 
 /** Where `cluster:up` keeps the cluster that outlives it. */

@@ -8,7 +8,7 @@ import { eventually } from '../support/eventually.ts';
 export interface TestCluster {
   kubeconfig: string;
   binDir: string;
-  kubectl(args: string[], input?: string): Promise<string>;
+  kubectl: (args: string[], input?: string) => Promise<string>;
 }
 
 export function testCluster(): TestCluster {
