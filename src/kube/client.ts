@@ -1,0 +1,201 @@
+// The only door to the API server. client-node loads the kubeconfig (files, in-cluster, exec plugins) and
+// supplies TLS and auth; the requests themselves are plain HTTP so that every patch has the content type we
+// chose, every error is a typed KubeApiError, and watches are streams we control.
+import { KubeConfig } from '@kubernetes/client-node';
+import { Agent as HttpAgent, request as httpRequest, type IncomingMessage, type RequestOptions as NodeRequestOptions } from 'node:http';
+import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
+import { parseStatusError } from './errors.ts';
+import { apiVersionOf, resourcePath, type KubeObject, type ResourceType } from './resources.ts';
+
+/** The one field manager Slipway applies with: ownership of every field it sets is in this name. */
+export const FIELD_MANAGER = 'slipway';
+
+export type Query = Record<string, string | number | boolean | undefined>;
+
+export interface RequestOptions {
+  method: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
+  path: string;
+  query?: Query;
+  body?: unknown;
+  contentType?: string;
+  timeoutMs?: number;
+  signal?: AbortSignal;
+}
+
+export interface RequestObserver {
+  (method: string, path: string, code: number, seconds: number): void;
+}
+
+export interface KubeClientOptions {
+  kubeconfig?: string;
+  context?: string;
+  /** Client-side cap on concurrent requests (keep-alive sockets). */
+  maxSockets?: number;
+}
+
+function encodeQuery(query: Query | undefined): string {
+  if (!query) return '';
+  const params = new URLSearchParams();
+  for (const [k, v] of Object.entries(query)) if (v !== undefined) params.set(k, String(v));
+  const s = params.toString();
+  return s ? `?${s}` : '';
+}
+
+export class KubeClient {
+  readonly server: string;
+  readonly namespace: string;
+  private readonly kc: KubeConfig;
+  private readonly agent: HttpAgent | HttpsAgent;
+  private readonly observers: RequestObserver[] = [];
+
+  private constructor(kc: KubeConfig, agent: HttpAgent | HttpsAgent, server: string) {
+    this.kc = kc;
+    this.agent = agent;
+    this.server = server.replace(/\/$/, '');
+    this.namespace = kc.getContextObject(kc.getCurrentContext())?.namespace ?? 'default';
+  }
+
+  /** Loads $KUBECONFIG / ~/.kube/config / the in-cluster service account, like kubectl. */
+  static async load(opts: KubeClientOptions = {}): Promise<KubeClient> {
+    const kc = new KubeConfig();
+    if (opts.kubeconfig) kc.loadFromFile(opts.kubeconfig);
+    else kc.loadFromDefault();
+    if (opts.context) kc.setCurrentContext(opts.context);
+    const cluster = kc.getCurrentCluster();
+    if (!cluster) throw new Error('the kubeconfig has no current cluster');
+    const tls: NodeRequestOptions = {};
+    await kc.applyToHTTPSOptions(tls);
+    const agentOpts = { keepAlive: true, maxSockets: opts.maxSockets ?? 32 };
+    const agent = cluster.server.startsWith('https:')
+      ? new HttpsAgent({ ...agentOpts, ...pickTls(tls as Record<string, unknown>) })
+      : new HttpAgent(agentOpts);
+    return new KubeClient(kc, agent, cluster.server);
+  }
+
+  /** Sees every response (metrics: requests per reconcile, latency, error codes). */
+  observe(observer: RequestObserver): void {
+    this.observers.push(observer);
+  }
+
+  private async open(opts: RequestOptions): Promise<{ res: IncomingMessage; started: number }> {
+    const url = new URL(this.server + opts.path + encodeQuery(opts.query));
+    // Per request, so short-lived tokens from exec plugins and projected service-account tokens stay fresh.
+    const auth: NodeRequestOptions = {};
+    await this.kc.applyToHTTPSOptions(auth);
+    const headers: Record<string, string> = { Accept: 'application/json', ...(auth.headers as Record<string, string> | undefined) };
+    let payload: string | undefined;
+    if (opts.body !== undefined) {
+      payload = typeof opts.body === 'string' ? opts.body : JSON.stringify(opts.body);
+      headers['Content-Type'] = opts.contentType ?? 'application/json';
+      headers['Content-Length'] = String(Buffer.byteLength(payload));
+    }
+    const started = performance.now();
+    const res = await new Promise<IncomingMessage>((resolve, reject) => {
+      const send = url.protocol === 'https:' ? httpsRequest : httpRequest;
+      const req = send(url, { method: opts.method, headers, agent: this.agent, ...(opts.signal ? { signal: opts.signal } : {}) }, resolve);
+      if (opts.timeoutMs) req.setTimeout(opts.timeoutMs, () => req.destroy(new Error(`${opts.method} ${opts.path}: no answer in ${opts.timeoutMs} ms`)));
+      req.on('error', reject);
+      req.end(payload);
+    });
+    return { res, started };
+  }
+
+  private report(method: string, path: string, code: number, started: number): void {
+    const seconds = (performance.now() - started) / 1000;
+    for (const o of this.observers) o(method, path, code, seconds);
+  }
+
+  /** A request whose answer is read whole; non-2xx answers throw a KubeApiError. */
+  async request<T>(opts: RequestOptions): Promise<T> {
+    const { res, started } = await this.open({ timeoutMs: 30_000, ...opts });
+    const chunks: Buffer[] = [];
+    for await (const chunk of res) chunks.push(chunk as Buffer);
+    const body = Buffer.concat(chunks).toString('utf8');
+    const code = res.statusCode ?? 0;
+    this.report(opts.method, opts.path, code, started);
+    if (code < 200 || code >= 300) {
+      throw parseStatusError(code, body, opts.method, opts.path, headerOf(res, 'retry-after'));
+    }
+    return (body ? JSON.parse(body) : undefined) as T;
+  }
+
+  /** A streaming GET (watch). The caller owns the response and must destroy it. */
+  async stream(opts: Omit<RequestOptions, 'method' | 'body'>): Promise<IncomingMessage> {
+    const { res, started } = await this.open({ ...opts, method: 'GET' });
+    const code = res.statusCode ?? 0;
+    this.report('WATCH', opts.path, code, started);
+    if (code < 200 || code >= 300) {
+      const chunks: Buffer[] = [];
+      for await (const chunk of res) chunks.push(chunk as Buffer);
+      throw parseStatusError(code, Buffer.concat(chunks).toString('utf8'), 'GET', opts.path, headerOf(res, 'retry-after'));
+    }
+    return res;
+  }
+
+  get<T extends KubeObject>(r: ResourceType, namespace: string | undefined, name: string): Promise<T> {
+    return this.request<T>({ method: 'GET', path: resourcePath(r, namespace, name) });
+  }
+
+  create<T extends KubeObject>(r: ResourceType, obj: T): Promise<T> {
+    return this.request<T>({ method: 'POST', path: resourcePath(r, obj.metadata.namespace), body: obj, query: { fieldManager: FIELD_MANAGER } });
+  }
+
+  /** Replace with optimistic concurrency: `obj.metadata.resourceVersion` must be current or the server answers 409. */
+  replace<T extends KubeObject>(r: ResourceType, obj: T): Promise<T> {
+    return this.request<T>({ method: 'PUT', path: resourcePath(r, obj.metadata.namespace, obj.metadata.name), body: obj, query: { fieldManager: FIELD_MANAGER } });
+  }
+
+  /**
+   * Server-side apply of a full configuration: fields we applied before and leave out now are removed.
+   * `force` takes ownership of fields another manager set (a hand edit of a field we own is reverted).
+   */
+  apply<T extends KubeObject>(r: ResourceType, obj: KubeObject, opts: { force?: boolean; subresource?: 'status' } = {}): Promise<T> {
+    const body = { ...obj, apiVersion: apiVersionOf(r), kind: r.kind };
+    return this.request<T>({
+      method: 'PATCH',
+      path: resourcePath(r, obj.metadata.namespace, obj.metadata.name, opts.subresource),
+      body,
+      contentType: 'application/apply-patch+yaml',
+      query: { fieldManager: FIELD_MANAGER, force: opts.force ?? true },
+    });
+  }
+
+  mergePatch<T extends KubeObject>(r: ResourceType, namespace: string | undefined, name: string, patch: unknown, subresource?: string): Promise<T> {
+    return this.request<T>({
+      method: 'PATCH',
+      path: resourcePath(r, namespace, name, subresource),
+      body: patch,
+      contentType: 'application/merge-patch+json',
+      query: { fieldManager: FIELD_MANAGER },
+    });
+  }
+
+  /** Deletes with the given propagation; a uid precondition makes sure we delete the object we looked at. */
+  delete(r: ResourceType, namespace: string | undefined, name: string, opts: { uid?: string; propagationPolicy?: 'Background' | 'Foreground' | 'Orphan' } = {}): Promise<unknown> {
+    return this.request({
+      method: 'DELETE',
+      path: resourcePath(r, namespace, name),
+      body: {
+        kind: 'DeleteOptions',
+        apiVersion: 'v1',
+        propagationPolicy: opts.propagationPolicy ?? 'Background',
+        ...(opts.uid ? { preconditions: { uid: opts.uid } } : {}),
+      },
+    });
+  }
+
+  close(): void {
+    this.agent.destroy();
+  }
+}
+
+function headerOf(res: IncomingMessage, name: string): string | undefined {
+  const v = res.headers[name];
+  return Array.isArray(v) ? v[0] : v;
+}
+
+function pickTls(o: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const k of ['ca', 'cert', 'key', 'pfx', 'passphrase', 'rejectUnauthorized', 'servername']) if (o[k] !== undefined) out[k] = o[k];
+  return out;
+}

@@ -1,0 +1,187 @@
+// A cache of one resource type kept current by a ListWatch, with secondary indexes (owner, label) and change
+// notifications. Controllers read only from here; a relist turns into the add/update/delete events it implies.
+import type { KubeClient } from './client.ts';
+import { ListWatch, type ListWatchOptions, type RestartReason, type WatchEventType } from './list-watch.ts';
+import { objectKey, type KubeObject, type ResourceType } from './resources.ts';
+
+export type IndexFunc<T> = (obj: T) => string[];
+
+export interface CacheEvent<T> {
+  type: WatchEventType;
+  obj: T;
+  old?: T;
+}
+
+export type CacheHandler<T> = (event: CacheEvent<T>) => void;
+
+export class Store<T extends KubeObject> {
+  private readonly items = new Map<string, T>();
+  private readonly indexers: Record<string, IndexFunc<T>>;
+  private readonly indices = new Map<string, Map<string, Set<string>>>();
+
+  constructor(indexers: Record<string, IndexFunc<T>> = {}) {
+    this.indexers = indexers;
+    for (const name of Object.keys(indexers)) this.indices.set(name, new Map());
+  }
+
+  get size(): number {
+    return this.items.size;
+  }
+
+  get(key: string): T | undefined {
+    return this.items.get(key);
+  }
+
+  list(): T[] {
+    return [...this.items.values()];
+  }
+
+  keys(): string[] {
+    return [...this.items.keys()];
+  }
+
+  byIndex(index: string, value: string): T[] {
+    const keys = this.indices.get(index)?.get(value);
+    if (!keys) return [];
+    return [...keys].map((k) => this.items.get(k)).filter((o): o is T => o !== undefined);
+  }
+
+  upsert(obj: T): T | undefined {
+    const key = objectKey(obj);
+    const old = this.items.get(key);
+    if (old) this.unindex(key, old);
+    this.items.set(key, obj);
+    this.index(key, obj);
+    return old;
+  }
+
+  remove(obj: T): T | undefined {
+    const key = objectKey(obj);
+    const old = this.items.get(key);
+    if (old) {
+      this.unindex(key, old);
+      this.items.delete(key);
+    }
+    return old;
+  }
+
+  /** Replaces the whole content; returns the events that turn the old content into the new. */
+  replace(items: T[]): CacheEvent<T>[] {
+    const events: CacheEvent<T>[] = [];
+    const seen = new Set<string>();
+    for (const obj of items) {
+      const key = objectKey(obj);
+      seen.add(key);
+      const old = this.upsert(obj);
+      if (!old) events.push({ type: 'ADDED', obj });
+      else if (old.metadata.resourceVersion !== obj.metadata.resourceVersion) events.push({ type: 'MODIFIED', obj, old });
+    }
+    for (const [key, obj] of [...this.items]) {
+      if (!seen.has(key)) {
+        this.remove(obj);
+        events.push({ type: 'DELETED', obj });
+      }
+    }
+    return events;
+  }
+
+  private index(key: string, obj: T): void {
+    for (const [name, fn] of Object.entries(this.indexers)) {
+      const index = this.indices.get(name);
+      if (!index) continue;
+      for (const value of fn(obj)) {
+        const keys = index.get(value) ?? new Set<string>();
+        index.set(value, keys);
+        keys.add(key);
+      }
+    }
+  }
+
+  private unindex(key: string, obj: T): void {
+    for (const [name, fn] of Object.entries(this.indexers)) {
+      const index = this.indices.get(name);
+      for (const value of fn(obj)) {
+        const keys = index?.get(value);
+        keys?.delete(key);
+        if (keys?.size === 0) index?.delete(value);
+      }
+    }
+  }
+}
+
+/** Index of objects by the uid of their controller owner. */
+export const byControllerUid = <T extends KubeObject>(obj: T): string[] =>
+  (obj.metadata.ownerReferences ?? []).filter((r) => r.controller).map((r) => r.uid);
+
+export interface InformerHooks {
+  onRestart?: (resource: string, reason: RestartReason, err?: unknown) => void;
+  onActivity?: (resource: string) => void;
+  onHandlerError?: (resource: string, err: unknown) => void;
+}
+
+export class Informer<T extends KubeObject> {
+  readonly resource: ResourceType;
+  readonly store: Store<T>;
+  private readonly handlers: CacheHandler<T>[] = [];
+  private readonly listWatch: ListWatch<T>;
+  private syncedResolve!: () => void;
+  readonly synced: Promise<void>;
+  private isSynced = false;
+
+  constructor(client: KubeClient, resource: ResourceType, opts: ListWatchOptions & { indexers?: Record<string, IndexFunc<T>>; hooks?: InformerHooks } = {}) {
+    this.resource = resource;
+    this.store = new Store<T>(opts.indexers);
+    this.synced = new Promise((r) => (this.syncedResolve = r));
+    const hooks = opts.hooks ?? {};
+    this.listWatch = new ListWatch<T>(
+      client,
+      resource,
+      {
+        onList: (items) => {
+          for (const e of this.store.replace(items)) this.emit(e, hooks);
+          this.isSynced = true;
+          this.syncedResolve();
+        },
+        onEvent: (type, obj) => {
+          if (type === 'DELETED') {
+            const old = this.store.remove(obj);
+            this.emit({ type, obj: old ?? obj }, hooks);
+            return;
+          }
+          const old = this.store.upsert(obj);
+          this.emit(old ? { type: 'MODIFIED', obj, old } : { type: 'ADDED', obj }, hooks);
+        },
+        onRestart: (reason, err) => hooks.onRestart?.(resource.plural, reason, err),
+        onActivity: () => hooks.onActivity?.(resource.plural),
+      },
+      opts,
+    );
+  }
+
+  get hasSynced(): boolean {
+    return this.isSynced;
+  }
+
+  on(handler: CacheHandler<T>): void {
+    this.handlers.push(handler);
+  }
+
+  start(): void {
+    this.listWatch.start();
+  }
+
+  stop(): Promise<void> {
+    return this.listWatch.stop();
+  }
+
+  private emit(event: CacheEvent<T>, hooks: InformerHooks): void {
+    for (const h of this.handlers) {
+      try {
+        h(event);
+      } catch (err) {
+        // A handler bug must not tear down the watch that every other handler depends on.
+        hooks.onHandlerError?.(this.resource.plural, err);
+      }
+    }
+  }
+}

@@ -1,0 +1,242 @@
+// List-then-watch of one resource type, written for the ways real watches fail: paged lists, bookmarks, a
+// server-side timeout with jitter so watches end cleanly, an inactivity watchdog for connections that go
+// silent, a relist when the resource version has expired (410), and exponential backoff with full jitter that
+// honours Retry-After. One connection at a time; it never stops on its own, only when told to.
+import type { IncomingMessage } from 'node:http';
+import type { KubeClient } from './client.ts';
+import { isGone, KubeApiError } from './errors.ts';
+import { apiVersionOf, resourcePath, type KubeObject, type ResourceType } from './resources.ts';
+
+export type WatchEventType = 'ADDED' | 'MODIFIED' | 'DELETED';
+
+export interface ListWatchHandlers<T> {
+  /** A complete, consistent list: the first one and every relist. */
+  onList(items: T[], resourceVersion: string): void;
+  onEvent(type: WatchEventType, obj: T): void;
+  /** Why the watch restarted: expired, inactive, closed, error, throttled. */
+  onRestart?(reason: RestartReason, err?: unknown): void;
+  /** Any byte of a watch (events and bookmarks alike): for staleness metrics. */
+  onActivity?(): void;
+}
+
+export type RestartReason = 'expired' | 'inactive' | 'closed' | 'error' | 'throttled';
+
+export interface ListWatchOptions {
+  namespace?: string;
+  labelSelector?: string;
+  pageSize?: number;
+  /** The server ends each watch after this many seconds, plus up to the same again of jitter. */
+  watchTimeoutSeconds?: number;
+  /** No byte for this long (bookmarks arrive about once a minute) and the connection is presumed dead. */
+  inactivityTimeoutMs?: number;
+  backoffInitialMs?: number;
+  backoffMaxMs?: number;
+  random?: () => number;
+}
+
+interface ListResponse<T> {
+  metadata: { resourceVersion: string; continue?: string };
+  items: T[];
+}
+
+interface RawEvent {
+  type: string;
+  object: KubeObject & { code?: number; reason?: string; message?: string };
+}
+
+class InactivityError extends Error {}
+
+export class ListWatch<T extends KubeObject> {
+  private readonly client: KubeClient;
+  private readonly resource: ResourceType;
+  private readonly handlers: ListWatchHandlers<T>;
+  private readonly opts: Required<Omit<ListWatchOptions, 'namespace' | 'labelSelector'>> & Pick<ListWatchOptions, 'namespace' | 'labelSelector'>;
+  private resourceVersion: string | undefined;
+  private stopped = false;
+  private running: Promise<void> | undefined;
+  private current: IncomingMessage | undefined;
+  private wake: (() => void) | undefined;
+  private readonly abort = new AbortController();
+
+  constructor(client: KubeClient, resource: ResourceType, handlers: ListWatchHandlers<T>, opts: ListWatchOptions = {}) {
+    this.client = client;
+    this.resource = resource;
+    this.handlers = handlers;
+    this.opts = {
+      pageSize: 500,
+      watchTimeoutSeconds: 300,
+      inactivityTimeoutMs: 150_000,
+      backoffInitialMs: 500,
+      backoffMaxMs: 30_000,
+      random: Math.random,
+      ...opts,
+    };
+  }
+
+  get lastResourceVersion(): string | undefined {
+    return this.resourceVersion;
+  }
+
+  start(): void {
+    this.running ??= this.loop();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.abort.abort();
+    this.current?.destroy();
+    this.wake?.();
+    await this.running;
+  }
+
+  private async loop(): Promise<void> {
+    let failures = 0;
+    while (!this.stopped) {
+      try {
+        if (this.resourceVersion === undefined) {
+          const { items, resourceVersion } = await this.list();
+          if (this.stopped) return;
+          this.handlers.onList(items, resourceVersion);
+          this.resourceVersion = resourceVersion;
+        }
+        await this.watch();
+        failures = 0;
+        this.handlers.onRestart?.('closed');
+      } catch (err) {
+        if (this.stopped) return;
+        if (isGone(err)) {
+          // Our resource version is older than etcd's compaction window: only a new list is consistent.
+          this.resourceVersion = undefined;
+          this.handlers.onRestart?.('expired', err);
+          continue;
+        }
+        failures++;
+        const throttled = err instanceof KubeApiError && err.code === 429;
+        this.handlers.onRestart?.(err instanceof InactivityError ? 'inactive' : throttled ? 'throttled' : 'error', err);
+        await this.sleep(this.backoff(failures, err));
+      }
+    }
+  }
+
+  /** Full jitter (AWS architecture blog): uniform in [0, min(max, initial·2^n)]; Retry-After is a floor. */
+  backoff(failures: number, err: unknown): number {
+    const ceiling = Math.min(this.opts.backoffMaxMs, this.opts.backoffInitialMs * 2 ** Math.min(failures - 1, 30));
+    const jittered = this.opts.random() * ceiling;
+    const retryAfter = err instanceof KubeApiError && err.retryAfterSeconds !== undefined ? err.retryAfterSeconds * 1000 : 0;
+    return Math.max(jittered, retryAfter);
+  }
+
+  private sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.wake = undefined;
+        resolve();
+      }, ms);
+      this.wake = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+    });
+  }
+
+  private query(): Record<string, string | undefined> {
+    return { labelSelector: this.opts.labelSelector };
+  }
+
+  private async list(): Promise<{ items: T[]; resourceVersion: string }> {
+    const path = resourcePath(this.resource, this.opts.namespace);
+    const items: T[] = [];
+    let cont: string | undefined;
+    let resourceVersion: string;
+    do {
+      const page: ListResponse<T> = await this.client.request({
+        method: 'GET',
+        path,
+        query: { ...this.query(), limit: this.opts.pageSize, continue: cont },
+        signal: this.abort.signal,
+        timeoutMs: 60_000,
+      });
+      for (const item of page.items) {
+        // List items carry no apiVersion/kind; watch events do. Make them alike.
+        item.apiVersion = apiVersionOf(this.resource);
+        item.kind = this.resource.kind;
+        items.push(item);
+      }
+      resourceVersion = page.metadata.resourceVersion;
+      cont = page.metadata.continue || undefined;
+    } while (cont);
+    return { items, resourceVersion };
+  }
+
+  private async watch(): Promise<void> {
+    const timeoutSeconds = Math.round(this.opts.watchTimeoutSeconds * (1 + this.opts.random()));
+    const res = await this.client.stream({
+      path: resourcePath(this.resource, this.opts.namespace),
+      query: {
+        ...this.query(),
+        watch: 'true',
+        resourceVersion: this.resourceVersion,
+        allowWatchBookmarks: 'true',
+        timeoutSeconds: String(timeoutSeconds),
+      },
+      signal: this.abort.signal,
+    });
+    this.current = res;
+    let watchdog: NodeJS.Timeout | undefined;
+    const arm = (): void => {
+      clearTimeout(watchdog);
+      watchdog = setTimeout(() => res.destroy(new InactivityError(`no watch activity for ${this.opts.inactivityTimeoutMs} ms`)), this.opts.inactivityTimeoutMs);
+    };
+    arm();
+    let buffered = '';
+    try {
+      for await (const chunk of res) {
+        arm();
+        this.handlers.onActivity?.();
+        buffered += (chunk as Buffer).toString('utf8');
+        let nl: number;
+        while ((nl = buffered.indexOf('\n')) >= 0) {
+          const line = buffered.slice(0, nl).trim();
+          buffered = buffered.slice(nl + 1);
+          if (line) this.dispatch(line);
+        }
+      }
+    } finally {
+      clearTimeout(watchdog);
+      this.current = undefined;
+      res.destroy();
+    }
+  }
+
+  private dispatch(line: string): void {
+    let event: RawEvent;
+    try {
+      event = JSON.parse(line) as RawEvent;
+    } catch {
+      // A line that is not JSON means the stream is corrupt: resume from the last good resource version.
+      throw new Error(`undecodable watch line: ${line.slice(0, 200)}`);
+    }
+    const obj = event.object;
+    switch (event.type) {
+      case 'ADDED':
+      case 'MODIFIED':
+      case 'DELETED':
+        this.handlers.onEvent(event.type, obj as T);
+        if (obj.metadata.resourceVersion) this.resourceVersion = obj.metadata.resourceVersion;
+        return;
+      case 'BOOKMARK':
+        if (obj.metadata.resourceVersion) this.resourceVersion = obj.metadata.resourceVersion;
+        return;
+      case 'ERROR':
+        throw new KubeApiError({
+          code: obj.code ?? 500,
+          reason: obj.reason,
+          message: obj.message ?? 'watch error',
+          method: 'WATCH',
+          path: resourcePath(this.resource, this.opts.namespace),
+        });
+      default:
+        throw new Error(`unknown watch event type ${event.type}`);
+    }
+  }
+}

@@ -1,0 +1,213 @@
+// The list-watch against an in-process HTTP server that misbehaves the ways real API servers and networks do:
+// 410 Gone, silence, dropped connections, 429 with Retry-After, garbage lines, paging and bookmarks.
+import assert from 'node:assert/strict';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, test } from 'node:test';
+import { KubeClient } from '../../src/kube/client.ts';
+import { KubeApiError } from '../../src/kube/errors.ts';
+import { Informer } from '../../src/kube/informer.ts';
+import { ListWatch, type RestartReason } from '../../src/kube/list-watch.ts';
+import { Resources, type KubeObject } from '../../src/kube/resources.ts';
+import { eventually } from '../support/eventually.ts';
+
+type Handler = (req: IncomingMessage, res: ServerResponse, url: URL) => void;
+
+interface FakeServer {
+  client: KubeClient;
+  requests: URL[];
+  server: Server;
+}
+
+const servers: Server[] = [];
+after(() => servers.forEach((s) => s.closeAllConnections?.() ?? s.close()));
+
+/** Serves one scripted answer per request, in order; the last one repeats. */
+async function fakeApiServer(script: Handler[]): Promise<FakeServer> {
+  const requests: URL[] = [];
+  const server = createServer((req, res) => {
+    const url = new URL(req.url ?? '/', 'http://x');
+    requests.push(url);
+    const handler = script[Math.min(requests.length - 1, script.length - 1)];
+    handler?.(req, res, url);
+  });
+  servers.push(server);
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  const port = (server.address() as { port: number }).port;
+  const dir = mkdtempSync(join(tmpdir(), 'slipway-lw-'));
+  const kubeconfig = join(dir, 'config');
+  writeFileSync(kubeconfig, `apiVersion: v1
+kind: Config
+clusters: [{name: fake, cluster: {server: "http://127.0.0.1:${port}", insecure-skip-tls-verify: true}}]
+users: [{name: fake, user: {}}]
+contexts: [{name: fake, context: {cluster: fake, user: fake}}]
+current-context: fake
+`);
+  return { client: await KubeClient.load({ kubeconfig }), requests, server };
+}
+
+const pod = (name: string, rv: string): KubeObject => ({ metadata: { name, namespace: 'ns', resourceVersion: rv } });
+
+const list = (rv: string, items: KubeObject[], cont?: string): Handler => (_req, res) => {
+  res.writeHead(200, { 'Content-Type': 'application/json' });
+  res.end(JSON.stringify({ kind: 'PodList', metadata: { resourceVersion: rv, ...(cont ? { continue: cont } : {}) }, items }));
+};
+
+/** A watch that writes the given lines, then either ends, hangs, or drops the connection. */
+const watch = (lines: unknown[], then: 'end' | 'hang' | 'drop'): Handler => (_req, res) => {
+  res.writeHead(200, { 'Content-Type': 'application/json', 'Transfer-Encoding': 'chunked' });
+  for (const l of lines) res.write(typeof l === 'string' ? `${l}\n` : `${JSON.stringify(l)}\n`);
+  if (then === 'end') res.end();
+  if (then === 'drop') setTimeout(() => res.socket?.destroy(), 20);
+};
+
+const hang: Handler = () => {};
+
+function recorder() {
+  const lists: string[][] = [];
+  const events: string[] = [];
+  const restarts: RestartReason[] = [];
+  return {
+    lists,
+    events,
+    restarts,
+    handlers: {
+      onList: (items: KubeObject[]) => lists.push(items.map((i) => i.metadata.name)),
+      onEvent: (type: string, obj: KubeObject) => events.push(`${type} ${obj.metadata.name}`),
+      onRestart: (reason: RestartReason) => restarts.push(reason),
+    },
+  };
+}
+
+const fast = { backoffInitialMs: 5, backoffMaxMs: 20, inactivityTimeoutMs: 5_000, random: () => 0.5 };
+
+test('a 410 during the watch makes it list again and resume from the new list', async () => {
+  const { client, requests } = await fakeApiServer([
+    list('10', [pod('a', '9')]),
+    watch([{ type: 'ERROR', object: { kind: 'Status', code: 410, reason: 'Expired', message: 'too old resource version: 10 (55)' } }], 'hang'),
+    list('60', [pod('a', '9'), pod('b', '58')]),
+    hang,
+  ]);
+  const r = recorder();
+  const lw = new ListWatch(client, Resources.Pod, r.handlers, fast);
+  lw.start();
+  await eventually('a relist', () => r.lists.length === 2);
+  await eventually('a watch from the new list', () => requests.length >= 4);
+  await lw.stop();
+  assert.deepEqual(r.lists, [['a'], ['a', 'b']]);
+  assert.ok(r.restarts.includes('expired'));
+  assert.equal(requests[3]?.searchParams.get('resourceVersion'), '60');
+});
+
+test('a silent watch is dropped by the inactivity watchdog and resumed from the last resource version', async () => {
+  const { client, requests } = await fakeApiServer([
+    list('10', []),
+    watch([{ type: 'ADDED', object: pod('a', '11') }], 'hang'),
+    watch([{ type: 'ADDED', object: pod('b', '12') }], 'hang'),
+  ]);
+  const r = recorder();
+  const lw = new ListWatch(client, Resources.Pod, r.handlers, { ...fast, inactivityTimeoutMs: 200 });
+  lw.start();
+  await eventually('the event after the reconnect', () => r.events.includes('ADDED b'));
+  await lw.stop();
+  assert.ok(r.restarts.includes('inactive'));
+  assert.equal(requests[2]?.searchParams.get('resourceVersion'), '11', 'resumes after the last event it saw');
+  assert.deepEqual(r.lists, [[]], 'no relist is needed');
+});
+
+test('a dropped connection reconnects from the last event, losing nothing and listing once', async () => {
+  const { client, requests } = await fakeApiServer([
+    list('10', []),
+    watch([{ type: 'ADDED', object: pod('a', '11') }, { type: 'MODIFIED', object: pod('a', '12') }], 'drop'),
+    watch([{ type: 'DELETED', object: pod('a', '13') }], 'hang'),
+  ]);
+  const r = recorder();
+  const lw = new ListWatch(client, Resources.Pod, r.handlers, fast);
+  lw.start();
+  await eventually('the delete after the reconnect', () => r.events.includes('DELETED a'));
+  await lw.stop();
+  assert.deepEqual(r.events, ['ADDED a', 'MODIFIED a', 'DELETED a']);
+  assert.equal(requests[2]?.searchParams.get('resourceVersion'), '12');
+  assert.equal(r.lists.length, 1);
+});
+
+test('a 429 with Retry-After is reported as throttling and the list is retried', async () => {
+  const throttled: Handler = (_req, res) => {
+    res.writeHead(429, { 'Content-Type': 'application/json', 'Retry-After': '1' });
+    res.end(JSON.stringify({ kind: 'Status', code: 429, reason: 'TooManyRequests', message: 'slow down' }));
+  };
+  const { client, requests } = await fakeApiServer([throttled, list('10', [pod('a', '9')]), hang]);
+  const r = recorder();
+  const lw = new ListWatch(client, Resources.Pod, r.handlers, fast);
+  lw.start();
+  await eventually('the list after the throttle', () => r.lists.length === 1, { timeoutMs: 10_000 });
+  await lw.stop();
+  assert.deepEqual(r.restarts, ['throttled']);
+  assert.equal(requests.length >= 2, true);
+});
+
+test('backoff grows exponentially with full jitter, is capped, and never undercuts Retry-After', async () => {
+  const { client } = await fakeApiServer([hang]);
+  const lw = new ListWatch(client, Resources.Pod, recorder().handlers, { backoffInitialMs: 100, backoffMaxMs: 1000, random: () => 1 });
+  assert.deepEqual([1, 2, 3, 4, 5, 10].map((n) => lw.backoff(n, new Error('x'))), [100, 200, 400, 800, 1000, 1000]);
+  const zero = new ListWatch(client, Resources.Pod, recorder().handlers, { backoffInitialMs: 100, backoffMaxMs: 1000, random: () => 0 });
+  assert.equal(zero.backoff(3, new Error('x')), 0, 'full jitter reaches down to zero');
+  const throttle = new KubeApiError({ code: 429, message: 'slow down', retryAfterSeconds: 2, method: 'GET', path: '/' });
+  assert.equal(zero.backoff(1, throttle), 2000);
+});
+
+test('a garbage line restarts the watch from the last good resource version', async () => {
+  const { client, requests } = await fakeApiServer([
+    list('10', []),
+    watch([{ type: 'ADDED', object: pod('a', '11') }, '{"type": "ADDED", "object": {trunc', { type: 'ADDED', object: pod('never', '99') }], 'hang'),
+    watch([{ type: 'ADDED', object: pod('b', '12') }], 'hang'),
+  ]);
+  const r = recorder();
+  const lw = new ListWatch(client, Resources.Pod, r.handlers, fast);
+  lw.start();
+  await eventually('the event after the restart', () => r.events.includes('ADDED b'));
+  await lw.stop();
+  assert.deepEqual(r.events, ['ADDED a', 'ADDED b'], 'nothing after the garbage line in the same stream is trusted');
+  assert.equal(requests[2]?.searchParams.get('resourceVersion'), '11');
+  assert.ok(r.restarts.includes('error'));
+});
+
+test('lists are paged, and bookmarks move the resource version a clean restart resumes from', async () => {
+  const { client, requests } = await fakeApiServer([
+    list('10', [pod('a', '1'), pod('b', '2')], 'page-2'),
+    list('10', [pod('c', '3')]),
+    watch([{ type: 'BOOKMARK', object: { kind: 'Pod', metadata: { resourceVersion: '50' } } }], 'end'),
+    hang,
+  ]);
+  const r = recorder();
+  const lw = new ListWatch(client, Resources.Pod, r.handlers, { ...fast, pageSize: 2 });
+  lw.start();
+  await eventually('the second watch', () => requests.length >= 4);
+  await lw.stop();
+  assert.deepEqual(r.lists, [['a', 'b', 'c']]);
+  assert.equal(requests[0]?.searchParams.get('limit'), '2');
+  assert.equal(requests[1]?.searchParams.get('continue'), 'page-2');
+  assert.equal(requests[2]?.searchParams.get('allowWatchBookmarks'), 'true');
+  assert.equal(requests[3]?.searchParams.get('resourceVersion'), '50');
+  assert.deepEqual(r.restarts, ['closed']);
+});
+
+test('an informer turns a relist into the deletes and updates it implies', async () => {
+  const { client } = await fakeApiServer([
+    list('10', [pod('a', '1'), pod('b', '2')]),
+    watch([{ type: 'ERROR', object: { kind: 'Status', code: 410, reason: 'Expired', message: 'gone' } }], 'hang'),
+    list('20', [pod('a', '5'), pod('c', '6')]),
+    hang,
+  ]);
+  const informer = new Informer(client, Resources.Pod, fast);
+  const seen: string[] = [];
+  informer.on((e) => seen.push(`${e.type} ${e.obj.metadata.name}`));
+  informer.start();
+  await informer.synced;
+  await eventually('the relist', () => informer.store.get('ns/c') !== undefined);
+  await informer.stop();
+  assert.deepEqual(seen, ['ADDED a', 'ADDED b', 'MODIFIED a', 'ADDED c', 'DELETED b']);
+  assert.deepEqual(informer.store.keys().sort(), ['ns/a', 'ns/c']);
+});
