@@ -1,0 +1,229 @@
+// A work queue of keys with client-go's semantics: an added key is queued once however often it is added
+// (dedupe); a key being processed is never handed to a second worker, and if it is added meanwhile it is
+// queued again when the first worker is done; delayed adds keep the earliest due time; failures requeue with
+// per-key exponential backoff, bounded overall by a token bucket.
+import { systemClock, type Clock, type Timer } from './clock.ts';
+
+export interface RateLimiter {
+  /** How long to wait before the key's next retry. */
+  when(key: string): number;
+  forget(key: string): void;
+  retries(key: string): number;
+}
+
+/** Per-key exponential backoff: base·2^failures, capped. */
+export class ExponentialRateLimiter implements RateLimiter {
+  private readonly failures = new Map<string, number>();
+  private readonly baseMs: number;
+  private readonly maxMs: number;
+
+  constructor(baseMs = 100, maxMs = 300_000) {
+    this.baseMs = baseMs;
+    this.maxMs = maxMs;
+  }
+
+  when(key: string): number {
+    const n = this.failures.get(key) ?? 0;
+    this.failures.set(key, n + 1);
+    return Math.min(this.maxMs, this.baseMs * 2 ** Math.min(n, 40));
+  }
+
+  forget(key: string): void {
+    this.failures.delete(key);
+  }
+
+  retries(key: string): number {
+    return this.failures.get(key) ?? 0;
+  }
+}
+
+/** A token bucket over all keys: a storm of failures cannot turn into a storm of requests. */
+export class TokenBucketRateLimiter implements RateLimiter {
+  private tokens: number;
+  private last: number;
+  private readonly qps: number;
+  private readonly burst: number;
+  private readonly clock: Clock;
+
+  constructor(qps = 10, burst = 100, clock: Clock = systemClock) {
+    this.qps = qps;
+    this.burst = burst;
+    this.tokens = burst;
+    this.clock = clock;
+    this.last = clock.now();
+  }
+
+  when(): number {
+    const now = this.clock.now();
+    this.tokens = Math.min(this.burst, this.tokens + ((now - this.last) / 1000) * this.qps);
+    this.last = now;
+    this.tokens -= 1; // a reservation: below zero means waiting for refills
+    return this.tokens >= 0 ? 0 : (-this.tokens / this.qps) * 1000;
+  }
+
+  forget(): void {}
+
+  retries(): number {
+    return 0;
+  }
+}
+
+/** The longest wait any of the limiters asks for (client-go's MaxOfRateLimiter). */
+export class MaxOfRateLimiter implements RateLimiter {
+  private readonly limiters: RateLimiter[];
+
+  constructor(...limiters: RateLimiter[]) {
+    this.limiters = limiters;
+  }
+
+  when(key: string): number {
+    return Math.max(...this.limiters.map((l) => l.when(key)));
+  }
+
+  forget(key: string): void {
+    for (const l of this.limiters) l.forget(key);
+  }
+
+  retries(key: string): number {
+    return Math.max(...this.limiters.map((l) => l.retries(key)));
+  }
+}
+
+export function defaultRateLimiter(clock: Clock = systemClock): RateLimiter {
+  return new MaxOfRateLimiter(new ExponentialRateLimiter(100, 300_000), new TokenBucketRateLimiter(10, 100, clock));
+}
+
+export interface QueueObserver {
+  added?(key: string): void;
+  /** A key left the queue for a worker after waiting this long. */
+  dequeued?(key: string, waitedMs: number): void;
+  retried?(key: string): void;
+}
+
+export class WorkQueue {
+  private readonly queue: string[] = [];
+  private readonly dirty = new Set<string>();
+  private readonly processing = new Set<string>();
+  private readonly addedAt = new Map<string, number>();
+  private readonly waiting = new Map<string, { at: number; timer: Timer }>();
+  private readonly getters: ((key: string | undefined) => void)[] = [];
+  private readonly drained: (() => void)[] = [];
+  private shuttingDown = false;
+  private readonly clock: Clock;
+  private readonly limiter: RateLimiter;
+  private readonly observer: QueueObserver;
+
+  constructor(opts: { clock?: Clock; rateLimiter?: RateLimiter; observer?: QueueObserver } = {}) {
+    this.clock = opts.clock ?? systemClock;
+    this.limiter = opts.rateLimiter ?? defaultRateLimiter(this.clock);
+    this.observer = opts.observer ?? {};
+  }
+
+  /** Keys ready for a worker (not counting delayed ones). */
+  get length(): number {
+    return this.queue.length;
+  }
+
+  get delayed(): number {
+    return this.waiting.size;
+  }
+
+  get inFlight(): number {
+    return this.processing.size;
+  }
+
+  /** How long the oldest ready key has waited. */
+  oldestAgeMs(): number {
+    const first = this.queue[0];
+    const at = first === undefined ? undefined : this.addedAt.get(first);
+    return at === undefined ? 0 : this.clock.now() - at;
+  }
+
+  get isShuttingDown(): boolean {
+    return this.shuttingDown;
+  }
+
+  add(key: string): void {
+    if (this.shuttingDown || this.dirty.has(key)) return;
+    this.observer.added?.(key);
+    this.dirty.add(key);
+    this.addedAt.set(key, this.clock.now());
+    if (this.processing.has(key)) return; // queued again by done()
+    this.push(key);
+  }
+
+  /** Adds after a delay; a key already waiting keeps the earlier of the two due times. */
+  addAfter(key: string, ms: number): void {
+    if (this.shuttingDown) return;
+    if (ms <= 0) {
+      this.add(key);
+      return;
+    }
+    const at = this.clock.now() + ms;
+    const existing = this.waiting.get(key);
+    if (existing && existing.at <= at) return;
+    existing?.timer.cancel();
+    const timer = this.clock.setTimer(ms, () => {
+      this.waiting.delete(key);
+      this.add(key);
+    });
+    this.waiting.set(key, { at, timer });
+  }
+
+  /** Requeues a key that failed, after its backoff. */
+  addRateLimited(key: string): void {
+    this.observer.retried?.(key);
+    this.addAfter(key, this.limiter.when(key));
+  }
+
+  /** The key succeeded: its backoff starts from the beginning next time. */
+  forget(key: string): void {
+    this.limiter.forget(key);
+  }
+
+  retries(key: string): number {
+    return this.limiter.retries(key);
+  }
+
+  /** The next key to work on; undefined once the queue is shut down. The caller must call done(key). */
+  get(): Promise<string | undefined> {
+    const key = this.take();
+    if (key !== undefined || this.shuttingDown) return Promise.resolve(key);
+    return new Promise((resolve) => this.getters.push(resolve));
+  }
+
+  done(key: string): void {
+    this.processing.delete(key);
+    if (this.dirty.has(key)) this.push(key);
+    if (this.processing.size === 0) for (const d of this.drained.splice(0)) d();
+  }
+
+  /** Stops handing out keys; resolves when every key in flight is done. */
+  async shutDown(): Promise<void> {
+    this.shuttingDown = true;
+    for (const w of this.waiting.values()) w.timer.cancel();
+    this.waiting.clear();
+    for (const g of this.getters.splice(0)) g(undefined);
+    if (this.processing.size > 0) await new Promise<void>((r) => this.drained.push(r));
+  }
+
+  private push(key: string): void {
+    const getter = this.getters.shift();
+    if (getter) {
+      this.queue.push(key);
+      getter(this.take());
+      return;
+    }
+    this.queue.push(key);
+  }
+
+  private take(): string | undefined {
+    const key = this.queue.shift();
+    if (key === undefined) return undefined;
+    this.processing.add(key);
+    this.dirty.delete(key);
+    this.observer.dequeued?.(key, this.clock.now() - (this.addedAt.get(key) ?? this.clock.now()));
+    this.addedAt.delete(key);
+    return key;
+  }
+}
