@@ -1,0 +1,24 @@
+// Does the live object already say everything the desired configuration says? Then applying it again is a
+// no-op the API server would accept, and skipping it keeps a full resync at zero writes.
+
+/**
+ * True when every field of `desired` is present in `live` with an equal value. Objects may have more fields live
+ * (defaults, other managers); arrays must match element by element, since a list is owned whole or by key.
+ */
+export function isSubset(desired: unknown, live: unknown): boolean {
+  if (desired === live) return true;
+  if (Array.isArray(desired)) {
+    return Array.isArray(live) && desired.length === live.length && desired.every((d, i) => isSubset(d, live[i]));
+  }
+  if (desired !== null && typeof desired === 'object') {
+    if (live === null || typeof live !== 'object' || Array.isArray(live)) return false;
+    return Object.entries(desired as Record<string, unknown>).every(([k, v]) => v === undefined || isSubset(v, (live as Record<string, unknown>)[k]));
+  }
+  if (typeof desired === 'number' && typeof live === 'string') return String(desired) === live;
+  return false;
+}
+
+/** Deep equality of JSON values, ignoring key order and undefined fields. */
+export function jsonEqual(a: unknown, b: unknown): boolean {
+  return isSubset(a, b) && isSubset(b, a);
+}

@@ -1,0 +1,22 @@
+// Status conditions the way kstatus, Flux, Helm 4 and `kubectl wait` read them: Ready, Reconciling and
+// Stalled (abnormal-true), each with a CamelCase reason, and a transition time that moves only on a change.
+import type { Condition } from '../api/common.ts';
+
+export type ConditionInput = Omit<Condition, 'lastTransitionTime' | 'observedGeneration'>;
+
+/** Builds the new condition list: a condition keeps its lastTransitionTime while its status is unchanged. */
+export function mergeConditions(previous: Condition[] | undefined, next: ConditionInput[], generation: number | undefined, now: Date): Condition[] {
+  return next.map((c) => {
+    const old = previous?.find((p) => p.type === c.type);
+    const lastTransitionTime = old && old.status === c.status ? old.lastTransitionTime : rfc3339(now);
+    return { ...c, ...(generation !== undefined ? { observedGeneration: generation } : {}), lastTransitionTime };
+  });
+}
+
+export const findCondition = (conditions: Condition[] | undefined, type: string): Condition | undefined =>
+  conditions?.find((c) => c.type === type);
+
+export const isTrue = (conditions: Condition[] | undefined, type: string): boolean => findCondition(conditions, type)?.status === 'True';
+
+/** metav1.Time: RFC 3339 with second precision. */
+export const rfc3339 = (d: Date): string => `${d.toISOString().slice(0, 19)}Z`;

@@ -1,0 +1,204 @@
+// The objects a ModelDeployment owns, as full server-side-apply configurations: one Deployment per live
+// revision, the Service, the batch-scoring CronJob, the HPA. Pure functions of the spec and the revision.
+import { createHash } from 'node:crypto';
+import { API_VERSION } from '../../api/common.ts';
+import type { ModelDeployment, ModelDeploymentSpec } from '../../api/modeldeployment.ts';
+import type { KubeObject, OwnerReference } from '../../kube/resources.ts';
+
+export const LABEL_MODEL_DEPLOYMENT = 'slipway.dev/model-deployment';
+export const LABEL_REVISION = 'slipway.dev/revision';
+export const LABEL_ROLE = 'slipway.dev/role';
+export const ANNOTATION_MODEL_VERSION = 'slipway.dev/model-version';
+export const CONTAINER_NAME = 'model-server';
+
+export type Role = 'stable' | 'canary';
+
+/** Everything that makes pods of one revision differ from another's. Scale (replicas, HPA) is not in it. */
+export interface RevisionTemplate {
+  model: ModelDeploymentSpec['model'];
+  image: string;
+  runtime: ModelDeploymentSpec['runtime'];
+  resources: ModelDeploymentSpec['resources'];
+}
+
+export function revisionTemplate(spec: ModelDeploymentSpec, image: string): RevisionTemplate {
+  return { model: spec.model, image, runtime: spec.runtime, resources: spec.resources };
+}
+
+/** A stable JSON rendering: the same template always hashes the same, whatever the key order. */
+function canonical(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonical).join(',')}]`;
+  if (value !== null && typeof value === 'object') {
+    const entries = Object.entries(value as Record<string, unknown>).filter(([, v]) => v !== undefined).sort(([a], [b]) => a.localeCompare(b));
+    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonical(v)}`).join(',')}}`;
+  }
+  return JSON.stringify(value);
+}
+
+/** 10 hex characters of the template's hash: the revision's name. */
+export function revisionOf(template: RevisionTemplate): string {
+  return createHash('sha256').update(canonical(template)).digest('hex').slice(0, 10);
+}
+
+export function ownerReference(md: ModelDeployment): OwnerReference {
+  return { apiVersion: API_VERSION, kind: 'ModelDeployment', name: md.metadata.name, uid: md.metadata.uid ?? '', controller: true, blockOwnerDeletion: true };
+}
+
+export const deploymentName = (md: ModelDeployment, revision: string): string => `${md.metadata.name}-${revision}`;
+export const batchName = (md: ModelDeployment): string => `${md.metadata.name}-batch`;
+
+function commonLabels(md: ModelDeployment): Record<string, string> {
+  return {
+    'app.kubernetes.io/name': md.metadata.name,
+    'app.kubernetes.io/component': 'model-server',
+    'app.kubernetes.io/managed-by': 'slipway',
+    [LABEL_MODEL_DEPLOYMENT]: md.metadata.name,
+  };
+}
+
+function meta(md: ModelDeployment, name: string, labels: Record<string, string>, annotations?: Record<string, string>): KubeObject['metadata'] {
+  return {
+    name,
+    namespace: md.metadata.namespace ?? 'default',
+    labels,
+    ...(annotations ? { annotations } : {}),
+    ownerReferences: [ownerReference(md)],
+  };
+}
+
+export function probePaths(t: RevisionTemplate): { readiness: string; liveness: string } {
+  switch (t.runtime.protocol) {
+    case 'v2':
+      return { readiness: t.runtime.readinessPath ?? '/v2/health/ready', liveness: t.runtime.livenessPath ?? '/v2/health/live' };
+    case 'v1':
+      return { readiness: t.runtime.readinessPath ?? `/v1/models/${t.model.name}`, liveness: t.runtime.livenessPath ?? `/v1/models/${t.model.name}` };
+    case 'custom': {
+      const readiness = t.runtime.readinessPath ?? '/';
+      return { readiness, liveness: t.runtime.livenessPath ?? readiness };
+    }
+  }
+}
+
+/** What the runtime is told about the model it serves (the same for the server and the batch job). */
+export function modelEnv(t: RevisionTemplate, revision: string): { name: string; value: string }[] {
+  return [
+    { name: 'SLIPWAY_MODEL_NAME', value: t.model.name },
+    { name: 'SLIPWAY_MODEL_VERSION', value: t.model.version },
+    { name: 'SLIPWAY_MODEL_URI', value: t.model.uri },
+    { name: 'SLIPWAY_MODEL_FORMAT', value: t.model.format },
+    { name: 'SLIPWAY_PROTOCOL', value: t.runtime.protocol },
+    { name: 'SLIPWAY_PORT', value: String(t.runtime.port) },
+    { name: 'SLIPWAY_REVISION', value: revision },
+    ...(t.runtime.env ?? []).map((e) => ({ name: e.name, value: e.value })),
+  ];
+}
+
+export function desiredDeployment(md: ModelDeployment, t: RevisionTemplate, revision: string, role: Role): KubeObject {
+  const spec = md.spec;
+  const podLabels = { ...commonLabels(md), [LABEL_REVISION]: revision };
+  const probes = probePaths(t);
+  const probe = (path: string, failureThreshold: number): Record<string, unknown> => ({
+    httpGet: { path, port: 'http' },
+    periodSeconds: 10,
+    timeoutSeconds: 5,
+    failureThreshold,
+  });
+  return {
+    apiVersion: 'apps/v1',
+    kind: 'Deployment',
+    metadata: meta(md, deploymentName(md, revision), { ...podLabels, [LABEL_ROLE]: role }, { [ANNOTATION_MODEL_VERSION]: t.model.version }),
+    spec: {
+      // Under an HPA the replica count is the HPA's field, not ours: leaving it out hands it over.
+      ...(spec.autoscaling ? {} : { replicas: spec.replicas ?? 1 }),
+      revisionHistoryLimit: 2,
+      progressDeadlineSeconds: spec.progressDeadlineSeconds,
+      selector: { matchLabels: { [LABEL_MODEL_DEPLOYMENT]: md.metadata.name, [LABEL_REVISION]: revision } },
+      template: {
+        metadata: { labels: podLabels, annotations: { [ANNOTATION_MODEL_VERSION]: t.model.version } },
+        spec: {
+          containers: [
+            {
+              name: CONTAINER_NAME,
+              image: t.image,
+              ...(t.runtime.args ? { args: t.runtime.args } : {}),
+              ports: [{ name: 'http', containerPort: t.runtime.port, protocol: 'TCP' }],
+              env: modelEnv(t, revision),
+              readinessProbe: probe(probes.readiness, 3),
+              livenessProbe: { ...probe(probes.liveness, 6), initialDelaySeconds: 10 },
+              ...(t.resources ? { resources: t.resources } : {}),
+            },
+          ],
+        },
+      },
+    },
+  };
+}
+
+export function desiredService(md: ModelDeployment, stableRevision: string, port: number): KubeObject {
+  return {
+    apiVersion: 'v1',
+    kind: 'Service',
+    metadata: meta(md, md.metadata.name, commonLabels(md)),
+    spec: {
+      type: 'ClusterIP',
+      selector: { [LABEL_MODEL_DEPLOYMENT]: md.metadata.name, [LABEL_REVISION]: stableRevision },
+      ports: [{ name: 'http', port: 80, targetPort: port, protocol: 'TCP' }],
+    },
+  };
+}
+
+export function desiredCronJob(md: ModelDeployment, t: RevisionTemplate, revision: string): KubeObject | undefined {
+  const batch = md.spec.batch;
+  if (!batch) return undefined;
+  const labels = { ...commonLabels(md), 'app.kubernetes.io/component': 'batch-scoring', [LABEL_REVISION]: revision };
+  return {
+    apiVersion: 'batch/v1',
+    kind: 'CronJob',
+    metadata: meta(md, batchName(md), labels, { [ANNOTATION_MODEL_VERSION]: t.model.version }),
+    spec: {
+      schedule: batch.schedule,
+      ...(batch.timeZone ? { timeZone: batch.timeZone } : {}),
+      suspend: batch.suspend,
+      concurrencyPolicy: 'Forbid',
+      successfulJobsHistoryLimit: 3,
+      failedJobsHistoryLimit: 3,
+      jobTemplate: {
+        metadata: { labels },
+        spec: {
+          backoffLimit: 2,
+          template: {
+            metadata: { labels },
+            spec: {
+              restartPolicy: 'Never',
+              containers: [
+                {
+                  name: 'batch-scorer',
+                  image: t.image,
+                  ...(batch.args ? { args: batch.args } : {}),
+                  env: [...modelEnv(t, revision), { name: 'SLIPWAY_MODE', value: 'batch' }],
+                  ...((batch.resources ?? t.resources) ? { resources: batch.resources ?? t.resources } : {}),
+                },
+              ],
+            },
+          },
+        },
+      },
+    },
+  };
+}
+
+export function desiredHpa(md: ModelDeployment, stableRevision: string): KubeObject | undefined {
+  const a = md.spec.autoscaling;
+  if (!a) return undefined;
+  return {
+    apiVersion: 'autoscaling/v2',
+    kind: 'HorizontalPodAutoscaler',
+    metadata: meta(md, md.metadata.name, commonLabels(md)),
+    spec: {
+      scaleTargetRef: { apiVersion: 'apps/v1', kind: 'Deployment', name: deploymentName(md, stableRevision) },
+      minReplicas: a.minReplicas,
+      maxReplicas: a.maxReplicas,
+      metrics: [{ type: 'Resource', resource: { name: 'cpu', target: { type: 'Utilization', averageUtilization: a.targetCPUUtilizationPercentage } } }],
+    },
+  };
+}

@@ -1,0 +1,271 @@
+// The ModelDeployment planner: from what is observed (the resource, its children, its environment) and the
+// time, the children that must be applied or deleted, the status to write, and the Events to emit. Pure: no
+// I/O, no clock, so every decision here is a table-driven unit test.
+//
+// Invariants:
+// - The Service selects exactly one revision: the stable one, which status.stable names and which exists.
+// - A new revision runs beside the stable one until it is available; only then does it become stable (the
+//   Service switches, the batch job and HPA follow, older revisions are deleted). A revision that never
+//   becomes available never receives traffic.
+// - Without a resolvable image nothing new is created and nothing that serves is removed.
+import type { Condition } from '../../api/common.ts';
+import type { ModelDeployment, ModelDeploymentStatus, RevisionRef } from '../../api/modeldeployment.ts';
+import type { KubeObject } from '../../kube/resources.ts';
+import type { Deployment } from '../../kube/workloads.ts';
+import { isSubset, jsonEqual } from '../compare.ts';
+import { findCondition, mergeConditions, type ConditionInput } from '../conditions.ts';
+import {
+  desiredCronJob,
+  desiredDeployment,
+  desiredHpa,
+  desiredService,
+  LABEL_REVISION,
+  revisionOf,
+  revisionTemplate,
+  type RevisionTemplate,
+} from './children.ts';
+
+export type EnvironmentObservation =
+  | { found: false }
+  | { found: true; image: string | undefined; phase: string | undefined; message: string | undefined };
+
+export interface Observed {
+  md: ModelDeployment;
+  /** Children the ModelDeployment controls (owner reference with its uid). */
+  deployments: Deployment[];
+  services: KubeObject[];
+  cronJobs: KubeObject[];
+  hpas: KubeObject[];
+  /** Present when spec.environmentRef is set. */
+  environment?: EnvironmentObservation;
+}
+
+export type ChildKind = 'Deployment' | 'Service' | 'CronJob' | 'HorizontalPodAutoscaler';
+
+export interface ChildRef {
+  kind: ChildKind;
+  name: string;
+  uid: string;
+}
+
+export interface PlannedEvent {
+  type: 'Normal' | 'Warning';
+  reason: string;
+  message: string;
+}
+
+export interface Plan {
+  /** Configurations to server-side apply: only those the live objects do not already match. */
+  apply: KubeObject[];
+  delete: ChildRef[];
+  /** The complete status; `statusChanged` says whether it differs from the one stored. */
+  status: ModelDeploymentStatus;
+  statusChanged: boolean;
+  events: PlannedEvent[];
+  requeue?: { afterMs: number; reason: string };
+}
+
+interface Blocker {
+  reason: string;
+  message: string;
+  stalled: boolean;
+}
+
+const ENV_RETRY_MS = 5 * 60_000;
+
+function resolveImage(o: Observed): { image: string } | { blocker: Blocker } {
+  const spec = o.md.spec;
+  if (spec.image) return { image: spec.image };
+  const ref = spec.environmentRef?.name ?? '';
+  const env = o.environment;
+  if (!env || !env.found) {
+    return {
+      blocker: {
+        reason: 'EnvironmentNotFound',
+        message: `ProjectEnvironment "${ref}" does not exist in namespace ${o.md.metadata.namespace ?? 'default'}: create it, or fix spec.environmentRef`,
+        stalled: true,
+      },
+    };
+  }
+  if (env.phase === 'Failed') {
+    return { blocker: { reason: 'EnvironmentFailed', message: `ProjectEnvironment "${ref}" failed: ${env.message ?? 'see its status'}`, stalled: true } };
+  }
+  if (!env.image) {
+    return { blocker: { reason: 'EnvironmentNotReady', message: `waiting for ProjectEnvironment "${ref}" to resolve its image`, stalled: false } };
+  }
+  return { image: env.image };
+}
+
+/** The replica count the serving revision must reach to count as available. */
+function wantedReplicas(md: ModelDeployment): number {
+  return md.spec.autoscaling ? md.spec.autoscaling.minReplicas : (md.spec.replicas ?? 1);
+}
+
+function isAvailable(d: Deployment | undefined, wanted: number): boolean {
+  if (!d) return false;
+  const s = d.status ?? {};
+  if ((s.observedGeneration ?? 0) < (d.metadata.generation ?? 1)) return false;
+  if (wanted === 0) return (s.replicas ?? 0) === 0;
+  return (s.availableReplicas ?? 0) >= wanted && (s.updatedReplicas ?? 0) >= wanted;
+}
+
+/** What the Deployment controller says is wrong with a revision, if anything. */
+function deploymentTrouble(d: Deployment | undefined): Blocker | undefined {
+  if (!d) return undefined;
+  const failure = d.status?.conditions?.find((c) => c.type === 'ReplicaFailure' && c.status === 'True');
+  if (failure) {
+    return { reason: 'ReplicaFailure', message: `Deployment ${d.metadata.name} cannot create pods: ${failure.message ?? failure.reason ?? 'unknown'}`, stalled: true };
+  }
+  const progressing = d.status?.conditions?.find((c) => c.type === 'Progressing');
+  if (progressing?.status === 'False' && progressing.reason === 'ProgressDeadlineExceeded') {
+    return {
+      reason: 'ProgressDeadlineExceeded',
+      message: `Deployment ${d.metadata.name} made no progress within spec.progressDeadlineSeconds: ${progressing.message ?? ''}`.trim(),
+      stalled: true,
+    };
+  }
+  return undefined;
+}
+
+function ref(t: RevisionTemplate, revision: string): RevisionRef {
+  return { revision, modelVersion: t.model.version, image: t.image };
+}
+
+function childRef(kind: ChildKind, o: KubeObject): ChildRef {
+  return { kind, name: o.metadata.name, uid: o.metadata.uid ?? '' };
+}
+
+export function plan(o: Observed, now: Date): Plan {
+  const md = o.md;
+  const previous = md.status ?? {};
+  if (md.metadata.deletionTimestamp) {
+    return { apply: [], delete: [], status: previous, statusChanged: false, events: [] };
+  }
+  const byRevision = new Map(o.deployments.map((d) => [d.metadata.labels?.[LABEL_REVISION] ?? '', d]));
+  const stableRef = previous.stable && byRevision.has(previous.stable.revision) ? previous.stable : undefined;
+  const wanted = wantedReplicas(md);
+  const resolved = resolveImage(o);
+
+  const desired: KubeObject[] = [];
+  const deletes: ChildRef[] = [];
+  const events: PlannedEvent[] = [];
+  let servingRef: RevisionRef | undefined = stableRef;
+  let canaryRef: RevisionRef | undefined;
+  let blocker: Blocker | undefined;
+  let progressing: { reason: string; message: string } | undefined;
+  let paused = false;
+
+  if ('blocker' in resolved) {
+    blocker = resolved.blocker;
+    // Keep serving what serves; there is nothing new to create.
+    if (stableRef) desired.push(desiredService(md, stableRef.revision, md.spec.runtime.port));
+  } else {
+    const template = revisionTemplate(md.spec, resolved.image);
+    const revision = revisionOf(template);
+    const target = byRevision.get(revision);
+    const rollingOut = stableRef !== undefined && stableRef.revision !== revision;
+
+    if (rollingOut && md.spec.paused) {
+      paused = true;
+      desired.push(desiredService(md, stableRef.revision, md.spec.runtime.port));
+    } else if (rollingOut && !isAvailable(target, wanted)) {
+      // The new revision starts beside the stable one; traffic stays on stable until it is available.
+      desired.push(desiredDeployment(md, template, revision, 'canary'), desiredService(md, stableRef.revision, md.spec.runtime.port));
+      canaryRef = ref(template, revision);
+      blocker = deploymentTrouble(target);
+      progressing = { reason: 'RolloutInProgress', message: `revision ${revision} (model version ${template.model.version}) is starting beside stable revision ${stableRef.revision}` };
+      if (!target) events.push({ type: 'Normal', reason: 'RevisionCreated', message: `starting revision ${revision} for model ${template.model.name} version ${template.model.version}` });
+    } else {
+      // The target revision is, or now becomes, the stable one.
+      const batch = desiredCronJob(md, template, revision);
+      const hpa = desiredHpa(md, revision);
+      desired.push(desiredDeployment(md, template, revision, 'stable'), desiredService(md, revision, md.spec.runtime.port));
+      if (batch) desired.push(batch);
+      if (hpa) desired.push(hpa);
+      if (rollingOut) {
+        events.push({ type: 'Normal', reason: 'Promoted', message: `revision ${revision} (model version ${template.model.version}) is available and now serves; revision ${stableRef.revision} is retired` });
+      }
+      servingRef = ref(template, revision);
+      if (isAvailable(target, wanted)) {
+        for (const d of o.deployments) if (d.metadata.labels?.[LABEL_REVISION] !== revision) deletes.push(childRef('Deployment', d));
+      } else {
+        blocker = deploymentTrouble(target);
+        progressing = { reason: target ? 'ScalingUp' : 'Creating', message: `waiting for ${wanted} available replica(s) of revision ${revision}` };
+      }
+    }
+  }
+  if (!md.spec.batch) for (const c of o.cronJobs) deletes.push(childRef('CronJob', c));
+  if (!md.spec.autoscaling) for (const h of o.hpas) deletes.push(childRef('HorizontalPodAutoscaler', h));
+
+  // Status, from the revision that serves.
+  const serving = servingRef ? byRevision.get(servingRef.revision) : undefined;
+  const available = servingRef !== undefined && isAvailable(serving, wanted);
+  const reconciling = !blocker?.stalled && (progressing !== undefined || (blocker !== undefined && !blocker.stalled));
+  const stalled = blocker?.stalled === true;
+  const ready = !stalled && !reconciling && !paused && available;
+
+  const conditionInputs: ConditionInput[] = [
+    ready
+      ? { type: 'Ready', status: 'True', reason: 'Succeeded', message: `revision ${servingRef?.revision} of model ${md.spec.model.name} version ${servingRef?.modelVersion} is serving` }
+      : {
+          type: 'Ready',
+          status: 'False',
+          reason: blocker?.reason ?? (paused ? 'Paused' : (progressing?.reason ?? 'Progressing')),
+          message: blocker?.message ?? (paused ? 'spec.paused is true: the new revision waits' : (progressing?.message ?? 'waiting for the serving revision to be available')),
+        },
+    reconciling
+      ? { type: 'Reconciling', status: 'True', reason: blocker?.reason ?? progressing?.reason ?? 'Progressing', message: blocker?.message ?? progressing?.message ?? '' }
+      : { type: 'Reconciling', status: 'False', reason: stalled ? 'Stalled' : 'Succeeded', message: stalled ? 'reconciliation is stalled: see the Stalled condition' : 'the desired state is reached' },
+    stalled
+      ? { type: 'Stalled', status: 'True', reason: blocker?.reason ?? 'Stalled', message: blocker?.message ?? '' }
+      : { type: 'Stalled', status: 'False', reason: 'Succeeded', message: 'no errors' },
+    available
+      ? { type: 'Available', status: 'True', reason: wanted === 0 ? 'ScaledToZero' : 'MinimumReplicasAvailable', message: `${serving?.status?.availableReplicas ?? 0} of ${wanted} replica(s) available` }
+      : { type: 'Available', status: 'False', reason: servingRef ? 'MinimumReplicasUnavailable' : 'NoRevision', message: servingRef ? `${serving?.status?.availableReplicas ?? 0} of ${wanted} replica(s) available` : 'no revision is serving yet' },
+  ];
+  const conditions = mergeConditions(previous.conditions, conditionInputs, md.metadata.generation, now);
+
+  const status: ModelDeploymentStatus = {
+    observedGeneration: md.metadata.generation,
+    phase: stalled ? (available ? 'Degraded' : 'Failed') : paused ? 'Paused' : ready ? 'Healthy' : reconciling ? 'Progressing' : available ? 'Healthy' : 'Pending',
+    ...(servingRef ? { stable: servingRef } : {}),
+    ...(canaryRef ? { canary: { ...canaryRef, weight: 0 } } : {}),
+    replicas: serving?.status?.replicas ?? 0,
+    readyReplicas: serving?.status?.readyReplicas ?? 0,
+    availableReplicas: serving?.status?.availableReplicas ?? 0,
+    ...(servingRef ? { serviceName: md.metadata.name } : {}),
+    conditions,
+  };
+  stripUndefined(status);
+  events.push(...transitionEvents(previous.conditions, conditions));
+
+  const live = [...o.deployments, ...o.services, ...o.cronJobs, ...o.hpas];
+  const apply = desired.filter((d) => {
+    const current = live.find((l) => l.kind === d.kind && l.metadata.name === d.metadata.name);
+    return !current || !isSubset(d, current);
+  });
+  const result: Plan = { apply, delete: deletes, status, statusChanged: !jsonEqual(status, md.status ?? {}), events };
+  if (blocker?.reason === 'EnvironmentNotFound' || blocker?.reason === 'EnvironmentNotReady') {
+    // Watches on ProjectEnvironments bring the change; this is the safety net.
+    result.requeue = { afterMs: ENV_RETRY_MS, reason: blocker.reason };
+  }
+  return result;
+}
+
+function transitionEvents(before: Condition[] | undefined, after: Condition[]): PlannedEvent[] {
+  const events: PlannedEvent[] = [];
+  const changed = (type: string): Condition | undefined => {
+    const now = findCondition(after, type);
+    const was = findCondition(before, type);
+    return now && (now.status !== was?.status || now.reason !== was?.reason) ? now : undefined;
+  };
+  const stalled = changed('Stalled');
+  if (stalled?.status === 'True') events.push({ type: 'Warning', reason: stalled.reason, message: stalled.message });
+  const ready = changed('Ready');
+  if (ready?.status === 'True') events.push({ type: 'Normal', reason: 'Ready', message: ready.message });
+  return events;
+}
+
+function stripUndefined(o: Record<string, unknown>): void {
+  for (const [k, v] of Object.entries(o)) if (v === undefined) delete o[k];
+}

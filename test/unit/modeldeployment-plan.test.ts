@@ -1,0 +1,274 @@
+// The ModelDeployment planner, case by case: what gets applied, deleted, written to status and announced.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import type { ModelDeployment } from '../../src/api/modeldeployment.ts';
+import { modelDeploymentSpec } from '../../src/api/modeldeployment.ts';
+import { LABEL_REVISION, revisionOf, revisionTemplate } from '../../src/controllers/modeldeployment/children.ts';
+import { plan, type Observed } from '../../src/controllers/modeldeployment/plan.ts';
+import type { KubeObject } from '../../src/kube/resources.ts';
+import type { Deployment } from '../../src/kube/workloads.ts';
+
+const NOW = new Date('2026-11-24T12:00:00Z');
+const LATER = new Date('2026-11-24T12:05:00Z');
+
+function md(spec: Record<string, unknown> = {}, status?: ModelDeployment['status'], generation = 1): ModelDeployment {
+  return {
+    apiVersion: 'slipway.dev/v1alpha1',
+    kind: 'ModelDeployment',
+    metadata: { name: 'churn', namespace: 'marketing', uid: 'uid-1', generation },
+    spec: modelDeploymentSpec.parse({
+      model: { name: 'churn-xgb', version: '8', uri: 's3://models/churn/8/', format: 'xgboost' },
+      image: 'registry.example.com/mlserver:1.6.1',
+      replicas: 2,
+      batch: { schedule: '0 2 * * *' },
+      ...spec,
+    }),
+    ...(status ? { status } : {}),
+  };
+}
+
+function observed(m: ModelDeployment, children: KubeObject[] = [], environment?: Observed['environment']): Observed {
+  return {
+    md: m,
+    deployments: children.filter((c) => c.kind === 'Deployment'),
+    services: children.filter((c) => c.kind === 'Service'),
+    cronJobs: children.filter((c) => c.kind === 'CronJob'),
+    hpas: children.filter((c) => c.kind === 'HorizontalPodAutoscaler'),
+    ...(environment ? { environment } : {}),
+  };
+}
+
+/** What the API server and the Deployment controller would make of an applied configuration. */
+function live(obj: KubeObject, available?: number): KubeObject {
+  const copy = structuredClone(obj);
+  copy.metadata.uid = `uid-${obj.metadata.name}`;
+  copy.metadata.generation = 1;
+  if (obj.kind === 'Deployment' && available !== undefined) {
+    const replicas = (obj.spec as { replicas?: number }).replicas ?? 1;
+    copy.status = { observedGeneration: 1, replicas, updatedReplicas: replicas, readyReplicas: available, availableReplicas: available };
+  }
+  return copy;
+}
+
+const condition = (p: ReturnType<typeof plan>, type: string) => p.status.conditions?.find((c) => c.type === type);
+const kinds = (objs: KubeObject[]) => objs.map((o) => `${o.kind}/${o.metadata.name}`).sort();
+
+/** Runs the planner to convergence against a simulated cluster where Deployments become available at once. */
+function converge(m: ModelDeployment, children: KubeObject[] = []): { m: ModelDeployment; children: KubeObject[] } {
+  let current = m;
+  let world = children;
+  for (let i = 0; i < 5; i++) {
+    const p = plan(observed(current, world), NOW);
+    world = world.filter((c) => !p.delete.some((d) => d.kind === c.kind && d.name === c.metadata.name));
+    for (const a of p.apply) {
+      world = world.filter((c) => !(c.kind === a.kind && c.metadata.name === a.metadata.name));
+      world.push(live(a, a.kind === 'Deployment' ? ((a.spec as { replicas?: number }).replicas ?? 1) : undefined));
+    }
+    current = { ...current, status: p.status };
+    if (p.apply.length === 0 && p.delete.length === 0 && !p.statusChanged) break;
+  }
+  return { m: current, children: world };
+}
+
+test('a new ModelDeployment creates its Deployment, Service and batch CronJob, and waits for them', () => {
+  const p = plan(observed(md()), NOW);
+  const rev = p.status.stable?.revision ?? '';
+  assert.match(rev, /^[0-9a-f]{10}$/);
+  assert.deepEqual(kinds(p.apply), ['CronJob/churn-batch', `Deployment/churn-${rev}`, 'Service/churn']);
+  assert.deepEqual(p.delete, []);
+  assert.equal(p.status.phase, 'Progressing');
+  assert.equal(condition(p, 'Ready')?.status, 'False');
+  assert.equal(condition(p, 'Reconciling')?.status, 'True');
+  assert.equal(condition(p, 'Stalled')?.status, 'False');
+  assert.equal(p.status.observedGeneration, 1);
+  const deployment = p.apply.find((a) => a.kind === 'Deployment') as unknown as { spec: { replicas: number; template: { spec: { containers: { image: string; env: { name: string; value: string }[]; readinessProbe: { httpGet: { path: string } } }[] } } } };
+  const container = deployment.spec.template.spec.containers[0];
+  assert.equal(deployment.spec.replicas, 2);
+  assert.equal(container?.image, 'registry.example.com/mlserver:1.6.1');
+  assert.equal(container?.readinessProbe.httpGet.path, '/v2/health/ready');
+  assert.deepEqual(container?.env.filter((e) => e.name.startsWith('SLIPWAY_MODEL_')).map((e) => e.value), ['churn-xgb', '8', 's3://models/churn/8/', 'xgboost']);
+  for (const child of p.apply) {
+    assert.equal(child.metadata.ownerReferences?.[0]?.uid, 'uid-1', `${child.kind} is owned`);
+    assert.equal(child.metadata.labels?.['slipway.dev/model-deployment'], 'churn');
+  }
+});
+
+test('once the Deployment is available the ModelDeployment is Ready and says so once', () => {
+  const first = plan(observed(md()), NOW);
+  const world = first.apply.map((a) => live(a, 2));
+  const p = plan(observed(md({}, first.status), world), LATER);
+  assert.deepEqual(p.apply, []);
+  assert.equal(p.status.phase, 'Healthy');
+  assert.equal(condition(p, 'Ready')?.status, 'True');
+  assert.equal(condition(p, 'Reconciling')?.status, 'False');
+  assert.equal(condition(p, 'Available')?.status, 'True');
+  assert.equal(p.status.availableReplicas, 2);
+  assert.deepEqual(p.events.map((e) => e.reason), ['Ready']);
+  assert.equal(condition(p, 'Ready')?.lastTransitionTime, '2026-11-24T12:05:00Z');
+});
+
+test('a converged ModelDeployment plans no writes at all: no apply, no delete, no status, no event', () => {
+  const { m, children } = converge(md());
+  const p = plan(observed(m, children), LATER);
+  assert.deepEqual(p.apply, []);
+  assert.deepEqual(p.delete, []);
+  assert.equal(p.statusChanged, false);
+  assert.deepEqual(p.events, []);
+  assert.equal(condition(p, 'Ready')?.lastTransitionTime, '2026-11-24T12:00:00Z', 'transition time does not move without a transition');
+});
+
+test('a hand edit of an owned Deployment is planned back', () => {
+  const { m, children } = converge(md());
+  const edited = children.map((c) => {
+    if (c.kind !== 'Deployment') return c;
+    const copy = structuredClone(c) as Deployment & { spec: { template: { spec: { containers: { image: string }[] } } } };
+    (copy.spec.template.spec.containers[0] as { image: string }).image = 'evil:latest';
+    return copy;
+  });
+  const p = plan(observed(m, edited), LATER);
+  assert.deepEqual(kinds(p.apply), [`Deployment/churn-${m.status?.stable?.revision}`]);
+});
+
+test('changing replicas applies the same revision with the new count', () => {
+  const { m, children } = converge(md());
+  const p = plan(observed({ ...md({ replicas: 5 }, m.status, 2) }, children), LATER);
+  const dep = p.apply.find((a) => a.kind === 'Deployment') as { spec: { replicas: number } } | undefined;
+  assert.equal(dep?.spec.replicas, 5);
+  assert.equal(p.status.stable?.revision, m.status?.stable?.revision, 'scale is not a new revision');
+  assert.equal(condition(p, 'Reconciling')?.status, 'True');
+  assert.equal(p.status.observedGeneration, 2);
+});
+
+test('a new model version starts a second revision beside the stable one; traffic stays on stable', () => {
+  const { m, children } = converge(md());
+  const stableRev = m.status?.stable?.revision ?? '';
+  const next = md({ model: { name: 'churn-xgb', version: '9', uri: 's3://models/churn/9/', format: 'xgboost' } }, m.status, 2);
+  const p = plan(observed(next, children), LATER);
+  const newRev = p.status.canary?.revision ?? '';
+  assert.notEqual(newRev, stableRev);
+  assert.deepEqual(kinds(p.apply), [`Deployment/churn-${newRev}`]);
+  assert.equal(p.apply[0]?.metadata.labels?.['slipway.dev/role'], 'canary');
+  assert.deepEqual(p.delete, []);
+  assert.equal(p.status.stable?.revision, stableRev);
+  assert.equal(p.status.canary?.modelVersion, '9');
+  assert.ok(p.events.some((e) => e.reason === 'RevisionCreated'));
+  assert.equal(condition(p, 'Ready')?.reason, 'RolloutInProgress');
+});
+
+test('the new revision is promoted once available: the Service switches and the old revision is deleted', () => {
+  const { m, children } = converge(md());
+  const stableRev = m.status?.stable?.revision ?? '';
+  const next = md({ model: { name: 'churn-xgb', version: '9', uri: 's3://models/churn/9/', format: 'xgboost' } }, m.status, 2);
+  const started = plan(observed(next, children), LATER);
+  const newDeployment = live(started.apply[0] as KubeObject, 2);
+  const p = plan(observed({ ...next, status: started.status }, [...children, newDeployment]), LATER);
+  const newRev = started.status.canary?.revision ?? '';
+  assert.equal(p.status.stable?.revision, newRev);
+  assert.equal(p.status.canary, undefined);
+  const service = p.apply.find((a) => a.kind === 'Service') as { spec: { selector: Record<string, string> } } | undefined;
+  assert.equal(service?.spec.selector[LABEL_REVISION], newRev);
+  assert.deepEqual(p.delete.map((d) => `${d.kind}/${d.name}`), [`Deployment/churn-${stableRev}`]);
+  assert.ok(p.events.some((e) => e.reason === 'Promoted'));
+  assert.equal(condition(p, 'Ready')?.status, 'True');
+});
+
+test('a missing ProjectEnvironment stalls with a reason, a Warning, and a safety requeue; nothing is created', () => {
+  const m = md({ image: undefined, environmentRef: { name: 'py311' } });
+  const p = plan(observed(m, [], { found: false }), NOW);
+  assert.deepEqual(p.apply, []);
+  assert.equal(condition(p, 'Stalled')?.status, 'True');
+  assert.equal(condition(p, 'Stalled')?.reason, 'EnvironmentNotFound');
+  assert.match(condition(p, 'Ready')?.message ?? '', /ProjectEnvironment "py311" does not exist in namespace marketing/);
+  assert.deepEqual(p.events.map((e) => [e.type, e.reason]), [['Warning', 'EnvironmentNotFound']]);
+  assert.equal(p.requeue?.reason, 'EnvironmentNotFound');
+  assert.equal(p.status.phase, 'Failed');
+});
+
+test('the same missing environment seen again changes nothing: no status write, no second Event', () => {
+  const m = md({ image: undefined, environmentRef: { name: 'py311' } });
+  const first = plan(observed(m, [], { found: false }), NOW);
+  const again = plan(observed({ ...m, status: first.status }, [], { found: false }), LATER);
+  assert.equal(again.statusChanged, false);
+  assert.deepEqual(again.events, []);
+});
+
+test('an environment still building is progress, not a failure', () => {
+  const m = md({ image: undefined, environmentRef: { name: 'py311' } });
+  const p = plan(observed(m, [], { found: true, image: undefined, phase: 'Building', message: undefined }), NOW);
+  assert.equal(condition(p, 'Stalled')?.status, 'False');
+  assert.equal(condition(p, 'Reconciling')?.reason, 'EnvironmentNotReady');
+  assert.equal(p.status.phase, 'Progressing');
+});
+
+test('the environment\'s resolved image is what the Deployment runs', () => {
+  const image = `registry.example.com/env@sha256:${'b'.repeat(64)}`;
+  const m = md({ image: undefined, environmentRef: { name: 'py311' } });
+  const p = plan(observed(m, [], { found: true, image, phase: 'Ready', message: undefined }), NOW);
+  const dep = p.apply.find((a) => a.kind === 'Deployment') as unknown as { spec: { template: { spec: { containers: { image: string }[] } } } };
+  assert.equal(dep.spec.template.spec.containers[0]?.image, image);
+  assert.equal(p.status.stable?.image, image);
+});
+
+test('a quota that refuses pods stalls the ModelDeployment with the Deployment controller\'s message', () => {
+  const first = plan(observed(md()), NOW);
+  const world = first.apply.map((a) => {
+    const l = live(a, 0) as Deployment;
+    if (a.kind === 'Deployment') {
+      l.status = { ...l.status, conditions: [{ type: 'ReplicaFailure', status: 'True', reason: 'FailedCreate', message: 'pods "churn-x" is forbidden: exceeded quota: pods, requested: pods=1, used: pods=0, limited: pods=0' }] };
+    }
+    return l;
+  });
+  const p = plan(observed(md({}, first.status), world), LATER);
+  assert.equal(condition(p, 'Stalled')?.reason, 'ReplicaFailure');
+  assert.match(condition(p, 'Stalled')?.message ?? '', /exceeded quota/);
+  assert.equal(condition(p, 'Reconciling')?.status, 'False');
+  assert.equal(p.status.phase, 'Failed');
+  assert.ok(p.events.some((e) => e.type === 'Warning' && e.reason === 'ReplicaFailure'));
+});
+
+test('a revision past its progress deadline is stalled', () => {
+  const first = plan(observed(md()), NOW);
+  const world = first.apply.map((a) => {
+    const l = live(a, 0) as Deployment;
+    if (a.kind === 'Deployment') l.status = { ...l.status, conditions: [{ type: 'Progressing', status: 'False', reason: 'ProgressDeadlineExceeded', message: 'ReplicaSet has timed out progressing.' }] };
+    return l;
+  });
+  const p = plan(observed(md({}, first.status), world), LATER);
+  assert.equal(condition(p, 'Stalled')?.reason, 'ProgressDeadlineExceeded');
+});
+
+test('removing batch deletes the CronJob; autoscaling adds an HPA and leaves replicas to it', () => {
+  const { m, children } = converge(md());
+  const p = plan(observed(md({ batch: undefined, replicas: undefined, autoscaling: { minReplicas: 2, maxReplicas: 6 } }, m.status, 2), children), LATER);
+  assert.deepEqual(p.delete.map((d) => `${d.kind}/${d.name}`), ['CronJob/churn-batch']);
+  const hpa = p.apply.find((a) => a.kind === 'HorizontalPodAutoscaler') as { spec: { scaleTargetRef: { name: string }; maxReplicas: number } } | undefined;
+  assert.equal(hpa?.spec.scaleTargetRef.name, `churn-${m.status?.stable?.revision}`);
+  assert.equal(hpa?.spec.maxReplicas, 6);
+  const dep = p.apply.find((a) => a.kind === 'Deployment') as { spec: Record<string, unknown> } | undefined;
+  assert.equal(dep === undefined || !('replicas' in dep.spec), true, 'replicas is the HPA\'s field');
+});
+
+test('a paused ModelDeployment does not start a new revision', () => {
+  const { m, children } = converge(md());
+  const next = md({ paused: true, model: { name: 'churn-xgb', version: '9', uri: 's3://models/churn/9/', format: 'xgboost' } }, m.status, 2);
+  const p = plan(observed(next, children), LATER);
+  assert.deepEqual(p.apply, []);
+  assert.equal(p.status.phase, 'Paused');
+  assert.equal(condition(p, 'Ready')?.reason, 'Paused');
+});
+
+test('a ModelDeployment being deleted plans nothing: the garbage collector removes its children', () => {
+  const m = md();
+  m.metadata.deletionTimestamp = '2026-11-24T12:00:00Z';
+  const p = plan(observed(m), NOW);
+  assert.deepEqual([p.apply, p.delete, p.events, p.statusChanged], [[], [], [], false]);
+});
+
+test('the revision changes with what pods run, not with scale or key order', () => {
+  const a = md();
+  const rev = (m: ModelDeployment) => revisionOf(revisionTemplate(m.spec, 'img'));
+  assert.equal(rev(a), rev(md({ replicas: 7 })));
+  assert.equal(rev(a), rev({ ...a, spec: Object.fromEntries(Object.entries(a.spec).reverse()) as ModelDeployment['spec'] }));
+  assert.notEqual(rev(a), rev(md({ model: { name: 'churn-xgb', version: '9', uri: 's3://models/churn/8/', format: 'xgboost' } })));
+  assert.notEqual(rev(a), rev(md({ resources: { requests: { cpu: '1' } } })));
+});
