@@ -39,19 +39,19 @@ export function resourcePath(r: ResourceType, namespace?: string, name?: string,
 
 /** The minimum every object has, kept raw (as JSON.parse returns it): nothing in the cache is a class instance. */
 export interface KubeObject {
-  apiVersion?: string;
-  kind?: string;
+  apiVersion?: string | undefined;
+  kind?: string | undefined;
   metadata: {
     name: string;
-    namespace?: string;
-    uid?: string;
-    resourceVersion?: string;
-    generation?: number;
-    labels?: Record<string, string>;
-    annotations?: Record<string, string>;
-    ownerReferences?: OwnerReference[];
-    deletionTimestamp?: string;
-    creationTimestamp?: string;
+    namespace?: string | undefined;
+    uid?: string | undefined;
+    resourceVersion?: string | undefined;
+    generation?: number | undefined;
+    labels?: Record<string, string> | undefined;
+    annotations?: Record<string, string> | undefined;
+    ownerReferences?: OwnerReference[] | undefined;
+    deletionTimestamp?: string | undefined;
+    creationTimestamp?: string | undefined;
     [key: string]: unknown;
   };
   [key: string]: unknown;
@@ -66,7 +66,7 @@ export interface OwnerReference {
   blockOwnerDeletion?: boolean;
 }
 
-export const objectKey = (o: { metadata: { namespace?: string; name: string } }): string =>
+export const objectKey = (o: { metadata: { namespace?: string | undefined; name: string } }): string =>
   o.metadata.namespace ? `${o.metadata.namespace}/${o.metadata.name}` : o.metadata.name;
 
 export function splitKey(key: string): { namespace: string | undefined; name: string } {

@@ -1,0 +1,78 @@
+// The controller process: loads the kube context, runs the ModelDeployment controller under leader election,
+// serves health and metrics, and shuts down cleanly on SIGTERM.
+import { hostname } from 'node:os';
+import { parseArgs } from 'node:util';
+import { addModelDeploymentController } from './controllers/modeldeployment/controller.ts';
+import { KubeClient } from './kube/client.ts';
+import { EventRecorder } from './kube/events.ts';
+import { createLogger, errorMessage } from './runtime/log.ts';
+import { ControllerMetrics } from './runtime/metrics.ts';
+import { Manager } from './runtime/manager.ts';
+
+const { values: args } = parseArgs({
+  options: {
+    kubeconfig: { type: 'string' },
+    context: { type: 'string' },
+    namespace: { type: 'string', description: 'watch one namespace only' },
+    'metrics-port': { type: 'string', default: process.env.SLIPWAY_METRICS_PORT ?? '8080' },
+    'metrics-host': { type: 'string', default: '0.0.0.0' },
+    'leader-elect': { type: 'boolean', default: true },
+    'no-leader-elect': { type: 'boolean', default: false },
+    'leader-election-namespace': { type: 'string', default: process.env.POD_NAMESPACE ?? 'default' },
+    'leader-election-id': { type: 'string', default: 'slipway-controller' },
+    identity: { type: 'string', default: process.env.POD_NAME ?? `${hostname()}-${process.pid}` },
+    workers: { type: 'string', default: '4' },
+    'resync-seconds': { type: 'string', default: '600' },
+  },
+});
+
+const log = createLogger();
+
+process.on('unhandledRejection', (err) => {
+  log.fatal({ err: errorMessage(err) }, 'unhandled rejection');
+  process.exit(1);
+});
+
+async function main(): Promise<void> {
+  const client = await KubeClient.load({ ...(args.kubeconfig ? { kubeconfig: args.kubeconfig } : {}), ...(args.context ? { context: args.context } : {}) });
+  const metrics = new ControllerMetrics();
+  const identity = args.identity;
+  const manager = new Manager({
+    client,
+    logger: log,
+    metrics,
+    port: Number(args['metrics-port']),
+    host: args['metrics-host'],
+    resyncMs: Number(args['resync-seconds']) * 1000,
+    ...(args['leader-elect'] && !args['no-leader-elect']
+      ? { leaderElection: { namespace: args['leader-election-namespace'], name: args['leader-election-id'], identity } }
+      : {}),
+  });
+  const events = new EventRecorder(client, { instance: identity, onError: (err) => log.warn({ err: errorMessage(err) }, 'could not record an Event') });
+  addModelDeploymentController(manager, { events, workers: Number(args.workers), ...(args.namespace ? { namespace: args.namespace } : {}) });
+
+  let stopping = false;
+  const shutdown = (signal: string): void => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal }, 'shutting down');
+    manager.stop().then(
+      () => process.exit(0),
+      (err: unknown) => {
+        log.error({ err: errorMessage(err) }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', () => shutdown('SIGTERM'));
+  process.on('SIGINT', () => shutdown('SIGINT'));
+
+  log.info({ server: client.server, identity, metrics: manager.address }, 'starting');
+  await manager.start();
+  log.info({ metrics: manager.address }, 'ready');
+}
+
+main().catch((err: unknown) => {
+  log.fatal({ err: errorMessage(err) }, 'could not start');
+  process.exit(1);
+});

@@ -1,0 +1,194 @@
+// The manager runs the informers and controllers of one process: it serves /healthz, /readyz (true once every
+// cache has synced) and /metrics, campaigns for the leader lease when asked to, starts the controllers only
+// while leading, resyncs periodically as a safety net, and shuts down gracefully.
+import { createServer, type Server } from 'node:http';
+import type { KubeClient } from '../kube/client.ts';
+import { Informer, type IndexFunc } from '../kube/informer.ts';
+import { LeaderElector, type LeaderElectionOptions } from '../kube/lease.ts';
+import type { ListWatchOptions } from '../kube/list-watch.ts';
+import type { KubeObject, ResourceType } from '../kube/resources.ts';
+import type { Controller } from './controller.ts';
+import { errorMessage, type Logger } from './log.ts';
+import type { ControllerMetrics } from './metrics.ts';
+
+export interface ManagerOptions {
+  client: KubeClient;
+  logger: Logger;
+  metrics: ControllerMetrics;
+  /** Serve health and metrics on this port (0 = any free port; undefined = do not serve). */
+  port?: number;
+  host?: string;
+  leaderElection?: LeaderElectionOptions;
+  /** Every so often (with jitter), every primary key is reconciled again even if nothing changed. */
+  resyncMs?: number;
+  /** Called when leadership is lost: the safe answer is to exit and let the replica restart as a standby. */
+  onLeadershipLost?: (reason: string) => void;
+}
+
+interface Primary {
+  controller: Controller;
+  informer: Informer<KubeObject>;
+}
+
+export class Manager {
+  readonly client: KubeClient;
+  readonly log: Logger;
+  readonly metrics: ControllerMetrics;
+  private readonly opts: ManagerOptions;
+  private readonly informers = new Map<string, Informer<KubeObject>>();
+  private readonly controllers: Controller[] = [];
+  private readonly primaries: Primary[] = [];
+  private readonly lastActivity = new Map<string, number>();
+  private elector: LeaderElector | undefined;
+  private electing: Promise<void> | undefined;
+  private server: Server | undefined;
+  private resyncTimer: NodeJS.Timeout | undefined;
+  private ready = false;
+  private controllersRunning = false;
+  private stopping = false;
+
+  constructor(opts: ManagerOptions) {
+    this.opts = opts;
+    this.client = opts.client;
+    this.log = opts.logger;
+    this.metrics = opts.metrics;
+    this.client.observe((method, _path, code) => this.metrics.apiRequests.inc({ method, code: String(code) }));
+  }
+
+  /** The shared informer of a resource type (one list-watch per type and selector in the process). */
+  informer<T extends KubeObject>(resource: ResourceType, opts: ListWatchOptions & { indexers?: Record<string, IndexFunc<T>> } = {}): Informer<T> {
+    const id = `${resource.group}/${resource.plural}?${opts.labelSelector ?? ''}`;
+    let informer = this.informers.get(id);
+    if (!informer) {
+      const name = resource.plural;
+      informer = new Informer<KubeObject>(this.client, resource, {
+        ...opts,
+        indexers: opts.indexers as Record<string, IndexFunc<KubeObject>> | undefined ?? {},
+        hooks: {
+          onRestart: (res, reason, err) => {
+            this.metrics.watchRestarts.inc({ resource: res, reason });
+            if (reason !== 'closed') this.log.info({ resource: res, reason, err: err ? errorMessage(err) : undefined }, 'watch restarted');
+          },
+          onActivity: (res) => this.lastActivity.set(res, Date.now()),
+          onHandlerError: (res, err) => this.log.error({ resource: res, err: errorMessage(err) }, 'event handler failed'),
+        },
+      });
+      this.lastActivity.set(name, Date.now());
+      this.informers.set(id, informer);
+    }
+    return informer as unknown as Informer<T>;
+  }
+
+  /** Registers a controller; `primary` is the informer whose every key a resync enqueues. */
+  addController(controller: Controller, primary: Informer<KubeObject>): void {
+    this.controllers.push(controller);
+    this.primaries.push({ controller, informer: primary });
+  }
+
+  get isReady(): boolean {
+    return this.ready && !this.stopping;
+  }
+
+  get isLeader(): boolean {
+    return this.controllersRunning;
+  }
+
+  get address(): string | undefined {
+    const a = this.server?.address();
+    return a && typeof a === 'object' ? `http://${a.address}:${a.port}` : undefined;
+  }
+
+  async start(): Promise<void> {
+    if (this.opts.port !== undefined) await this.serve(this.opts.port, this.opts.host ?? '0.0.0.0');
+    for (const informer of this.informers.values()) informer.start();
+    await Promise.all([...this.informers.values()].map((i) => i.synced));
+    this.ready = true;
+    this.log.info({ informers: this.informers.size }, 'caches synced');
+
+    if (this.opts.leaderElection) {
+      this.elector = new LeaderElector(this.client, this.opts.leaderElection);
+      this.electing = this.elector.run(
+        () => {
+          this.log.info({ identity: this.opts.leaderElection?.identity }, 'became leader');
+          this.metrics.leader.set(1);
+          this.startControllers();
+        },
+        (reason) => {
+          this.metrics.leader.set(0);
+          this.log.error({ reason }, 'lost leadership');
+          (this.opts.onLeadershipLost ?? (() => process.exit(1)))(reason);
+        },
+      );
+    } else {
+      this.startControllers();
+    }
+  }
+
+  private startControllers(): void {
+    if (this.controllersRunning || this.stopping) return;
+    this.controllersRunning = true;
+    for (const c of this.controllers) c.start();
+    this.resyncAll();
+    this.scheduleResync();
+  }
+
+  private resyncAll(): void {
+    for (const { controller, informer } of this.primaries) for (const key of informer.store.keys()) controller.enqueue(key);
+  }
+
+  private scheduleResync(): void {
+    const every = this.opts.resyncMs;
+    if (!every) return;
+    this.resyncTimer = setTimeout(() => {
+      this.resyncAll();
+      this.scheduleResync();
+    }, every * (0.9 + Math.random() * 0.2));
+    this.resyncTimer.unref();
+  }
+
+  async stop(): Promise<void> {
+    if (this.stopping) return;
+    this.stopping = true;
+    clearTimeout(this.resyncTimer);
+    await Promise.all(this.controllers.map((c) => c.stop()));
+    // Give the lease up only after the last reconcile finished: the next leader must not overlap with us.
+    await this.elector?.stop();
+    await this.electing;
+    this.metrics.leader.set(0);
+    await Promise.all([...this.informers.values()].map((i) => i.stop()));
+    await new Promise<void>((r) => (this.server ? this.server.close(() => r()) : r()));
+    this.client.close();
+    this.log.info('stopped');
+  }
+
+  private collect(): void {
+    const now = Date.now();
+    for (const c of this.controllers) c.collectMetrics();
+    for (const [resource, at] of this.lastActivity) this.metrics.watchLastActivityAge.set({ resource }, (now - at) / 1000);
+    for (const i of this.informers.values()) this.metrics.cacheObjects.set({ resource: i.resource.plural }, i.store.size);
+  }
+
+  private async serve(port: number, host: string): Promise<void> {
+    this.server = createServer((req, res) => {
+      const path = (req.url ?? '/').split('?')[0];
+      if (path === '/healthz' || path === '/livez') {
+        res.writeHead(200, { 'Content-Type': 'text/plain' }).end('ok');
+      } else if (path === '/readyz') {
+        const ok = this.isReady;
+        res.writeHead(ok ? 200 : 503, { 'Content-Type': 'text/plain' }).end(ok ? 'ok' : 'caches not synced');
+      } else if (path === '/metrics') {
+        this.collect();
+        this.metrics.registry
+          .metrics()
+          .then((text) => res.writeHead(200, { 'Content-Type': this.metrics.registry.contentType }).end(text))
+          .catch((err: unknown) => res.writeHead(500).end(errorMessage(err)));
+      } else {
+        res.writeHead(404).end();
+      }
+    });
+    await new Promise<void>((resolve, reject) => {
+      this.server?.once('error', reject);
+      this.server?.listen(port, host, () => resolve());
+    });
+  }
+}

@@ -1,0 +1,52 @@
+// The controller's Prometheus metrics, in one registry of its own: reconciles, errors and durations, queue
+// depth and age, watch restarts and staleness, API requests, and leadership.
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+export class ControllerMetrics {
+  readonly registry = new Registry();
+  readonly reconcileTotal: Counter<'controller' | 'result'>;
+  readonly reconcileErrors: Counter<'controller' | 'class'>;
+  readonly reconcileDuration: Histogram<'controller'>;
+  readonly queueDepth: Gauge<'name'>;
+  readonly queueOldestAge: Gauge<'name'>;
+  readonly queueInFlight: Gauge<'name'>;
+  readonly queueAdds: Counter<'name'>;
+  readonly queueRetries: Counter<'name'>;
+  readonly queueWait: Histogram<'name'>;
+  readonly watchRestarts: Counter<'resource' | 'reason'>;
+  readonly watchLastActivityAge: Gauge<'resource'>;
+  readonly apiRequests: Counter<'method' | 'code'>;
+  readonly leader: Gauge;
+  readonly cacheObjects: Gauge<'resource'>;
+
+  constructor(opts: { processMetrics?: boolean } = {}) {
+    const registers = [this.registry];
+    if (opts.processMetrics ?? true) collectDefaultMetrics({ register: this.registry, prefix: 'slipway_' });
+    this.reconcileTotal = new Counter({ name: 'slipway_reconcile_total', help: 'Reconciles by controller and result (success, requeue, error).', labelNames: ['controller', 'result'], registers });
+    this.reconcileErrors = new Counter({ name: 'slipway_reconcile_errors_total', help: 'Failed reconciles by error class.', labelNames: ['controller', 'class'], registers });
+    this.reconcileDuration = new Histogram({
+      name: 'slipway_reconcile_duration_seconds',
+      help: 'Time one reconcile takes.',
+      labelNames: ['controller'],
+      buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers,
+    });
+    this.queueDepth = new Gauge({ name: 'slipway_workqueue_depth', help: 'Keys waiting for a worker.', labelNames: ['name'], registers });
+    this.queueOldestAge = new Gauge({ name: 'slipway_workqueue_oldest_item_age_seconds', help: 'How long the oldest waiting key has waited.', labelNames: ['name'], registers });
+    this.queueInFlight = new Gauge({ name: 'slipway_workqueue_in_flight', help: 'Keys being reconciled.', labelNames: ['name'], registers });
+    this.queueAdds = new Counter({ name: 'slipway_workqueue_adds_total', help: 'Keys added to the queue.', labelNames: ['name'], registers });
+    this.queueRetries = new Counter({ name: 'slipway_workqueue_retries_total', help: 'Keys requeued after a failure.', labelNames: ['name'], registers });
+    this.queueWait = new Histogram({
+      name: 'slipway_workqueue_queue_duration_seconds',
+      help: 'Time a key waits in the queue before a worker takes it.',
+      labelNames: ['name'],
+      buckets: [0.001, 0.01, 0.1, 0.5, 1, 5, 10, 30, 60],
+      registers,
+    });
+    this.watchRestarts = new Counter({ name: 'slipway_watch_restarts_total', help: 'Watch restarts by reason (expired, inactive, closed, error, throttled).', labelNames: ['resource', 'reason'], registers });
+    this.watchLastActivityAge = new Gauge({ name: 'slipway_watch_last_activity_age_seconds', help: 'Seconds since a watch last received anything (events or bookmarks).', labelNames: ['resource'], registers });
+    this.apiRequests = new Counter({ name: 'slipway_api_requests_total', help: 'Requests to the Kubernetes API by method and status code.', labelNames: ['method', 'code'], registers });
+    this.leader = new Gauge({ name: 'slipway_leader', help: '1 while this replica holds the leader lease.', registers });
+    this.cacheObjects = new Gauge({ name: 'slipway_cache_objects', help: 'Objects in the informer cache.', labelNames: ['resource'], registers });
+  }
+}
