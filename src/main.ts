@@ -20,6 +20,7 @@ const { values: args } = parseArgs({
     'no-leader-elect': { type: 'boolean', default: false },
     'leader-election-namespace': { type: 'string', default: process.env.POD_NAMESPACE ?? 'default' },
     'leader-election-id': { type: 'string', default: 'slipway-controller' },
+    'lease-duration-seconds': { type: 'string', default: '15' },
     identity: { type: 'string', default: process.env.POD_NAME ?? `${hostname()}-${process.pid}` },
     workers: { type: 'string', default: '4' },
     'resync-seconds': { type: 'string', default: '600' },
@@ -33,6 +34,12 @@ process.on('unhandledRejection', (err) => {
   process.exit(1);
 });
 
+/** client-go's proportions: renew deadline 2/3 of the lease, retry period 2/15 of it. */
+function leaderElection(namespace: string, name: string, identity: string, leaseSeconds: number) {
+  const leaseDurationMs = leaseSeconds * 1000;
+  return { namespace, name, identity, leaseDurationMs, renewDeadlineMs: (leaseDurationMs * 2) / 3, retryPeriodMs: (leaseDurationMs * 2) / 15 };
+}
+
 async function main(): Promise<void> {
   const client = await KubeClient.load({ ...(args.kubeconfig ? { kubeconfig: args.kubeconfig } : {}), ...(args.context ? { context: args.context } : {}) });
   const metrics = new ControllerMetrics();
@@ -45,7 +52,7 @@ async function main(): Promise<void> {
     host: args['metrics-host'],
     resyncMs: Number(args['resync-seconds']) * 1000,
     ...(args['leader-elect'] && !args['no-leader-elect']
-      ? { leaderElection: { namespace: args['leader-election-namespace'], name: args['leader-election-id'], identity } }
+      ? { leaderElection: leaderElection(args['leader-election-namespace'], args['leader-election-id'], identity, Number(args['lease-duration-seconds'])) }
       : {}),
   });
   const events = new EventRecorder(client, { instance: identity, onError: (err) => log.warn({ err: errorMessage(err) }, 'could not record an Event') });

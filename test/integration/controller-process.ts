@@ -1,0 +1,64 @@
+// Runs the real controller (src/main.ts) as a child process against the test cluster, as an operator would
+// run it: its own process, its own metrics port, killed by pid.
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { TestContext } from 'node:test';
+import { freePorts, isOurProcess, startComponent, stopProcess, tailOf } from '../cluster/processes.ts';
+import { eventually } from '../support/eventually.ts';
+import type { TestCluster } from './harness.ts';
+
+const MAIN = join(import.meta.dirname, '..', '..', 'src', 'main.ts');
+
+export interface ControllerProcess {
+  pid: number;
+  metricsUrl: string;
+  log: string;
+  /** SIGTERM and wait: a graceful shutdown. */
+  stop(): Promise<void>;
+  /** SIGKILL: a crash at whatever line it was on. */
+  kill(): Promise<void>;
+  metric(name: string): Promise<number>;
+}
+
+export async function startController(t: TestContext, cluster: TestCluster, namespace: string, opts: { identity?: string; args?: string[] } = {}): Promise<ControllerProcess> {
+  const [port] = (await freePorts(1)) as [number];
+  const logDir = mkdtempSync(join(tmpdir(), 'slipway-ctl-'));
+  const identity = opts.identity ?? 'controller';
+  const c = startComponent(identity, process.execPath, [
+    MAIN,
+    `--kubeconfig=${cluster.kubeconfig}`,
+    `--namespace=${namespace}`,
+    `--leader-election-namespace=${namespace}`,
+    `--identity=${identity}`,
+    `--metrics-port=${port}`,
+    '--metrics-host=127.0.0.1',
+    ...(opts.args ?? []),
+  ], logDir, false);
+  const rec = { pid: c.pid, bin: process.execPath };
+  const metricsUrl = `http://127.0.0.1:${port}/metrics`;
+  const proc: ControllerProcess = {
+    pid: c.pid,
+    metricsUrl,
+    log: c.log,
+    stop: () => stopProcess(rec, 10_000),
+    kill: async () => {
+      if (isOurProcess(rec)) process.kill(c.pid, 'SIGKILL');
+      await eventually(`controller ${identity} to die`, () => !isOurProcess(rec), { timeoutMs: 10_000 });
+    },
+    metric: async (name) => {
+      const text = await (await fetch(metricsUrl)).text();
+      let sum = 0;
+      for (const line of text.split('\n')) if (line.startsWith(name) && /^[\w:]+(\{[^}]*\})? /.test(line)) sum += Number(line.split(' ').pop());
+      return sum;
+    },
+  };
+  t.after(() => proc.stop());
+  await eventually(`controller ${identity} /readyz`, async () => (await fetch(`http://127.0.0.1:${port}/readyz`)).ok, {
+    timeoutMs: 30_000,
+    abort: c.exited.catch((err: unknown) => {
+      throw new Error(`${String(err)}\n${tailOf(c.log)}`);
+    }),
+  });
+  return proc;
+}

@@ -1,0 +1,230 @@
+// The ModelDeployment controller against a real API server, controller-manager, scheduler and KWOK nodes:
+// what a kubectl user sees after applying, editing, hand-editing and deleting a ModelDeployment.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { eventually } from '../support/eventually.ts';
+import { startController } from './controller-process.ts';
+import { getJson, testCluster, testNamespace } from './harness.ts';
+
+const cluster = testCluster();
+
+type Obj = Record<string, unknown>;
+interface ListOf<T> {
+  items: T[];
+}
+interface Child {
+  metadata: { name: string; uid: string; labels?: Record<string, string>; ownerReferences?: { kind: string; name: string; controller?: boolean }[] };
+  spec: Obj;
+  status?: Obj;
+}
+interface Md {
+  metadata: { generation: number };
+  status?: {
+    observedGeneration?: number;
+    phase?: string;
+    stable?: { revision: string; modelVersion: string };
+    availableReplicas?: number;
+    conditions?: { type: string; status: string; reason: string; message: string }[];
+  };
+}
+
+const spec = (overrides: Obj = {}): Obj => ({
+  model: { name: 'churn-xgb', version: '8', uri: 's3://models/churn/8/', format: 'xgboost' },
+  image: 'registry.example.com/mlserver:1.6.1',
+  replicas: 2,
+  resources: { requests: { cpu: '500m', memory: '1Gi' } },
+  batch: { schedule: '0 2 * * *', args: ['--input', 's3://data/churn/'] },
+  ...overrides,
+});
+
+const manifest = (name: string, s: Obj): string => JSON.stringify({ apiVersion: 'slipway.dev/v1alpha1', kind: 'ModelDeployment', metadata: { name }, spec: s });
+
+const apply = (ns: string, name: string, s: Obj): Promise<string> => cluster.kubectl(['apply', '--server-side', '--field-manager=kubectl', '-n', ns, '-f', '-'], manifest(name, s));
+const getMd = (ns: string, name = 'churn'): Promise<Md> => getJson<Md>(cluster, ['get', 'mdep', name, '-n', ns]);
+const deployments = (ns: string): Promise<ListOf<Child>> => getJson<ListOf<Child>>(cluster, ['get', 'deployments', '-n', ns]);
+const condition = (md: Md, type: string) => md.status?.conditions?.find((c) => c.type === type);
+
+async function waitReady(ns: string, name = 'churn'): Promise<Md> {
+  await cluster.kubectl(['wait', `--for=condition=Ready`, '--timeout=60s', '-n', ns, `mdep/${name}`]);
+  return getMd(ns, name);
+}
+
+async function events(ns: string, name: string): Promise<{ type: string; reason: string; message: string }[]> {
+  const list = await getJson<ListOf<{ type: string; reason: string; message: string; involvedObject: { name: string; kind: string } }>>(cluster, ['get', 'events', '-n', ns]);
+  return list.items.filter((e) => e.involvedObject.kind === 'ModelDeployment' && e.involvedObject.name === name);
+}
+
+test('applying a ModelDeployment creates a Deployment, Service and CronJob, pods get ready, and kubectl wait sees Ready', async (t) => {
+  const ns = await testNamespace(t);
+  await startController(t, cluster, ns);
+  await apply(ns, 'churn', spec());
+  const md = await waitReady(ns);
+
+  assert.equal(md.status?.phase, 'Healthy');
+  assert.equal(md.status?.observedGeneration, md.metadata.generation);
+  assert.equal(md.status?.availableReplicas, 2);
+  assert.equal(condition(md, 'Available')?.status, 'True');
+  assert.equal(condition(md, 'Stalled')?.status, 'False');
+  assert.equal(condition(md, 'Reconciling')?.status, 'False');
+  const rev = md.status?.stable?.revision ?? '';
+
+  const dep = await getJson<Child & { spec: { replicas: number; template: { spec: { containers: { image: string; ports: { containerPort: number }[]; env: { name: string; value: string }[]; readinessProbe: { httpGet: { path: string } }; resources: Obj }[] } } } }>(cluster, ['get', 'deployment', `churn-${rev}`, '-n', ns]);
+  const container = dep.spec.template.spec.containers[0];
+  assert.equal(dep.spec.replicas, 2);
+  assert.equal(container?.image, 'registry.example.com/mlserver:1.6.1');
+  assert.equal(container?.ports[0]?.containerPort, 8080);
+  assert.equal(container?.readinessProbe.httpGet.path, '/v2/health/ready');
+  assert.deepEqual(container?.resources, { requests: { cpu: '500m', memory: '1Gi' } });
+  assert.equal(container?.env.find((e) => e.name === 'SLIPWAY_MODEL_URI')?.value, 's3://models/churn/8/');
+  assert.deepEqual(dep.metadata.ownerReferences?.map((o) => [o.kind, o.name, o.controller]), [['ModelDeployment', 'churn', true]]);
+  assert.equal(dep.metadata.labels?.['slipway.dev/revision'], rev);
+
+  const svc = await getJson<Child & { spec: { selector: Record<string, string>; ports: { port: number; targetPort: number }[] } }>(cluster, ['get', 'service', 'churn', '-n', ns]);
+  assert.deepEqual(svc.spec.selector, { 'slipway.dev/model-deployment': 'churn', 'slipway.dev/revision': rev });
+  assert.deepEqual([svc.spec.ports[0]?.port, svc.spec.ports[0]?.targetPort], [80, 8080]);
+
+  const cron = await getJson<Child & { spec: { schedule: string; jobTemplate: { spec: { template: { spec: { containers: { image: string; args: string[] }[] } } } } } }>(cluster, ['get', 'cronjob', 'churn-batch', '-n', ns]);
+  assert.equal(cron.spec.schedule, '0 2 * * *');
+  assert.deepEqual(cron.spec.jobTemplate.spec.template.spec.containers[0]?.args, ['--input', 's3://data/churn/']);
+
+  const pods = await getJson<ListOf<{ spec: { nodeName: string }; status: { phase: string } }>>(cluster, ['get', 'pods', '-n', ns, '-l', 'slipway.dev/model-deployment=churn']);
+  assert.equal(pods.items.length, 2);
+  for (const p of pods.items) {
+    assert.match(p.spec.nodeName, /^kwok-node-/);
+    assert.equal(p.status.phase, 'Running');
+  }
+  assert.ok((await events(ns, 'churn')).some((e) => e.reason === 'Ready'), 'a Ready event is recorded');
+  const columns = await cluster.kubectl(['get', 'mdep', 'churn', '-n', ns]);
+  assert.match(columns, /churn\s+churn-xgb\s+8\s+Healthy\s+True\s+2/);
+});
+
+test('editing replicas converges, and a hand edit of the Deployment is reverted', async (t) => {
+  const ns = await testNamespace(t);
+  await startController(t, cluster, ns);
+  await apply(ns, 'churn', spec());
+  const rev = (await waitReady(ns)).status?.stable?.revision ?? '';
+
+  await apply(ns, 'churn', spec({ replicas: 4 }));
+  await eventually('4 available replicas in status', async () => {
+    const md = await getMd(ns);
+    return md.status?.observedGeneration === md.metadata.generation && md.status.availableReplicas === 4 && condition(md, 'Ready')?.status === 'True';
+  }, { timeoutMs: 60_000 });
+
+  await cluster.kubectl(['set', 'image', '-n', ns, `deployment/churn-${rev}`, 'model-server=evil.example.com/miner:latest']);
+  await cluster.kubectl(['scale', '-n', ns, `deployment/churn-${rev}`, '--replicas=1']);
+  await eventually('the hand edits to be reverted', async () => {
+    const dep = await getJson<{ spec: { replicas: number; template: { spec: { containers: { image: string }[] } } } }>(cluster, ['get', 'deployment', `churn-${rev}`, '-n', ns]);
+    return dep.spec.replicas === 4 && dep.spec.template.spec.containers[0]?.image === 'registry.example.com/mlserver:1.6.1';
+  }, { timeoutMs: 30_000 });
+  assert.equal((await deployments(ns)).items.length, 1, 'a hand edit is not a new revision');
+});
+
+test('deleting a ModelDeployment garbage-collects its children', async (t) => {
+  const ns = await testNamespace(t);
+  await startController(t, cluster, ns);
+  await apply(ns, 'churn', spec());
+  await waitReady(ns);
+  await cluster.kubectl(['delete', 'mdep', 'churn', '-n', ns, '--wait=true', '--timeout=60s']);
+  await eventually('the children to be collected', async () => {
+    const left = await getJson<ListOf<Child>>(cluster, ['get', 'deployments,services,cronjobs,replicasets,pods', '-n', ns, '-l', 'slipway.dev/model-deployment=churn']);
+    return left.items.length === 0;
+  }, { timeoutMs: 60_000 });
+});
+
+test('a new model version rolls out as a new revision, then the Service switches and the old revision is removed', async (t) => {
+  const ns = await testNamespace(t);
+  await startController(t, cluster, ns);
+  await apply(ns, 'churn', spec());
+  const before = (await waitReady(ns)).status?.stable?.revision;
+
+  await apply(ns, 'churn', spec({ model: { name: 'churn-xgb', version: '9', uri: 's3://models/churn/9/', format: 'xgboost' } }));
+  const md = await eventually('version 9 to serve', async () => {
+    const m = await getMd(ns);
+    return m.status?.stable?.modelVersion === '9' && condition(m, 'Ready')?.status === 'True' && m.status.observedGeneration === m.metadata.generation ? m : undefined;
+  }, { timeoutMs: 60_000 });
+  const after = md.status?.stable?.revision ?? '';
+  assert.notEqual(after, before);
+  await eventually('only the new revision to remain', async () => {
+    const names = (await deployments(ns)).items.map((d) => d.metadata.name);
+    return names.length === 1 && names[0] === `churn-${after}`;
+  }, { timeoutMs: 30_000 });
+  const svc = await getJson<{ spec: { selector: Record<string, string> } }>(cluster, ['get', 'service', 'churn', '-n', ns]);
+  assert.equal(svc.spec.selector['slipway.dev/revision'], after);
+  const reasons = (await events(ns, 'churn')).map((e) => e.reason);
+  assert.ok(reasons.includes('RevisionCreated') && reasons.includes('Promoted'), `events: ${reasons.join(', ')}`);
+});
+
+test('a missing ProjectEnvironment is a Stalled condition and a Warning, and creating it converges', async (t) => {
+  const ns = await testNamespace(t);
+  await startController(t, cluster, ns);
+  await apply(ns, 'churn', spec({ image: undefined, environmentRef: { name: 'py311' } }));
+  const stalled = await eventually('Stalled=EnvironmentNotFound', async () => {
+    const m = await getMd(ns);
+    return condition(m, 'Stalled')?.reason === 'EnvironmentNotFound' ? m : undefined;
+  });
+  assert.equal(condition(stalled, 'Ready')?.status, 'False');
+  assert.match(condition(stalled, 'Ready')?.message ?? '', /ProjectEnvironment "py311" does not exist/);
+  await cluster.kubectl(['wait', '--for=condition=Stalled', '--timeout=5s', '-n', ns, 'mdep/churn']);
+  await eventually('a Warning event', async () => (await events(ns, 'churn')).some((e) => e.type === 'Warning' && e.reason === 'EnvironmentNotFound'));
+  assert.equal((await deployments(ns)).items.length, 0);
+
+  const image = `registry.example.com/env@sha256:${'c'.repeat(64)}`;
+  await cluster.kubectl(['apply', '-n', ns, '-f', '-'], JSON.stringify({ apiVersion: 'slipway.dev/v1alpha1', kind: 'ProjectEnvironment', metadata: { name: 'py311' }, spec: { image } }));
+  const md = await waitReady(ns);
+  assert.equal(condition(md, 'Stalled')?.status, 'False');
+  const dep = (await deployments(ns)).items[0] as unknown as { spec: { template: { spec: { containers: { image: string }[] } } } };
+  assert.equal(dep.spec.template.spec.containers[0]?.image, image);
+});
+
+test('a quota that refuses the pods stalls the ModelDeployment with the quota message', async (t) => {
+  const ns = await testNamespace(t);
+  await cluster.kubectl(['create', 'quota', 'no-pods', '-n', ns, '--hard=pods=0']);
+  await startController(t, cluster, ns);
+  await apply(ns, 'churn', spec());
+  const md = await eventually('Stalled=ReplicaFailure', async () => {
+    const m = await getMd(ns);
+    return condition(m, 'Stalled')?.reason === 'ReplicaFailure' ? m : undefined;
+  }, { timeoutMs: 60_000 });
+  assert.match(condition(md, 'Stalled')?.message ?? '', /exceeded quota: no-pods/);
+  assert.equal(md.status?.phase, 'Failed');
+  await eventually('a Warning event', async () => (await events(ns, 'churn')).some((e) => e.type === 'Warning' && e.reason === 'ReplicaFailure'));
+});
+
+test('a controller killed mid-rollout is replaced and converges with no duplicate children', async (t) => {
+  const ns = await testNamespace(t);
+  const first = await startController(t, cluster, ns, { identity: 'first', args: ['--lease-duration-seconds=3'] });
+  for (const name of ['a', 'b', 'c']) await apply(ns, name, spec({ replicas: 3 }));
+  await eventually('the first children', async () => (await deployments(ns)).items.length > 0, { intervalMs: 20 });
+  await first.kill();
+
+  await startController(t, cluster, ns, { identity: 'second', args: ['--lease-duration-seconds=3'] });
+  for (const name of ['a', 'b', 'c']) await waitReady(ns, name);
+  const children = await getJson<ListOf<Child>>(cluster, ['get', 'deployments,services,cronjobs', '-n', ns]);
+  const names = children.items.map((c) => c.metadata.name).sort();
+  assert.equal(names.length, 9, `exactly one Deployment, Service and CronJob each: ${names.join(', ')}`);
+  assert.equal(new Set(names).size, 9);
+});
+
+test('with two controllers only the leader acts, and killing it hands over to the other', async (t) => {
+  const ns = await testNamespace(t);
+  const args = ['--lease-duration-seconds=3'];
+  const one = await startController(t, cluster, ns, { identity: 'one', args });
+  await eventually('one to lead', async () => (await one.metric('slipway_leader')) === 1);
+  const two = await startController(t, cluster, ns, { identity: 'two', args });
+
+  await apply(ns, 'churn', spec());
+  await waitReady(ns);
+  assert.ok((await one.metric('slipway_reconcile_total')) > 0, 'the leader reconciled');
+  assert.equal(await two.metric('slipway_leader'), 0);
+  assert.equal(await two.metric('slipway_reconcile_total'), 0, 'the standby did nothing');
+  assert.equal(await two.metric('slipway_api_requests_total{method="PATCH"'), 0, 'the standby wrote nothing');
+
+  await one.kill();
+  await eventually('two to take the lease', async () => (await two.metric('slipway_leader')) === 1, { timeoutMs: 30_000 });
+  const lease = await getJson<{ spec: { holderIdentity: string; leaseTransitions: number } }>(cluster, ['get', 'lease', 'slipway-controller', '-n', ns]);
+  assert.equal(lease.spec.holderIdentity, 'two');
+  assert.equal(lease.spec.leaseTransitions, 1);
+
+  await apply(ns, 'churn', spec({ replicas: 3 }));
+  await eventually('the new leader to act on a change', async () => (await getMd(ns)).status?.availableReplicas === 3, { timeoutMs: 60_000 });
+});
