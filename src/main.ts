@@ -73,6 +73,10 @@ async function main(): Promise<void> {
   };
   process.on('SIGTERM', () => shutdown('SIGTERM'));
   process.on('SIGINT', () => shutdown('SIGINT'));
+  process.on('SIGHUP', () => {
+    log.info('SIGHUP: full resync');
+    manager.resync();
+  });
 
   log.info({ server: client.server, identity, metrics: manager.address }, 'starting');
   await manager.start();

@@ -128,11 +128,13 @@ export class Manager {
     if (this.controllersRunning || this.stopping) return;
     this.controllersRunning = true;
     for (const c of this.controllers) c.start();
-    this.resyncAll();
+    this.resync();
     this.scheduleResync();
   }
 
-  private resyncAll(): void {
+  /** Enqueues every primary key: a converged system answers with zero writes. */
+  resync(): void {
+    if (!this.controllersRunning) return;
     for (const { controller, informer } of this.primaries) for (const key of informer.store.keys()) controller.enqueue(key);
   }
 
@@ -140,7 +142,7 @@ export class Manager {
     const every = this.opts.resyncMs;
     if (!every) return;
     this.resyncTimer = setTimeout(() => {
-      this.resyncAll();
+      this.resync();
       this.scheduleResync();
     }, every * (0.9 + Math.random() * 0.2));
     this.resyncTimer.unref();

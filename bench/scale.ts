@@ -1,0 +1,141 @@
+// Scale benchmark on the local control plane: N ModelDeployments created at once against one controller process.
+// Prints create→Ready latency percentiles, total convergence time, API requests per reconcile, writes during a
+// full no-op resync (expected: 0), and the controller's peak RSS.
+//   npm run bench:scale -- --count 1000
+import { spawn } from 'node:child_process';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { KubeClient } from '../src/kube/client.ts';
+import { ListWatch } from '../src/kube/list-watch.ts';
+import { Resources, type KubeObject } from '../src/kube/resources.ts';
+import { startCluster } from '../test/cluster/cluster.ts';
+import { freePorts } from '../test/cluster/processes.ts';
+import { eventually } from '../test/support/eventually.ts';
+
+const { values } = parseArgs({ options: { count: { type: 'string', default: '1000' }, concurrency: { type: 'string', default: '32' }, workers: { type: 'string', default: '8' } } });
+const COUNT = Number(values.count);
+const NS = 'bench';
+const root = join(import.meta.dirname, '..');
+
+const percentile = (sorted: number[], p: number): number => sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)] ?? NaN;
+
+async function metrics(url: string): Promise<Map<string, number>> {
+  const out = new Map<string, number>();
+  for (const line of (await (await fetch(url)).text()).split('\n')) {
+    if (!line || line.startsWith('#')) continue;
+    const i = line.lastIndexOf(' ');
+    out.set(line.slice(0, i), Number(line.slice(i + 1)));
+  }
+  return out;
+}
+const sum = (m: Map<string, number>, pred: (k: string) => boolean): number => [...m].filter(([k]) => pred(k)).reduce((a, [, v]) => a + v, 0);
+const writes = (m: Map<string, number>): number => sum(m, (k) => k.startsWith('slipway_api_requests_total') && /method="(POST|PUT|PATCH|DELETE)"/.test(k));
+const requests = (m: Map<string, number>): number => sum(m, (k) => k.startsWith('slipway_api_requests_total') && !k.includes('method="WATCH"'));
+const reconciles = (m: Map<string, number>): number => sum(m, (k) => k.startsWith('slipway_reconcile_total'));
+
+function peakRssMiB(pid: number): number {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  return Number(/VmHWM:\s+(\d+) kB/.exec(status)?.[1] ?? NaN) / 1024;
+}
+
+async function main(): Promise<void> {
+  const dir = join(existsSync('/dev/shm') ? '/dev/shm' : tmpdir(), `slipway-bench-${process.pid}`);
+  console.log(`starting the local control plane in ${dir}`);
+  const cluster = await startCluster({ dir, upstreamCrds: false, log: (l) => console.log(`  ${l}`) });
+  try {
+    await cluster.kubectl(['apply', '--server-side', '-f', join(root, 'crds')]);
+    await cluster.kubectl(['wait', '--for=condition=Established', '--timeout=60s', 'crd', '-l', 'app.kubernetes.io/part-of=slipway']);
+    await cluster.kubectl(['create', 'namespace', NS]);
+    await eventually('the default ServiceAccount', () => cluster.kubectl(['get', 'sa', 'default', '-n', NS, '-o', 'name']));
+
+    const [port] = (await freePorts(1)) as [number];
+    const controller = spawn('setpriv', ['--pdeathsig', 'KILL', '--', process.execPath, join(root, 'src', 'main.ts'),
+      `--kubeconfig=${cluster.kubeconfig}`, `--namespace=${NS}`, '--no-leader-elect', `--metrics-port=${port}`, '--metrics-host=127.0.0.1',
+      `--workers=${values.workers}`, '--resync-seconds=0'], { stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, SLIPWAY_LOG_LEVEL: 'warn' } });
+    const metricsUrl = `http://127.0.0.1:${port}/metrics`;
+    await eventually('the controller to be ready', async () => (await fetch(`http://127.0.0.1:${port}/readyz`)).ok, { timeoutMs: 30_000 });
+    const pid = controller.pid ?? 0;
+
+    const client = await KubeClient.load({ kubeconfig: cluster.kubeconfig, maxSockets: Number(values.concurrency) });
+    const created = new Map<string, number>();
+    const ready = new Map<string, number>();
+    const watch = new ListWatch<KubeObject & { status?: { conditions?: { type: string; status: string }[] } }>(client, Resources.ModelDeployment, {
+      onList: () => {},
+      onEvent: (_type, obj) => {
+        const name = obj.metadata.name;
+        if (!ready.has(name) && obj.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True')) ready.set(name, performance.now());
+      },
+    }, { namespace: NS });
+    watch.start();
+    await new Promise((r) => setTimeout(r, 500));
+
+    console.log(`creating ${COUNT} ModelDeployments (${values.concurrency} at a time)`);
+    const t0 = performance.now();
+    const names = Array.from({ length: COUNT }, (_, i) => `model-${String(i).padStart(4, '0')}`);
+    let next = 0;
+    await Promise.all(Array.from({ length: Number(values.concurrency) }, async () => {
+      while (next < names.length) {
+        const name = names[next++] ?? '';
+        created.set(name, performance.now());
+        await client.create(Resources.ModelDeployment, {
+          apiVersion: 'slipway.dev/v1alpha1',
+          kind: 'ModelDeployment',
+          metadata: { name, namespace: NS },
+          spec: {
+            model: { name: 'churn', version: '1', uri: `s3://models/${name}/1/`, format: 'sklearn' },
+            image: 'registry.example.com/mlserver:1.6.1',
+            replicas: 1,
+            batch: { schedule: '0 2 * * *' },
+          },
+        });
+      }
+    }));
+    const createdIn = (performance.now() - t0) / 1000;
+    await eventually(`all ${COUNT} Ready`, () => ready.size >= COUNT, { timeoutMs: 30 * 60_000, intervalMs: 1000 });
+    const converged = (performance.now() - t0) / 1000;
+    const latencies = names.map((n) => ((ready.get(n) ?? NaN) - (created.get(n) ?? NaN)) / 1000).sort((a, b) => a - b);
+
+    // Let the tail of status updates and Events settle, then measure a full resync of a converged system.
+    let settled = await metrics(metricsUrl);
+    await eventually('the queue to drain', async () => {
+      const now = await metrics(metricsUrl);
+      const quiet = reconciles(now) === reconciles(settled) && (now.get('slipway_workqueue_depth{name="modeldeployment"}') ?? 0) === 0;
+      settled = now;
+      return quiet;
+    }, { timeoutMs: 120_000, intervalMs: 3000 });
+    const before = await metrics(metricsUrl);
+    process.kill(pid, 'SIGHUP');
+    await eventually('the resync to finish', async () => {
+      const now = await metrics(metricsUrl);
+      return reconciles(now) - reconciles(before) >= COUNT && (now.get('slipway_workqueue_depth{name="modeldeployment"}') ?? 0) === 0 && (now.get('slipway_workqueue_in_flight{name="modeldeployment"}') ?? 0) === 0;
+    }, { timeoutMs: 300_000, intervalMs: 500 });
+    const after = await metrics(metricsUrl);
+
+    const rss = peakRssMiB(pid);
+    console.log(`
+ModelDeployments           ${COUNT} (1 replica and a batch CronJob each; 3 KWOK nodes)
+created in                 ${createdIn.toFixed(1)} s
+create→Ready p50/p95/p99   ${percentile(latencies, 50).toFixed(2)} / ${percentile(latencies, 95).toFixed(2)} / ${percentile(latencies, 99).toFixed(2)} s
+total convergence          ${converged.toFixed(1)} s (first create to last Ready)
+reconciles to converge     ${reconciles(before)} (${(reconciles(before) / COUNT).toFixed(2)} per ModelDeployment)
+API requests per reconcile ${(requests(before) / reconciles(before)).toFixed(2)} (${requests(before)} requests, watches excluded)
+no-op resync               ${reconciles(after) - reconciles(before)} reconciles, ${writes(after) - writes(before)} writes, ${requests(after) - requests(before)} requests
+controller peak RSS        ${rss.toFixed(0)} MiB`);
+    await watch.stop();
+    client.close();
+    controller.kill('SIGTERM');
+  } finally {
+    await cluster.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+main().then(
+  () => process.exit(0),
+  (err: unknown) => {
+    console.error(err);
+    process.exit(1);
+  },
+);

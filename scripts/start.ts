@@ -1,0 +1,47 @@
+// `npm start`: runs the controller against the current kube context. With no context configured (no
+// $KUBECONFIG, no ~/.kube/config, not in a cluster) it starts the local control plane, installs the CRDs,
+// and runs there, printing how to apply the examples.
+import { existsSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import { defaultClusterDir, kubectlRunner, readState, startCluster } from '../test/cluster/cluster.ts';
+import { isOurProcess } from '../test/cluster/processes.ts';
+
+const root = join(import.meta.dirname, '..');
+
+function hasKubeContext(): boolean {
+  return Boolean(process.env.KUBECONFIG) || existsSync(join(homedir(), '.kube', 'config')) || Boolean(process.env.KUBERNETES_SERVICE_HOST);
+}
+
+async function localCluster(): Promise<{ kubeconfig: string; binDir: string }> {
+  const dir = defaultClusterDir();
+  const running = readState(dir);
+  if (running?.components.every(isOurProcess)) return running;
+  console.error('No kube context is configured: starting the local control plane (npm run cluster:down stops it).');
+  return startCluster({ dir, persistent: true, log: (l) => console.error(l) });
+}
+
+async function main(): Promise<void> {
+  const passthrough = process.argv.slice(2);
+  if (!hasKubeContext()) {
+    const cluster = await localCluster();
+    const kubectl = kubectlRunner(cluster.binDir, cluster.kubeconfig);
+    await kubectl(['apply', '--server-side', '--force-conflicts', '-f', join(root, 'crds')]);
+    await kubectl(['wait', '--for=condition=Established', '--timeout=60s', 'crd', '-l', 'app.kubernetes.io/part-of=slipway']);
+    console.error(`
+Slipway runs on the local control plane. In another shell:
+  export KUBECONFIG=${cluster.kubeconfig}
+  export PATH=${cluster.binDir}:$PATH
+  kubectl apply -f ${join(root, 'examples', 'churn.yaml')}
+  kubectl wait --for=condition=Ready mdep/churn && kubectl get mdep,deploy,svc,cronjob,pods
+`);
+    passthrough.push(`--kubeconfig=${cluster.kubeconfig}`, '--leader-election-namespace=default');
+  }
+  process.argv = [process.argv[0] ?? 'node', join(root, 'src', 'main.ts'), ...passthrough];
+  await import('../src/main.ts');
+}
+
+main().catch((err: unknown) => {
+  console.error(`error: ${err instanceof Error ? err.message : String(err)}`);
+  process.exit(1);
+});
