@@ -45,7 +45,7 @@ async function main(): Promise<void> {
   console.log(`starting the local control plane in ${dir}`);
   const cluster = await startCluster({ dir, upstreamCrds: false, log: (l) => console.log(`  ${l}`) });
   try {
-    await cluster.kubectl(['apply', '--server-side', '-f', join(root, 'crds')]);
+    await cluster.kubectl(['apply', '--server-side', '-k', join(root, 'crds')]);
     await cluster.kubectl(['wait', '--for=condition=Established', '--timeout=60s', 'crd', '-l', 'app.kubernetes.io/part-of=slipway']);
     await cluster.kubectl(['create', 'namespace', NS]);
     await eventually('the default ServiceAccount', () => cluster.kubectl(['get', 'sa', 'default', '-n', NS, '-o', 'name']));

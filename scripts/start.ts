@@ -26,7 +26,7 @@ async function main(): Promise<void> {
   if (!hasKubeContext()) {
     const cluster = await localCluster();
     const kubectl = kubectlRunner(cluster.binDir, cluster.kubeconfig);
-    await kubectl(['apply', '--server-side', '--force-conflicts', '-f', join(root, 'crds')]);
+    await kubectl(['apply', '--server-side', '--force-conflicts', '-k', join(root, 'crds')]);
     await kubectl(['wait', '--for=condition=Established', '--timeout=60s', 'crd', '-l', 'app.kubernetes.io/part-of=slipway']);
     console.error(`
 Slipway runs on the local control plane. In another shell:

@@ -21,15 +21,23 @@ export interface ControllerProcess {
   metric(name: string): Promise<number>;
 }
 
-export async function startController(t: TestContext, cluster: TestCluster, namespace: string, opts: { identity?: string; args?: string[] } = {}): Promise<ControllerProcess> {
+export interface ControllerProcessOptions {
+  identity?: string;
+  args?: string[];
+  /** Another identity than the test cluster's admin (e.g. a ServiceAccount token). */
+  kubeconfig?: string;
+  leaseNamespace?: string;
+}
+
+export async function startController(t: TestContext, cluster: TestCluster, namespace: string, opts: ControllerProcessOptions = {}): Promise<ControllerProcess> {
   const [port] = (await freePorts(1)) as [number];
   const logDir = mkdtempSync(join(tmpdir(), 'slipway-ctl-'));
   const identity = opts.identity ?? 'controller';
   const c = startComponent(identity, process.execPath, [
     MAIN,
-    `--kubeconfig=${cluster.kubeconfig}`,
+    `--kubeconfig=${opts.kubeconfig ?? cluster.kubeconfig}`,
     `--namespace=${namespace}`,
-    `--leader-election-namespace=${namespace}`,
+    `--leader-election-namespace=${opts.leaseNamespace ?? namespace}`,
     `--identity=${identity}`,
     `--metrics-port=${port}`,
     '--metrics-host=127.0.0.1',

@@ -10,7 +10,7 @@ let cluster: Cluster | undefined;
 /** Slipway's own CRDs, as a platform team installs them, from crds/. */
 async function installCrds(kubectl: Cluster['kubectl']): Promise<void> {
   const crds = join(import.meta.dirname, '..', '..', 'crds');
-  await kubectl(['apply', '--server-side', '--force-conflicts', '--field-manager=slipway-test', '-f', crds]);
+  await kubectl(['apply', '--server-side', '--force-conflicts', '--field-manager=slipway-test', '-k', crds]);
   await kubectl(['wait', '--for=condition=Established', '--timeout=60s', 'crd', '-l', 'app.kubernetes.io/part-of=slipway']);
 }
 
