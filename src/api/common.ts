@@ -90,3 +90,11 @@ export interface KindDefinition {
   printerColumns: PrinterColumn[];
   description: string;
 }
+
+/** The whole object of a Slipway kind: what the informer cache holds, parsed. */
+export function resourceSchema<K extends string, S extends z.ZodType, T extends z.ZodType>(kind: K, spec: S, status: T) {
+  return z.object({ apiVersion: z.string(), kind: z.literal(kind), metadata: objectMeta, spec, status: status.optional() });
+}
+
+export const readyColumn: PrinterColumn = { name: 'Ready', type: 'string', jsonPath: '.status.conditions[?(@.type=="Ready")].status' };
+export const ageColumn: PrinterColumn = { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' };

@@ -1,7 +1,7 @@
 // Experiment: compare model versions on live traffic (A/B test or bandit). The controller for it comes later;
 // the API is defined now so the CRD set is complete and validated at admission.
 import { z } from 'zod';
-import { cel, conditions, duration, name253, name63, objectMeta, type KindDefinition } from './common.ts';
+import { cel, conditions, duration, name253, name63, resourceSchema, readyColumn, ageColumn, type KindDefinition } from './common.ts';
 
 const variant = z.object({ name: name63, modelDeploymentRef: name253 });
 
@@ -87,13 +87,7 @@ export const experimentStatus = z.object({
   conditions: conditions.optional(),
 });
 
-export const experiment = z.object({
-  apiVersion: z.string(),
-  kind: z.literal('Experiment'),
-  metadata: objectMeta,
-  spec: experimentSpec,
-  status: experimentStatus.optional(),
-});
+export const experiment = resourceSchema('Experiment', experimentSpec, experimentStatus);
 export type Experiment = z.infer<typeof experiment>;
 
 export const experimentKind: KindDefinition = {
@@ -108,7 +102,7 @@ export const experimentKind: KindDefinition = {
   printerColumns: [
     { name: 'Phase', type: 'string', jsonPath: '.status.phase' },
     { name: 'Winner', type: 'string', jsonPath: '.status.winner' },
-    { name: 'Ready', type: 'string', jsonPath: '.status.conditions[?(@.type=="Ready")].status' },
-    { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' },
+    readyColumn,
+    ageColumn,
   ],
 };

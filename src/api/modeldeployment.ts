@@ -1,7 +1,7 @@
 // ModelDeployment: one model served as a scoring Deployment + Service (and optional batch CronJob), rolled out
 // revision by revision. The zod schema here is the source of the TypeScript types and of crds/.
 import { z } from 'zod';
-import { cel, conditions, duration, name253, name63, objectMeta, resourceRequirements, type KindDefinition } from './common.ts';
+import { cel, conditions, duration, name253, name63, resourceRequirements, resourceSchema, readyColumn, ageColumn, type KindDefinition } from './common.ts';
 
 export const MODEL_FORMATS = ['sklearn', 'xgboost', 'lightgbm', 'onnx', 'pmml', 'mlflow', 'custom'] as const;
 export const PROTOCOLS = ['v2', 'v1', 'custom'] as const;
@@ -182,13 +182,7 @@ export const modelDeploymentStatus = z.object({
   conditions: conditions.optional(),
 });
 
-export const modelDeployment = z.object({
-  apiVersion: z.string(),
-  kind: z.literal('ModelDeployment'),
-  metadata: objectMeta,
-  spec: modelDeploymentSpec,
-  status: modelDeploymentStatus.optional(),
-});
+export const modelDeployment = resourceSchema('ModelDeployment', modelDeploymentSpec, modelDeploymentStatus);
 
 export type ModelDeploymentSpec = z.infer<typeof modelDeploymentSpec>;
 export type ModelDeploymentStatus = z.infer<typeof modelDeploymentStatus>;
@@ -215,8 +209,8 @@ export const modelDeploymentKind: KindDefinition = {
     { name: 'Model', type: 'string', jsonPath: '.spec.model.name' },
     { name: 'Version', type: 'string', jsonPath: '.status.stable.modelVersion' },
     { name: 'Phase', type: 'string', jsonPath: '.status.phase' },
-    { name: 'Ready', type: 'string', jsonPath: '.status.conditions[?(@.type=="Ready")].status' },
+    readyColumn,
     { name: 'Available', type: 'integer', jsonPath: '.status.availableReplicas' },
-    { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' },
+    ageColumn,
   ],
 };

@@ -1,7 +1,7 @@
 // ProjectEnvironment: a per-project environment image built from a package list and pinned by digest, or a
 // prebuilt image. ModelDeployments reference it by name and serve its resolved image.
 import { z } from 'zod';
-import { cel, conditions, objectMeta, type KindDefinition } from './common.ts';
+import { cel, conditions, resourceSchema, readyColumn, ageColumn, type KindDefinition } from './common.ts';
 
 const pinnedImage = z
   .string()
@@ -47,13 +47,7 @@ export const projectEnvironmentStatus = z.object({
   conditions: conditions.optional(),
 });
 
-export const projectEnvironment = z.object({
-  apiVersion: z.string(),
-  kind: z.literal('ProjectEnvironment'),
-  metadata: objectMeta,
-  spec: projectEnvironmentSpec,
-  status: projectEnvironmentStatus.optional(),
-});
+export const projectEnvironment = resourceSchema('ProjectEnvironment', projectEnvironmentSpec, projectEnvironmentStatus);
 export type ProjectEnvironment = z.infer<typeof projectEnvironment>;
 
 export const projectEnvironmentKind: KindDefinition = {
@@ -68,6 +62,7 @@ export const projectEnvironmentKind: KindDefinition = {
   printerColumns: [
     { name: 'Image', type: 'string', jsonPath: '.status.image' },
     { name: 'Phase', type: 'string', jsonPath: '.status.phase' },
-    { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' },
+    readyColumn,
+    ageColumn,
   ],
 };
