@@ -27,6 +27,20 @@ const KWOK_STAGES = [
   'kustomize/stage/pod/fast/pod-complete.yaml',
   'kustomize/stage/pod/fast/pod-delete.yaml',
 ];
+/**
+ * Pods whose first container runs this image never become ready (KWOK leaves them Pending), so tests can show
+ * what happens to an image that never starts.
+ */
+export const NEVER_READY_IMAGE = 'registry.invalid/never-ready:1';
+
+function kwokStage(text: string): string {
+  const stage = yaml.load(text) as { metadata: { name: string }; spec: { selector: { matchExpressions: object[] } } };
+  if (stage.metadata.name === 'pod-ready') {
+    stage.spec.selector.matchExpressions.push({ key: '.spec.containers.[0].image', operator: 'NotIn', values: [NEVER_READY_IMAGE] });
+  }
+  return yaml.dump(stage, { lineWidth: -1 });
+}
+
 // Cluster addresses are API data only: nothing on this machine routes to them and nothing may connect to them.
 const SERVICE_CIDR = '10.96.0.0/16';
 const POD_CIDR = '10.244.0.0/16';
@@ -262,7 +276,7 @@ leaderElection: {leaderElect: false}
 
     const kwokDir = moduleDir(KWOK.module, KWOK.version);
     const kwokConfig = join(opts.dir, 'kwok.yaml');
-    writeFileSync(kwokConfig, KWOK_STAGES.map((p) => readFileSync(join(kwokDir, p), 'utf8')).join('\n---\n'));
+    writeFileSync(kwokConfig, KWOK_STAGES.map((p) => kwokStage(readFileSync(join(kwokDir, p), 'utf8'))).join('\n---\n'));
     const kwok = start('kwok', [
       `--kubeconfig=${kubeconfig}`,
       `--config=${kwokConfig}`,

@@ -2,6 +2,7 @@
 // what a kubectl user sees after applying, editing, hand-editing and deleting a ModelDeployment.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { NEVER_READY_IMAGE } from '../cluster/cluster.ts';
 import { eventually } from '../support/eventually.ts';
 import { startController } from './controller-process.ts';
 import { getJson, testCluster, testNamespace } from './harness.ts';
@@ -152,6 +153,27 @@ test('a new model version rolls out as a new revision, then the Service switches
   assert.equal(svc.spec.selector['slipway.dev/revision'], after);
   const reasons = (await events(ns, 'churn')).map((e) => e.reason);
   assert.ok(reasons.includes('RevisionCreated') && reasons.includes('Promoted'), `events: ${reasons.join(', ')}`);
+});
+
+test('a revision whose image never becomes ready takes no traffic, and stalls at its progress deadline while stable serves', async (t) => {
+  const ns = await testNamespace(t);
+  await startController(t, cluster, ns);
+  await apply(ns, 'churn', spec({ progressDeadlineSeconds: 30 }));
+  const stable = (await waitReady(ns)).status?.stable?.revision ?? '';
+
+  await apply(ns, 'churn', spec({ progressDeadlineSeconds: 30, image: NEVER_READY_IMAGE }));
+  const md = await eventually('Stalled=ProgressDeadlineExceeded', async () => {
+    const m = await getMd(ns);
+    return condition(m, 'Stalled')?.reason === 'ProgressDeadlineExceeded' ? m : undefined;
+  }, { timeoutMs: 90_000, intervalMs: 1000 });
+  assert.equal(md.status?.phase, 'Degraded', 'stalled, but the stable revision still serves');
+  assert.equal(md.status?.stable?.revision, stable);
+  assert.equal(condition(md, 'Available')?.status, 'True');
+  assert.equal(condition(md, 'Ready')?.status, 'False');
+  const svc = await getJson<{ spec: { selector: Record<string, string> } }>(cluster, ['get', 'service', 'churn', '-n', ns]);
+  assert.equal(svc.spec.selector['slipway.dev/revision'], stable, 'traffic never moved');
+  assert.equal((await deployments(ns)).items.length, 2, 'the failed revision is kept for inspection beside the stable one');
+  await eventually('a Warning event', async () => (await events(ns, 'churn')).some((e) => e.type === 'Warning' && e.reason === 'ProgressDeadlineExceeded'));
 });
 
 test('a missing ProjectEnvironment is a Stalled condition and a Warning, and creating it converges', async (t) => {
