@@ -46,7 +46,9 @@ export function openApiSchema(schema: z.ZodType): Schema {
 
 export function customResourceDefinition(def: KindDefinition): Schema {
   const spec = openApiSchema(def.spec);
-  const status = openApiSchema(def.status);
+  // A new object reads back with observedGeneration 0 until the controller has seen it: kstatus (Helm 4's
+  // --wait, Flux health checks) would otherwise take an object with no status for Current, i.e. done.
+  const status = { ...openApiSchema(def.status), default: { observedGeneration: 0 } };
   const root: Schema = {
     type: 'object',
     description: def.description,
