@@ -119,6 +119,15 @@ export interface InformerHooks {
   onHandlerError?: (resource: string, err: unknown) => void;
 }
 
+/**
+ * What the cache keeps of an object: managedFields are dropped (they are often the larger half of an object and
+ * nothing reads them from the cache).
+ */
+export function trimForCache<T extends KubeObject>(obj: T): T {
+  if (obj.metadata.managedFields !== undefined) delete obj.metadata.managedFields;
+  return obj;
+}
+
 export class Informer<T extends KubeObject> {
   readonly resource: ResourceType;
   readonly store: Store<T>;
@@ -138,11 +147,12 @@ export class Informer<T extends KubeObject> {
       resource,
       {
         onList: (items) => {
-          for (const e of this.store.replace(items)) this.emit(e, hooks);
+          for (const e of this.store.replace(items.map(trimForCache))) this.emit(e, hooks);
           this.isSynced = true;
           this.syncedResolve();
         },
         onEvent: (type, obj) => {
+          trimForCache(obj);
           if (type === 'DELETED') {
             const old = this.store.remove(obj);
             this.emit({ type, obj: old ?? obj }, hooks);

@@ -211,3 +211,15 @@ test('an informer turns a relist into the deletes and updates it implies', async
   assert.deepEqual(seen, ['ADDED a', 'ADDED b', 'MODIFIED a', 'ADDED c', 'DELETED b']);
   assert.deepEqual(informer.store.keys().sort(), ['ns/a', 'ns/c']);
 });
+
+test('the cache drops managedFields, which nothing reads from it', async () => {
+  const withFields = { metadata: { name: 'a', namespace: 'ns', resourceVersion: '1', managedFields: [{ manager: 'kubectl', fieldsV1: { 'f:spec': {} } }] } };
+  const { client } = await fakeApiServer([list('10', [withFields]), watch([{ type: 'MODIFIED', object: { ...withFields, metadata: { ...withFields.metadata, resourceVersion: '2' } } }], 'hang')]);
+  const informer = new Informer(client, Resources.Pod, fast);
+  const versions: string[] = [];
+  informer.on((e) => versions.push(`${e.obj.metadata.resourceVersion} ${'managedFields' in e.obj.metadata}`));
+  informer.start();
+  await eventually('the watch event', () => versions.length === 2);
+  await informer.stop();
+  assert.deepEqual(versions, ['1 false', '2 false']);
+});

@@ -1,0 +1,79 @@
+// act: carries out a ModelDeployment plan. Children by server-side apply (field manager `slipway`, forced: a hand
+// edit of a field Slipway owns is reverted), deletes with a uid precondition, the status through the status
+// subresource, then Events. Idempotent: acting on the same plan twice changes nothing the second time.
+import type { ModelDeployment } from '../../api/modeldeployment.ts';
+import type { KubeClient } from '../../kube/client.ts';
+import { classify, isNotFound, KubeApiError } from '../../kube/errors.ts';
+import type { EventRecorder } from '../../kube/events.ts';
+import { Resources } from '../../kube/resources.ts';
+import { errorMessage } from '../../runtime/log.ts';
+import { mergeConditions } from '../conditions.ts';
+import { CHILD_RESOURCES } from './observe.ts';
+import type { ChildKind, Plan } from './plan.ts';
+
+export class ModelDeploymentActuator {
+  private readonly client: KubeClient;
+  private readonly events: EventRecorder;
+  private readonly now: () => Date;
+
+  constructor(client: KubeClient, events: EventRecorder, now: () => Date) {
+    this.client = client;
+    this.events = events;
+    this.now = now;
+  }
+
+  async act(md: ModelDeployment, p: Plan): Promise<void> {
+    for (const obj of p.apply) {
+      try {
+        await this.client.apply(CHILD_RESOURCES[obj.kind as ChildKind], obj, { force: true });
+      } catch (err) {
+        if (classify(err) !== 'Terminal') throw err;
+        // The API server refuses this child as we build it (quota, policy, validation): a person must act.
+        const message = `${obj.kind} ${obj.metadata.name} was refused: ${err instanceof KubeApiError ? err.statusMessage : errorMessage(err)}`;
+        await this.recordFailure(md, 'ApplyFailed', message, p);
+        throw err;
+      }
+    }
+    for (const child of p.delete) {
+      try {
+        await this.client.delete(CHILD_RESOURCES[child.kind], md.metadata.namespace, child.name, { uid: child.uid });
+      } catch (err) {
+        if (!isNotFound(err)) throw err;
+      }
+    }
+    if (p.statusChanged) await this.writeStatus(md, p.status);
+    for (const e of p.events) await this.events.record(md, e);
+  }
+
+  private async writeStatus(md: ModelDeployment, status: Plan['status']): Promise<void> {
+    await this.client.apply(
+      Resources.ModelDeployment,
+      { metadata: { name: md.metadata.name, namespace: md.metadata.namespace ?? 'default' }, status },
+      { subresource: 'status', force: true },
+    );
+  }
+
+  /**
+   * Records a failure the planner could not foresee (the API server refused a write) as Stalled, with a
+   * Warning Event, unless exactly this failure is recorded already: a failing spec must not become a write storm.
+   */
+  async recordFailure(md: ModelDeployment, reason: string, message: string, p?: Plan): Promise<void> {
+    const previous = md.status?.conditions;
+    const stalled = previous?.find((c) => c.type === 'Stalled');
+    if (stalled?.status === 'True' && stalled.reason === reason && stalled.message === message) return;
+    const available = (p?.status.conditions ?? previous ?? []).filter((c) => c.type === 'Available');
+    const conditions = mergeConditions(
+      previous,
+      [
+        { type: 'Ready', status: 'False', reason, message },
+        { type: 'Reconciling', status: 'False', reason: 'Stalled', message: 'reconciliation is stalled: see the Stalled condition' },
+        { type: 'Stalled', status: 'True', reason, message },
+        ...available,
+      ],
+      md.metadata.generation,
+      this.now(),
+    );
+    await this.writeStatus(md, { ...(p?.status ?? md.status ?? {}), observedGeneration: md.metadata.generation, phase: 'Failed', conditions });
+    await this.events.record(md, { type: 'Warning', reason, message });
+  }
+}

@@ -1,0 +1,90 @@
+// observe: what a ModelDeployment reconcile reads, all from the informer caches: the resource, the children it
+// controls (by owner uid), and the ProjectEnvironment it references. No writes, no API calls.
+import type { ModelDeployment } from '../../api/modeldeployment.ts';
+import type { ProjectEnvironment } from '../../api/projectenvironment.ts';
+import { byControllerUid, type Informer } from '../../kube/informer.ts';
+import { objectKey, Resources, type KubeObject, type ResourceType } from '../../kube/resources.ts';
+import type { Manager } from '../../runtime/manager.ts';
+import type { ChildKind, Observed } from './plan.ts';
+
+const MANAGED = 'app.kubernetes.io/managed-by=slipway';
+const OWNER_INDEX = 'owner';
+const ENV_INDEX = 'environment';
+
+export const CHILD_RESOURCES: Record<ChildKind, ResourceType> = {
+  Deployment: Resources.Deployment,
+  Service: Resources.Service,
+  CronJob: Resources.CronJob,
+  HorizontalPodAutoscaler: Resources.HorizontalPodAutoscaler,
+};
+
+/** The caches a ModelDeployment reconcile reads, and how their changes map to ModelDeployment keys. */
+export class ModelDeploymentCaches {
+  readonly modelDeployments: Informer<KubeObject>;
+  private readonly children: Record<ChildKind, Informer<KubeObject>>;
+  private readonly environments: Informer<KubeObject>;
+
+  constructor(manager: Manager, namespace: string | undefined) {
+    const ns = namespace ? { namespace } : {};
+    this.modelDeployments = manager.informer(Resources.ModelDeployment, { ...ns, indexers: { [ENV_INDEX]: environmentKeys } });
+    // Only what Slipway manages is cached: a cluster's other Deployments and Services cost nothing.
+    const child = (r: ResourceType): Informer<KubeObject> => manager.informer(r, { ...ns, labelSelector: MANAGED, indexers: { [OWNER_INDEX]: byControllerUid } });
+    this.children = {
+      Deployment: child(Resources.Deployment),
+      Service: child(Resources.Service),
+      CronJob: child(Resources.CronJob),
+      HorizontalPodAutoscaler: child(Resources.HorizontalPodAutoscaler),
+    };
+    this.environments = manager.informer(Resources.ProjectEnvironment, ns);
+  }
+
+  /** Calls `enqueue` with the key of every ModelDeployment a change concerns: keys, never events. */
+  watch(enqueue: (key: string) => void): void {
+    this.modelDeployments.on((e) => enqueue(objectKey(e.obj)));
+    for (const informer of Object.values(this.children)) {
+      informer.on((e) => {
+        for (const ref of e.obj.metadata.ownerReferences ?? []) {
+          if (ref.controller && ref.kind === 'ModelDeployment') enqueue(`${e.obj.metadata.namespace}/${ref.name}`);
+        }
+      });
+    }
+    this.environments.on((e) => {
+      for (const md of this.modelDeployments.store.byIndex(ENV_INDEX, objectKey(e.obj))) enqueue(objectKey(md));
+    });
+  }
+
+  get(key: string): KubeObject | undefined {
+    return this.modelDeployments.store.get(key);
+  }
+
+  observe(md: ModelDeployment): Observed {
+    const uid = md.metadata.uid ?? '';
+    const owned = (kind: ChildKind): KubeObject[] => this.children[kind].store.byIndex(OWNER_INDEX, uid);
+    const observed: Observed = {
+      md,
+      deployments: owned('Deployment'),
+      services: owned('Service'),
+      cronJobs: owned('CronJob'),
+      hpas: owned('HorizontalPodAutoscaler'),
+    };
+    const ref = md.spec.environmentRef;
+    if (ref) {
+      const env = this.environments.store.get(`${md.metadata.namespace}/${ref.name}`) as ProjectEnvironment | undefined;
+      observed.environment = env
+        ? {
+            found: true,
+            // A prebuilt environment is pinned by digest in its spec; a built one reports its image in status.
+            image: env.status?.image ?? env.spec.image,
+            phase: env.status?.phase,
+            message: env.status?.conditions?.find((c) => c.type === 'Ready')?.message,
+          }
+        : { found: false };
+    }
+    return observed;
+  }
+}
+
+function environmentKeys(o: KubeObject): string[] {
+  const ref = (o as { spec?: { environmentRef?: { name?: string } } }).spec?.environmentRef?.name;
+  return ref ? [`${o.metadata.namespace}/${ref}`] : [];
+}
