@@ -212,6 +212,38 @@ test('a quota that refuses the pods stalls the ModelDeployment with the quota me
   await eventually('a Warning event', async () => (await events(ns, 'churn')).some((e) => e.type === 'Warning' && e.reason === 'ReplicaFailure'));
 });
 
+test('a child refused by an admission policy stalls the ModelDeployment with the policy\'s message, once', async (t) => {
+  const ns = await testNamespace(t);
+  const policy = `no-services-${ns}`;
+  t.after(() => cluster.kubectl(['delete', 'validatingadmissionpolicy,validatingadmissionpolicybinding', policy, '--ignore-not-found']));
+  await cluster.kubectl(['apply', '-f', '-'], [
+    { apiVersion: 'admissionregistration.k8s.io/v1', kind: 'ValidatingAdmissionPolicy', metadata: { name: policy },
+      spec: { failurePolicy: 'Fail', matchConstraints: { resourceRules: [{ apiGroups: [''], apiVersions: ['v1'], operations: ['CREATE', 'UPDATE'], resources: ['services'] }] },
+        validations: [{ expression: 'false', message: 'Services in this namespace need a platform-team review' }] } },
+    { apiVersion: 'admissionregistration.k8s.io/v1', kind: 'ValidatingAdmissionPolicyBinding', metadata: { name: policy },
+      spec: { policyName: policy, validationActions: ['Deny'], matchResources: { namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': ns } } } } },
+  ].map((o) => JSON.stringify(o)).join('\n'));
+  // The policy takes effect once the API server has loaded it.
+  await eventually('the policy to deny', async () => {
+    try {
+      await cluster.kubectl(['create', 'service', 'clusterip', 'probe', '-n', ns, '--tcp=80:80', '--dry-run=server']);
+      return false;
+    } catch (err) {
+      return /platform-team review/.test(String(err));
+    }
+  });
+  await startController(t, cluster, ns);
+  await apply(ns, 'churn', spec());
+  const md = await eventually('Stalled=ApplyFailed', async () => {
+    const m = await getMd(ns);
+    return condition(m, 'Stalled')?.reason === 'ApplyFailed' ? m : undefined;
+  }, { timeoutMs: 30_000 });
+  assert.match(condition(md, 'Stalled')?.message ?? '', /Service churn was refused: .*Services in this namespace need a platform-team review/);
+  await eventually('a Warning event', async () => (await events(ns, 'churn')).some((e) => e.type === 'Warning' && e.reason === 'ApplyFailed'));
+  const warnings = (await events(ns, 'churn')).filter((e) => e.reason === 'ApplyFailed');
+  assert.equal(warnings.length, 1, 'retries update one Event instead of piling up new ones');
+});
+
 test('a controller killed mid-rollout is replaced and converges with no duplicate children', async (t) => {
   const ns = await testNamespace(t);
   const first = await startController(t, cluster, ns, { identity: 'first', args: ['--lease-duration-seconds=3'] });
