@@ -35,6 +35,12 @@ const writes = (m: Map<string, number>): number => sum(m, (k) => k.startsWith('s
 const requests = (m: Map<string, number>): number => sum(m, (k) => k.startsWith('slipway_api_requests_total') && !k.includes('method="WATCH"'));
 const reconciles = (m: Map<string, number>): number => sum(m, (k) => k.startsWith('slipway_reconcile_total'));
 
+/** CPU seconds (user + system) a process has used so far. */
+function cpuSeconds(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /, '').split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
 function peakRssMiB(pid: number): number {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
   return Number(/VmHWM:\s+(\d+) kB/.exec(status)?.[1] ?? NaN) / 1024;
@@ -126,6 +132,9 @@ async function main(): Promise<void> {
     const after = await metrics(metricsUrl);
 
     const rss = peakRssMiB(pid);
+    const cpu = [['controller', pid] as const, ...cluster.components.map((c) => [c.name, c.pid] as const)]
+      .map(([name, p]) => `${name} ${cpuSeconds(p).toFixed(0)}`)
+      .join(', ');
     console.log(`
 ModelDeployments           ${COUNT} (1 replica and a batch CronJob each; 3 KWOK nodes)
 created in                 ${createdIn.toFixed(1)} s
@@ -135,7 +144,8 @@ total convergence          ${converged.toFixed(1)} s (first create to last Ready
 reconciles to converge     ${reconciles(before)} (${(reconciles(before) / COUNT).toFixed(2)} per ModelDeployment)
 API requests per reconcile ${(requests(before) / reconciles(before)).toFixed(2)} (${requests(before)} requests, watches excluded)
 no-op resync               ${reconciles(after) - reconciles(before)} reconciles, ${writes(after) - writes(before)} writes, ${requests(after) - requests(before)} requests
-controller peak RSS        ${rss.toFixed(0)} MiB`);
+controller peak RSS        ${rss.toFixed(0)} MiB
+CPU seconds used           ${cpu}`);
     await watch.stop();
     await children.stop();
     client.close();
