@@ -43,7 +43,11 @@ export function startComponent(name: string, bin: string, args: string[], logDir
     child.on('exit', (code, signal) => {
       reject(new Error(`${name} exited (${signal ?? `code ${code}`}) before it was ready; the end of ${log}:\n${tailOf(log)}`));
     });
-    child.on('error', (err) => reject(new Error(`${name} could not start: ${err.message}`)));
+    child.on('error', (err) => {
+      const missing = (err as NodeJS.ErrnoException).code === 'ENOENT';
+      const what = missing && !persistent ? `${bin} or setpriv (util-linux) is missing` : err.message;
+      reject(new Error(`${name} could not start: ${what}`));
+    });
   });
   exited.catch(() => {}); // observed by whoever races on it
   return { name, pid: child.pid, bin, log, exited, child };
