@@ -282,3 +282,13 @@ test('with two controllers only the leader acts, and killing it hands over to th
   await apply(ns, 'churn', spec({ replicas: 3 }));
   await eventually('the new leader to act on a change', async () => (await getMd(ns)).status?.availableReplicas === 3, { timeoutMs: 60_000 });
 });
+
+test('a leader that shuts down gracefully releases its lease', async (t) => {
+  const ns = await testNamespace(t);
+  const one = await startController(t, cluster, ns, { identity: 'one' });
+  await eventually('one to lead', async () => (await one.metric('slipway_leader')) === 1);
+  await one.stop();
+  const lease = await getJson<{ spec: { holderIdentity?: string; leaseDurationSeconds: number } }>(cluster, ['get', 'lease', 'slipway-controller', '-n', ns]);
+  assert.equal(lease.spec.holderIdentity ?? '', '', 'no holder: a standby need not wait for the 15 s lease to expire');
+  assert.equal(lease.spec.leaseDurationSeconds, 1);
+});
