@@ -16,7 +16,9 @@ test('npm start without a kube context runs Slipway on a local control plane tha
   const home = mkdtempSync(join(tmpdir(), 'slipway-home-'));
   const clusterDir = join(existsSync('/dev/shm') ? '/dev/shm' : tmpdir(), `slipway-start-${process.pid}`);
   // A HOME without ~/.kube/config is a machine without a kube context; the build caches stay where they are.
-  const goCaches = Object.fromEntries(execFileSync('go', ['env', 'GOCACHE', 'GOMODCACHE', 'GOPATH'], { encoding: 'utf8' }).trim().split('\n').map((v, i) => [['GOCACHE', 'GOMODCACHE', 'GOPATH'][i], v]));
+  const names = ['GOCACHE', 'GOMODCACHE', 'GOPATH'];
+  const values = execFileSync('go', ['env', ...names], { encoding: 'utf8' }).trim().split('\n');
+  const goCaches: Record<string, string> = Object.fromEntries(names.map((n, i) => [n, values[i] ?? '']));
   const env: NodeJS.ProcessEnv = { ...process.env, ...goCaches, HOME: home, SLIPWAY_CACHE_DIR: cacheRoot(), SLIPWAY_CLUSTER_DIR: clusterDir, SLIPWAY_METRICS_PORT: '0' };
   delete env.KUBECONFIG;
   delete env.KUBERNETES_SERVICE_HOST;
