@@ -85,6 +85,8 @@ export interface KindDefinition {
   categories: string[];
   spec: z.ZodType;
   status: z.ZodType;
+  /** The scale subresource, for kinds an HPA may scale. */
+  scale?: { specReplicasPath: string; statusReplicasPath: string; labelSelectorPath: string };
   /** CEL rules on the whole object (e.g. on metadata.name). */
   rootRules?: CelRule[];
   printerColumns: PrinterColumn[];

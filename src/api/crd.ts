@@ -82,7 +82,7 @@ export function customResourceDefinition(def: KindDefinition): Schema {
           name: VERSION,
           served: true,
           storage: true,
-          subresources: { status: {} },
+          subresources: { status: {}, ...(def.scale ? { scale: def.scale } : {}) },
           additionalPrinterColumns: def.printerColumns,
           schema: { openAPIV3Schema: root },
         },

@@ -143,7 +143,9 @@ export const modelDeploymentSpec = cel(
       description: 'A ProjectEnvironment in the same namespace whose resolved image serves the model; or image.',
     }),
     runtime: runtime.prefault({}),
-    replicas: z.number().int().min(0).max(1000).optional(),
+    replicas: z.number().int().min(0).max(1000).default(1).meta({
+      description: 'Replicas of each revision. With autoscaling, the HPA writes this field through the scale subresource (within minReplicas..maxReplicas): leave it out of what you apply.',
+    }),
     autoscaling: autoscaling.optional(),
     resources: resourceRequirements.optional(),
     batch: batch.optional(),
@@ -155,10 +157,6 @@ export const modelDeploymentSpec = cel(
   {
     rule: 'has(self.image) != has(self.environmentRef)',
     message: 'set exactly one of spec.image or spec.environmentRef',
-  },
-  {
-    rule: '!(has(self.replicas) && has(self.autoscaling))',
-    message: 'set spec.replicas or spec.autoscaling, not both',
   },
 );
 
@@ -179,6 +177,8 @@ export const modelDeploymentStatus = z.object({
   readyReplicas: z.number().int().optional(),
   availableReplicas: z.number().int().optional(),
   serviceName: z.string().optional(),
+  /** Label selector of the serving pods, for the scale subresource. */
+  selector: z.string().optional(),
   conditions: conditions.optional(),
 });
 
@@ -190,6 +190,7 @@ export type ModelDeployment = z.infer<typeof modelDeployment>;
 export type RevisionRef = z.infer<typeof revisionRef>;
 
 export const modelDeploymentKind: KindDefinition = {
+  scale: { specReplicasPath: '.spec.replicas', statusReplicasPath: '.status.replicas', labelSelectorPath: '.status.selector' },
   kind: 'ModelDeployment',
   plural: 'modeldeployments',
   singular: 'modeldeployment',

@@ -23,7 +23,6 @@ const analysis = { metrics: [{ name: 'error-rate', prometheus: { query: 'up' }, 
 const rejected: { what: string; spec: Obj; name?: string; message: RegExp }[] = [
   { what: 'both image and environmentRef', spec: { ...base(), environmentRef: { name: 'py311' } }, message: /set exactly one of spec.image or spec.environmentRef/ },
   { what: 'neither image nor environmentRef', spec: { ...base(), image: undefined }, message: /set exactly one of spec.image or spec.environmentRef/ },
-  { what: 'replicas and autoscaling', spec: { ...base(), autoscaling: { maxReplicas: 3 } }, message: /set spec.replicas or spec.autoscaling, not both/ },
   { what: 'maxReplicas below minReplicas', spec: { ...base(), replicas: undefined, autoscaling: { minReplicas: 4, maxReplicas: 2 } }, message: /autoscaling.maxReplicas must be at least autoscaling.minReplicas/ },
   { what: 'a custom protocol without a readiness path', spec: { ...base(), runtime: { protocol: 'custom' } }, message: /runtime.readinessPath is required when runtime.protocol is custom/ },
   { what: 'a step with two actions', spec: { ...base(), rollout: { steps: [{ setWeight: 10, pause: {} }] } }, message: /each rollout step sets exactly one of setWeight, pause or analysis/ },

@@ -120,6 +120,24 @@ test('editing replicas converges, and a hand edit of the Deployment is reverted'
   assert.equal((await deployments(ns)).items.length, 1, 'a hand edit is not a new revision');
 });
 
+test('with autoscaling an HPA scales the ModelDeployment through its scale subresource, and the revision follows', async (t) => {
+  const ns = await testNamespace(t);
+  await startController(t, cluster, ns);
+  await apply(ns, 'churn', spec({ replicas: undefined, autoscaling: { minReplicas: 2, maxReplicas: 6 } }));
+  const rev = (await waitReady(ns)).status?.stable?.revision ?? '';
+  const hpa = await getJson<{ spec: { scaleTargetRef: { kind: string; name: string }; minReplicas: number; maxReplicas: number } }>(cluster, ['get', 'hpa', 'churn', '-n', ns]);
+  assert.deepEqual([hpa.spec.scaleTargetRef.kind, hpa.spec.scaleTargetRef.name, hpa.spec.minReplicas, hpa.spec.maxReplicas], ['ModelDeployment', 'churn', 2, 6]);
+
+  // What the HPA controller does when it decides on 4 replicas: a write to the scale subresource.
+  const scale = JSON.parse(await cluster.kubectl(['get', '--raw', `/apis/slipway.dev/v1alpha1/namespaces/${ns}/modeldeployments/churn/scale`])) as { status: { replicas: number; selector: string } };
+  assert.equal(scale.status.selector, `slipway.dev/model-deployment=churn,slipway.dev/revision=${rev}`);
+  assert.equal(scale.status.replicas, 2);
+  await cluster.kubectl(['scale', 'mdep/churn', '-n', ns, '--replicas=4']);
+  await eventually('4 available replicas', async () => (await getMd(ns)).status?.availableReplicas === 4, { timeoutMs: 60_000 });
+  const dep = await getJson<{ spec: { replicas: number } }>(cluster, ['get', 'deployment', `churn-${rev}`, '-n', ns]);
+  assert.equal(dep.spec.replicas, 4);
+});
+
 test('deleting a ModelDeployment garbage-collects its children', async (t) => {
   const ns = await testNamespace(t);
   await startController(t, cluster, ns);

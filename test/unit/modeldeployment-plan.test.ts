@@ -237,15 +237,34 @@ test('a revision past its progress deadline is stalled', () => {
   assert.equal(condition(p, 'Stalled')?.reason, 'ProgressDeadlineExceeded');
 });
 
-test('removing batch deletes the CronJob; autoscaling adds an HPA and leaves replicas to it', () => {
+test('removing batch deletes the CronJob; autoscaling adds an HPA that scales the ModelDeployment itself', () => {
   const { m, children } = converge(md());
-  const p = plan(observed(md({ batch: undefined, replicas: undefined, autoscaling: { minReplicas: 2, maxReplicas: 6 } }, m.status, 2), children), LATER);
+  const p = plan(observed(md({ batch: undefined, replicas: undefined, autoscaling: { minReplicas: 3, maxReplicas: 6 } }, m.status, 2), children), LATER);
   assert.deepEqual(p.delete.map((d) => `${d.kind}/${d.name}`), ['CronJob/churn-batch']);
-  const hpa = p.apply.find((a) => a.kind === 'HorizontalPodAutoscaler') as { spec: { scaleTargetRef: { name: string }; maxReplicas: number } } | undefined;
-  assert.equal(hpa?.spec.scaleTargetRef.name, `churn-${m.status?.stable?.revision}`);
-  assert.equal(hpa?.spec.maxReplicas, 6);
-  const dep = p.apply.find((a) => a.kind === 'Deployment') as { spec: Record<string, unknown> } | undefined;
-  assert.equal(dep === undefined || !('replicas' in dep.spec), true, 'replicas is the HPA\'s field');
+  const hpa = p.apply.find((a) => a.kind === 'HorizontalPodAutoscaler') as unknown as { spec: { scaleTargetRef: { kind: string; name: string }; minReplicas: number; maxReplicas: number } } | undefined;
+  assert.deepEqual(hpa?.spec.scaleTargetRef, { apiVersion: 'slipway.dev/v1alpha1', kind: 'ModelDeployment', name: 'churn' });
+  assert.deepEqual([hpa?.spec.minReplicas, hpa?.spec.maxReplicas], [3, 6]);
+  const dep = p.apply.find((a) => a.kind === 'Deployment') as unknown as { spec: { replicas: number } } | undefined;
+  assert.equal(dep?.spec.replicas, 3, 'minReplicas until the HPA writes spec.replicas');
+  assert.equal(p.status.selector, `slipway.dev/model-deployment=churn,slipway.dev/revision=${m.status?.stable?.revision}`);
+});
+
+test('under autoscaling a new revision starts with the replica count the HPA chose, so it can become available', () => {
+  const scaled = md({ batch: undefined, replicas: 5, autoscaling: { minReplicas: 2, maxReplicas: 8 } });
+  const { m, children } = converge(scaled);
+  const next = md({ batch: undefined, replicas: 5, autoscaling: { minReplicas: 2, maxReplicas: 8 }, model: { name: 'churn-xgb', version: '9', uri: 's3://models/churn/9/', format: 'xgboost' } }, m.status, 2);
+  const p = plan(observed(next, children), LATER);
+  const dep = p.apply.find((a) => a.kind === 'Deployment') as unknown as { metadata: { labels: Record<string, string> }; spec: { replicas: number } };
+  assert.equal(dep.metadata.labels['slipway.dev/role'], 'canary');
+  assert.equal(dep.spec.replicas, 5);
+  const promoted = plan(observed({ ...next, status: p.status }, [...children, live(dep as unknown as KubeObject, 5)]), LATER);
+  assert.equal(promoted.status.stable?.modelVersion, '9');
+});
+
+test('replicas outside the autoscaling bounds are clamped to them', () => {
+  const p = plan(observed(md({ batch: undefined, replicas: 50, autoscaling: { minReplicas: 2, maxReplicas: 8 } })), NOW);
+  const dep = p.apply.find((a) => a.kind === 'Deployment') as unknown as { spec: { replicas: number } };
+  assert.equal(dep.spec.replicas, 8);
 });
 
 test('a paused ModelDeployment does not start a new revision', () => {

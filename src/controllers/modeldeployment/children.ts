@@ -44,6 +44,20 @@ export function ownerReference(md: ModelDeployment): OwnerReference {
   return { apiVersion: API_VERSION, kind: 'ModelDeployment', name: md.metadata.name, uid: md.metadata.uid ?? '', controller: true, blockOwnerDeletion: true };
 }
 
+/**
+ * The replica count of each revision: spec.replicas, which the HPA writes through the ModelDeployment's scale
+ * subresource when autoscaling is on, kept within the autoscaling bounds (the HPA has not acted yet at first).
+ */
+export function desiredReplicas(md: ModelDeployment): number {
+  const a = md.spec.autoscaling;
+  return a ? Math.min(a.maxReplicas, Math.max(a.minReplicas, md.spec.replicas)) : md.spec.replicas;
+}
+
+/** The label selector of the serving revision's pods, for the scale subresource (HPA pod metrics). */
+export function podSelector(md: ModelDeployment, revision: string): string {
+  return `${LABEL_MODEL_DEPLOYMENT}=${md.metadata.name},${LABEL_REVISION}=${revision}`;
+}
+
 export const deploymentName = (md: ModelDeployment, revision: string): string => `${md.metadata.name}-${revision}`;
 export const batchName = (md: ModelDeployment): string => `${md.metadata.name}-batch`;
 
@@ -108,8 +122,8 @@ export function desiredDeployment(md: ModelDeployment, t: RevisionTemplate, revi
     kind: 'Deployment',
     metadata: meta(md, deploymentName(md, revision), { ...podLabels, [LABEL_ROLE]: role }, { [ANNOTATION_MODEL_VERSION]: t.model.version }),
     spec: {
-      // Under an HPA the replica count is the HPA's field, not ours: leaving it out hands it over.
-      ...(spec.autoscaling ? {} : { replicas: spec.replicas ?? 1 }),
+      // Always ours: an HPA scales the ModelDeployment (its scale subresource), and the count flows from there.
+      replicas: desiredReplicas(md),
       revisionHistoryLimit: 2,
       progressDeadlineSeconds: spec.progressDeadlineSeconds,
       selector: { matchLabels: { [LABEL_MODEL_DEPLOYMENT]: md.metadata.name, [LABEL_REVISION]: revision } },
@@ -187,7 +201,8 @@ export function desiredCronJob(md: ModelDeployment, t: RevisionTemplate, revisio
   };
 }
 
-export function desiredHpa(md: ModelDeployment, stableRevision: string): KubeObject | undefined {
+/** The HPA scales the ModelDeployment itself, so every revision (stable and new) gets the count it decides. */
+export function desiredHpa(md: ModelDeployment): KubeObject | undefined {
   const a = md.spec.autoscaling;
   if (!a) return undefined;
   return {
@@ -195,7 +210,7 @@ export function desiredHpa(md: ModelDeployment, stableRevision: string): KubeObj
     kind: 'HorizontalPodAutoscaler',
     metadata: meta(md, md.metadata.name, commonLabels(md)),
     spec: {
-      scaleTargetRef: { apiVersion: 'apps/v1', kind: 'Deployment', name: deploymentName(md, stableRevision) },
+      scaleTargetRef: { apiVersion: API_VERSION, kind: 'ModelDeployment', name: md.metadata.name },
       minReplicas: a.minReplicas,
       maxReplicas: a.maxReplicas,
       metrics: [{ type: 'Resource', resource: { name: 'cpu', target: { type: 'Utilization', averageUtilization: a.targetCPUUtilizationPercentage } } }],

@@ -18,8 +18,10 @@ import {
   desiredCronJob,
   desiredDeployment,
   desiredHpa,
+  desiredReplicas,
   desiredService,
   LABEL_REVISION,
+  podSelector,
   revisionOf,
   revisionTemplate,
   type RevisionTemplate,
@@ -96,11 +98,6 @@ function resolveImage(o: Observed): { image: string } | { blocker: Blocker } {
   return { image: env.image };
 }
 
-/** The replica count the serving revision must reach to count as available. */
-function wantedReplicas(md: ModelDeployment): number {
-  return md.spec.autoscaling ? md.spec.autoscaling.minReplicas : (md.spec.replicas ?? 1);
-}
-
 function isAvailable(d: Deployment | undefined, wanted: number): boolean {
   if (!d) return false;
   const s = d.status ?? {};
@@ -143,7 +140,7 @@ export function plan(o: Observed, now: Date): Plan {
   }
   const byRevision = new Map(o.deployments.map((d) => [d.metadata.labels?.[LABEL_REVISION] ?? '', d]));
   const stableRef = previous.stable && byRevision.has(previous.stable.revision) ? previous.stable : undefined;
-  const wanted = wantedReplicas(md);
+  const wanted = desiredReplicas(md);
   const resolved = resolveImage(o);
 
   const desired: KubeObject[] = [];
@@ -178,7 +175,7 @@ export function plan(o: Observed, now: Date): Plan {
     } else {
       // The target revision is, or now becomes, the stable one.
       const batch = desiredCronJob(md, template, revision);
-      const hpa = desiredHpa(md, revision);
+      const hpa = desiredHpa(md);
       desired.push(desiredDeployment(md, template, revision, 'stable'), desiredService(md, revision, md.spec.runtime.port));
       if (batch) desired.push(batch);
       if (hpa) desired.push(hpa);
@@ -233,7 +230,7 @@ export function plan(o: Observed, now: Date): Plan {
     replicas: serving?.status?.replicas ?? 0,
     readyReplicas: serving?.status?.readyReplicas ?? 0,
     availableReplicas: serving?.status?.availableReplicas ?? 0,
-    ...(servingRef ? { serviceName: md.metadata.name } : {}),
+    ...(servingRef ? { serviceName: md.metadata.name, selector: podSelector(md, servingRef.revision) } : {}),
     conditions,
   };
   stripUndefined(status);
