@@ -1,17 +1,15 @@
 // The list-watch against an in-process HTTP server that misbehaves the ways real API servers and networks do:
 // 410 Gone, silence, dropped connections, 429 with Retry-After, garbage lines, paging and bookmarks.
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, test } from 'node:test';
-import { KubeClient } from '../../src/kube/client.ts';
+import type { KubeClient } from '../../src/kube/client.ts';
 import { KubeApiError } from '../../src/kube/errors.ts';
 import { Informer } from '../../src/kube/informer.ts';
 import { ListWatch, type RestartReason } from '../../src/kube/list-watch.ts';
 import { Resources, type KubeObject } from '../../src/kube/resources.ts';
 import { eventually } from '../support/eventually.ts';
+import { clientFor } from '../support/fake-kubeconfig.ts';
 
 type Handler = (req: IncomingMessage, res: ServerResponse, url: URL) => void;
 
@@ -35,17 +33,8 @@ async function fakeApiServer(script: Handler[]): Promise<FakeServer> {
   });
   servers.push(server);
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
-  const port = (server.address() as { port: number }).port;
-  const dir = mkdtempSync(join(tmpdir(), 'slipway-lw-'));
-  const kubeconfig = join(dir, 'config');
-  writeFileSync(kubeconfig, `apiVersion: v1
-kind: Config
-clusters: [{name: fake, cluster: {server: "http://127.0.0.1:${port}", insecure-skip-tls-verify: true}}]
-users: [{name: fake, user: {}}]
-contexts: [{name: fake, context: {cluster: fake, user: fake}}]
-current-context: fake
-`);
-  return { client: await KubeClient.load({ kubeconfig }), requests, server };
+  const client = await clientFor((server.address() as { port: number }).port);
+  return { client, requests, server };
 }
 
 const pod = (name: string, rv: string): KubeObject => ({ metadata: { name, namespace: 'ns', resourceVersion: rv } });

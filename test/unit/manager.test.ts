@@ -1,16 +1,13 @@
 // The manager is not ready until every cache has synced, and serves health and metrics meanwhile.
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
 import { createServer, type ServerResponse } from 'node:http';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { test } from 'node:test';
-import { KubeClient } from '../../src/kube/client.ts';
 import { Resources } from '../../src/kube/resources.ts';
 import { createLogger } from '../../src/runtime/log.ts';
 import { ControllerMetrics } from '../../src/runtime/metrics.ts';
 import { Manager } from '../../src/runtime/manager.ts';
 import { eventually } from '../support/eventually.ts';
+import { clientFor } from '../support/fake-kubeconfig.ts';
 
 test('/readyz answers 503 until the caches have synced, then 200; /healthz and /metrics answer throughout', async () => {
   let releaseList: (() => void) | undefined;
@@ -20,15 +17,7 @@ test('/readyz answers 503 until the caches have synced, then 200; /healthz and /
     releaseList = () => res.writeHead(200, { 'Content-Type': 'application/json' }).end(JSON.stringify({ metadata: { resourceVersion: '1' }, items: [] }));
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
-  const dir = mkdtempSync(join(tmpdir(), 'slipway-mgr-'));
-  writeFileSync(join(dir, 'config'), `apiVersion: v1
-kind: Config
-clusters: [{name: f, cluster: {server: "http://127.0.0.1:${(server.address() as { port: number }).port}", insecure-skip-tls-verify: true}}]
-users: [{name: f, user: {}}]
-contexts: [{name: f, context: {cluster: f, user: f}}]
-current-context: f
-`);
-  const client = await KubeClient.load({ kubeconfig: join(dir, 'config') });
+  const client = await clientFor((server.address() as { port: number }).port);
   const logger = createLogger('test');
   logger.level = 'silent';
   const manager = new Manager({ client, logger, metrics: new ControllerMetrics({ processMetrics: false }), port: 0, host: '127.0.0.1' });
