@@ -51,7 +51,8 @@ export class LeaderElector {
    * stop(). Returns when leadership ends.
    */
   async run(onStarted: () => void, onStopped: (reason: string) => void): Promise<void> {
-    while (!this.stopped && !(await this.tryAcquireOrRenew())) await this.sleep(this.jittered(this.opts.retryPeriodMs));
+    // An API error while campaigning is one more failed attempt, never the end of the campaign.
+    while (!this.stopped && !(await this.tryAcquireOrRenew().catch(() => false))) await this.sleep(this.jittered(this.opts.retryPeriodMs));
     if (this.stopped) return;
     this.leading = true;
     onStarted();

@@ -99,7 +99,7 @@ test('applying a ModelDeployment creates a Deployment, Service and CronJob, pods
   assert.match(columns, /churn\s+churn-xgb\s+8\s+Healthy\s+True\s+2/);
 });
 
-test('editing replicas converges, and a hand edit of the Deployment is reverted', async (t) => {
+test('editing replicas converges, a hand edit of the Deployment is reverted, and a deleted Service comes back', async (t) => {
   const ns = await testNamespace(t);
   await startController(t, cluster, ns);
   await apply(ns, 'churn', spec());
@@ -118,6 +118,13 @@ test('editing replicas converges, and a hand edit of the Deployment is reverted'
     return dep.spec.replicas === 4 && dep.spec.template.spec.containers[0]?.image === 'registry.example.com/mlserver:1.6.1';
   }, { timeoutMs: 30_000 });
   assert.equal((await deployments(ns)).items.length, 1, 'a hand edit is not a new revision');
+
+  const service = await getJson<Child>(cluster, ['get', 'service', 'churn', '-n', ns]);
+  await cluster.kubectl(['delete', 'service', 'churn', '-n', ns]);
+  await eventually('the deleted Service to be recreated', async () => {
+    const again = await getJson<Child>(cluster, ['get', 'service', 'churn', '-n', ns]).catch(() => undefined);
+    return again !== undefined && again.metadata.uid !== service.metadata.uid;
+  });
 });
 
 test('with autoscaling an HPA scales the ModelDeployment through its scale subresource, and the revision follows', async (t) => {
