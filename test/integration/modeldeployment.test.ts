@@ -1,9 +1,13 @@
 // The ModelDeployment controller against a real API server, controller-manager, scheduler and KWOK nodes:
 // what a kubectl user sees after applying, editing, hand-editing and deleting a ModelDeployment.
 import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { test } from 'node:test';
 import { NEVER_READY_IMAGE } from '../cluster/cluster.ts';
 import { eventually } from '../support/eventually.ts';
+import { tcpProxy } from '../support/tcp-proxy.ts';
 import { startController } from './controller-process.ts';
 import { getJson, testCluster, testNamespace } from './harness.ts';
 
@@ -316,4 +320,27 @@ test('a leader that shuts down gracefully releases its lease', async (t) => {
   const lease = await getJson<{ spec: { holderIdentity?: string; leaseDurationSeconds: number } }>(cluster, ['get', 'lease', 'slipway-controller', '-n', ns]);
   assert.equal(lease.spec.holderIdentity ?? '', '', 'no holder: a standby need not wait for the 15 s lease to expire');
   assert.equal(lease.spec.leaseDurationSeconds, 1);
+});
+
+test('a controller whose API connections are cut mid-rollout reconnects, catches up and converges', async (t) => {
+  const ns = await testNamespace(t);
+  const server = new URL(/server: (\S+)/.exec(readFileSync(cluster.kubeconfig, 'utf8'))?.[1] ?? '');
+  const proxy = await tcpProxy(Number(server.port));
+  t.after(() => proxy.close());
+  const kubeconfig = join(mkdtempSync(join(tmpdir(), 'slipway-proxy-')), 'config');
+  writeFileSync(kubeconfig, readFileSync(cluster.kubeconfig, 'utf8').replace(`server: ${server.origin}`, `server: https://127.0.0.1:${proxy.port}`));
+  const controller = await startController(t, cluster, ns, { kubeconfig, args: ['--lease-duration-seconds=30'] });
+
+  await apply(ns, 'a', spec());
+  await eventually('the first Deployment', async () => (await deployments(ns)).items.length > 0, { intervalMs: 20 });
+  await proxy.cut();
+  await eventually('the controller to lose its watches', async () => (await controller.metric('slipway_watch_restarts_total')) > 0);
+  // While the controller is cut off: a change to one ModelDeployment and a new one.
+  await apply(ns, 'a', spec({ replicas: 3 }));
+  await apply(ns, 'b', spec());
+  await proxy.restore();
+
+  for (const name of ['a', 'b']) await waitReady(ns, name);
+  await eventually('a to reach 3 replicas', async () => (await getMd(ns, 'a')).status?.availableReplicas === 3, { timeoutMs: 60_000 });
+  assert.equal(await controller.metric('slipway_leader'), 1, 'it kept the lease through a cut shorter than the renew deadline');
 });
