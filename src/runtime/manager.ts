@@ -2,7 +2,9 @@
 // cache has synced) and /metrics, campaigns for the leader lease when asked to, starts the controllers only
 // while leading, resyncs periodically as a safety net, and shuts down gracefully.
 import { createServer, type Server } from 'node:http';
+import { GROUP } from '../api/common.ts';
 import type { KubeClient } from '../kube/client.ts';
+import { isNotFound } from '../kube/errors.ts';
 import { Informer, type IndexFunc } from '../kube/informer.ts';
 import { LeaderElector, type LeaderElectionOptions } from '../kube/lease.ts';
 import type { ListWatchOptions } from '../kube/list-watch.ts';
@@ -67,7 +69,11 @@ export class Manager {
         hooks: {
           onRestart: (res, reason, err) => {
             this.metrics.watchRestarts.inc({ resource: res, reason });
-            if (reason !== 'closed') this.log.info({ resource: res, reason, err: err ? errorMessage(err) : undefined }, 'watch restarted');
+            if (isNotFound(err) && resource.group === GROUP) {
+              this.log.error({ resource: res }, `the ${resource.kind} CRD is not installed: kubectl apply --server-side -k crds/ (or install the Helm chart)`);
+            } else if (reason !== 'closed') {
+              this.log.info({ resource: res, reason, err: err ? errorMessage(err) : undefined }, 'watch restarted');
+            }
           },
           onActivity: (res) => this.lastActivity.set(res, Date.now()),
           onHandlerError: (res, err) => this.log.error({ resource: res, err: errorMessage(err) }, 'event handler failed'),
