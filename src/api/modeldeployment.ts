@@ -213,5 +213,7 @@ export const modelDeploymentKind: KindDefinition = {
     readyColumn,
     { name: 'Available', type: 'integer', jsonPath: '.status.availableReplicas' },
     ageColumn,
+    { name: 'Revision', type: 'string', jsonPath: '.status.stable.revision', priority: 1 },
+    { name: 'Message', type: 'string', jsonPath: '.status.conditions[?(@.type=="Ready")].message', priority: 1 },
   ],
 };
