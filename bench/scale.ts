@@ -67,8 +67,9 @@ async function main(): Promise<void> {
     const client = await KubeClient.load({ kubeconfig: cluster.kubeconfig, maxSockets: Number(values.concurrency) });
     const created = new Map<string, number>();
     const ready = new Map<string, number>();
+    let listed = 0;
     const watch = new ListWatch<KubeObject & { status?: { conditions?: { type: string; status: string }[] } }>(client, Resources.ModelDeployment, {
-      onList: () => {},
+      onList: () => listed++,
       onEvent: (_type, obj) => {
         const name = obj.metadata.name;
         if (!ready.has(name) && obj.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True')) ready.set(name, performance.now());
@@ -77,7 +78,7 @@ async function main(): Promise<void> {
     // When each ModelDeployment's Deployment appears: the controller's part of the latency, without the cluster's.
     const childCreated = new Map<string, number>();
     const children = new ListWatch<KubeObject>(client, Resources.Deployment, {
-      onList: () => {},
+      onList: () => listed++,
       onEvent: (type, obj) => {
         const owner = obj.metadata.labels?.['slipway.dev/model-deployment'];
         if (type === 'ADDED' && owner && !childCreated.has(owner)) childCreated.set(owner, performance.now());
@@ -85,7 +86,7 @@ async function main(): Promise<void> {
     }, { namespace: NS });
     watch.start();
     children.start();
-    await new Promise((r) => setTimeout(r, 500));
+    await eventually('both watches to have listed', () => listed >= 2);
 
     console.log(`creating ${COUNT} ModelDeployments (${values.concurrency} at a time)`);
     const t0 = performance.now();
