@@ -267,6 +267,32 @@ test('replicas outside the autoscaling bounds are clamped to them', () => {
   assert.equal(dep.spec.replicas, 8);
 });
 
+test('a revision superseded before it became stable is deleted; the stable one stays', () => {
+  const { m, children } = converge(md());
+  const stableRev = m.status?.stable?.revision ?? '';
+  const v9 = md({ model: { name: 'churn-xgb', version: '9', uri: 's3://models/churn/9/', format: 'xgboost' } }, m.status, 2);
+  const started = plan(observed(v9, children), LATER);
+  const v9Deployment = live(started.apply[0] as KubeObject, 0);
+  const v10 = md({ model: { name: 'churn-xgb', version: '10', uri: 's3://models/churn/10/', format: 'xgboost' } }, started.status, 3);
+  const p = plan(observed(v10, [...children, v9Deployment]), LATER);
+  assert.equal(p.status.canary?.modelVersion, '10');
+  assert.deepEqual(p.delete.map((d) => d.name), [v9Deployment.metadata.name]);
+  assert.equal(p.status.stable?.revision, stableRev);
+});
+
+test('pausing mid-rollout keeps the started revision as it is and still reports it', () => {
+  const { m, children } = converge(md());
+  const v9 = md({ model: { name: 'churn-xgb', version: '9', uri: 's3://models/churn/9/', format: 'xgboost' } }, m.status, 2);
+  const started = plan(observed(v9, children), LATER);
+  const canary = live(started.apply[0] as KubeObject, 0);
+  const paused = md({ paused: true, model: { name: 'churn-xgb', version: '9', uri: 's3://models/churn/9/', format: 'xgboost' } }, started.status, 3);
+  const p = plan(observed(paused, [...children, canary]), LATER);
+  assert.deepEqual(p.apply, []);
+  assert.deepEqual(p.delete, []);
+  assert.equal(p.status.canary?.modelVersion, '9');
+  assert.equal(p.status.phase, 'Paused');
+});
+
 test('a paused ModelDeployment does not start a new revision', () => {
   const { m, children } = converge(md());
   const next = md({ paused: true, model: { name: 'churn-xgb', version: '9', uri: 's3://models/churn/9/', format: 'xgboost' } }, m.status, 2);

@@ -163,12 +163,19 @@ export function plan(o: Observed, now: Date): Plan {
     const rollingOut = stableRef !== undefined && stableRef.revision !== revision;
 
     if (rollingOut && md.spec.paused) {
+      // Nothing moves while paused: a revision already started stays as it is, and is still reported.
       paused = true;
       desired.push(desiredService(md, stableRef.revision, md.spec.runtime.port));
+      if (target) canaryRef = ref(template, revision);
     } else if (rollingOut && !isAvailable(target, wanted)) {
       // The new revision starts beside the stable one; traffic stays on stable until it is available.
       desired.push(desiredDeployment(md, template, revision, 'canary'), desiredService(md, stableRef.revision, md.spec.runtime.port));
       canaryRef = ref(template, revision);
+      // A revision superseded before it became stable (the spec changed again) will never serve.
+      for (const d of o.deployments) {
+        const r = d.metadata.labels?.[LABEL_REVISION];
+        if (r !== revision && r !== stableRef.revision) deletes.push(childRef('Deployment', d));
+      }
       blocker = deploymentTrouble(target);
       progressing = { reason: 'RolloutInProgress', message: `revision ${revision} (model version ${template.model.version}) is starting beside stable revision ${stableRef.revision}` };
       if (!target) events.push({ type: 'Normal', reason: 'RevisionCreated', message: `starting revision ${revision} for model ${template.model.name} version ${template.model.version}` });
