@@ -204,8 +204,8 @@ export function plan(o: Observed, now: Date): Plan {
   // Status, from the revision that serves.
   const serving = servingRef ? byRevision.get(servingRef.revision) : undefined;
   const available = servingRef !== undefined && isAvailable(serving, wanted);
-  const reconciling = !blocker?.stalled && (progressing !== undefined || (blocker !== undefined && !blocker.stalled));
   const stalled = blocker?.stalled === true;
+  const reconciling = !stalled && (progressing !== undefined || blocker !== undefined);
   const ready = !stalled && !reconciling && !paused && available;
 
   const conditionInputs: ConditionInput[] = [
@@ -231,7 +231,7 @@ export function plan(o: Observed, now: Date): Plan {
 
   const status: ModelDeploymentStatus = {
     observedGeneration: md.metadata.generation,
-    phase: stalled ? (available ? 'Degraded' : 'Failed') : paused ? 'Paused' : ready ? 'Healthy' : reconciling ? 'Progressing' : available ? 'Healthy' : 'Pending',
+    phase: phaseOf({ stalled, paused, reconciling, available }),
     ...(servingRef ? { stable: servingRef } : {}),
     ...(canaryRef ? { canary: { ...canaryRef, weight: 0 } } : {}),
     replicas: serving?.status?.replicas ?? 0,
@@ -254,6 +254,13 @@ export function plan(o: Observed, now: Date): Plan {
     result.requeue = { afterMs: ENV_RETRY_MS, reason: blocker.reason };
   }
   return result;
+}
+
+function phaseOf(s: { stalled: boolean; paused: boolean; reconciling: boolean; available: boolean }): NonNullable<ModelDeploymentStatus['phase']> {
+  if (s.stalled) return s.available ? 'Degraded' : 'Failed';
+  if (s.paused) return 'Paused';
+  if (s.reconciling) return 'Progressing';
+  return s.available ? 'Healthy' : 'Pending';
 }
 
 function transitionEvents(before: Condition[] | undefined, after: Condition[]): PlannedEvent[] {
