@@ -54,6 +54,14 @@ async function waitReady(ns: string, name = 'churn'): Promise<Md> {
   return getMd(ns, name);
 }
 
+/** Waits until the ModelDeployment is Stalled for `reason`, and returns it. */
+function stalledFor(ns: string, reason: string, timeoutMs = 30_000): Promise<Md> {
+  return eventually(`Stalled=${reason}`, async () => {
+    const m = await getMd(ns);
+    return condition(m, 'Stalled')?.reason === reason ? m : undefined;
+  }, { timeoutMs, intervalMs: 500 });
+}
+
 async function events(ns: string, name: string): Promise<{ type: string; reason: string; message: string }[]> {
   const list = await getJson<ListOf<{ type: string; reason: string; message: string; involvedObject: { name: string; kind: string } }>>(cluster, ['get', 'events', '-n', ns]);
   return list.items.filter((e) => e.involvedObject.kind === 'ModelDeployment' && e.involvedObject.name === name);
@@ -191,10 +199,7 @@ test('a revision whose image never becomes ready takes no traffic, and stalls at
   const stable = (await waitReady(ns)).status?.stable?.revision ?? '';
 
   await apply(ns, 'churn', spec({ progressDeadlineSeconds: 30, image: NEVER_READY_IMAGE }));
-  const md = await eventually('Stalled=ProgressDeadlineExceeded', async () => {
-    const m = await getMd(ns);
-    return condition(m, 'Stalled')?.reason === 'ProgressDeadlineExceeded' ? m : undefined;
-  }, { timeoutMs: 90_000, intervalMs: 1000 });
+  const md = await stalledFor(ns, 'ProgressDeadlineExceeded', 90_000);
   assert.equal(md.status?.phase, 'Degraded', 'stalled, but the stable revision still serves');
   assert.equal(md.status?.stable?.revision, stable);
   assert.equal(condition(md, 'Available')?.status, 'True');
@@ -209,10 +214,7 @@ test('a missing ProjectEnvironment is a Stalled condition and a Warning, and cre
   const ns = await testNamespace(t);
   await startController(t, cluster, ns);
   await apply(ns, 'churn', spec({ image: undefined, environmentRef: { name: 'py311' } }));
-  const stalled = await eventually('Stalled=EnvironmentNotFound', async () => {
-    const m = await getMd(ns);
-    return condition(m, 'Stalled')?.reason === 'EnvironmentNotFound' ? m : undefined;
-  });
+  const stalled = await stalledFor(ns, 'EnvironmentNotFound');
   assert.equal(condition(stalled, 'Ready')?.status, 'False');
   assert.match(condition(stalled, 'Ready')?.message ?? '', /ProjectEnvironment "py311" does not exist/);
   await cluster.kubectl(['wait', '--for=condition=Stalled', '--timeout=5s', '-n', ns, 'mdep/churn']);
@@ -232,10 +234,7 @@ test('a quota that refuses the pods stalls the ModelDeployment with the quota me
   await cluster.kubectl(['create', 'quota', 'no-pods', '-n', ns, '--hard=pods=0']);
   await startController(t, cluster, ns);
   await apply(ns, 'churn', spec());
-  const md = await eventually('Stalled=ReplicaFailure', async () => {
-    const m = await getMd(ns);
-    return condition(m, 'Stalled')?.reason === 'ReplicaFailure' ? m : undefined;
-  }, { timeoutMs: 60_000 });
+  const md = await stalledFor(ns, 'ReplicaFailure', 60_000);
   assert.match(condition(md, 'Stalled')?.message ?? '', /exceeded quota: no-pods/);
   assert.equal(md.status?.phase, 'Failed');
   await eventually('a Warning event', async () => (await events(ns, 'churn')).some((e) => e.type === 'Warning' && e.reason === 'ReplicaFailure'));
@@ -263,10 +262,7 @@ test('a child refused by an admission policy stalls the ModelDeployment with the
   });
   await startController(t, cluster, ns);
   await apply(ns, 'churn', spec());
-  const md = await eventually('Stalled=ApplyFailed', async () => {
-    const m = await getMd(ns);
-    return condition(m, 'Stalled')?.reason === 'ApplyFailed' ? m : undefined;
-  }, { timeoutMs: 30_000 });
+  const md = await stalledFor(ns, 'ApplyFailed');
   assert.match(condition(md, 'Stalled')?.message ?? '', /Service churn was refused: .*Services in this namespace need a platform-team review/);
   await eventually('a Warning event', async () => (await events(ns, 'churn')).some((e) => e.type === 'Warning' && e.reason === 'ApplyFailed'));
   const warnings = (await events(ns, 'churn')).filter((e) => e.reason === 'ApplyFailed');

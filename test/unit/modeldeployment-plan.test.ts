@@ -27,6 +27,9 @@ function md(spec: Record<string, unknown> = {}, status?: ModelDeployment['status
   };
 }
 
+/** The spec.model of version `v` (each version at its own URI). */
+const modelVersion = (v: string) => ({ model: { name: 'churn-xgb', version: v, uri: `s3://models/churn/${v}/`, format: 'xgboost' } });
+
 function observed(m: ModelDeployment, children: KubeObject[] = [], environment?: Observed['environment']): Observed {
   return {
     md: m,
@@ -142,7 +145,7 @@ test('changing replicas applies the same revision with the new count', () => {
 test('a new model version starts a second revision beside the stable one; traffic stays on stable', () => {
   const { m, children } = converge(md());
   const stableRev = m.status?.stable?.revision ?? '';
-  const next = md({ model: { name: 'churn-xgb', version: '9', uri: 's3://models/churn/9/', format: 'xgboost' } }, m.status, 2);
+  const next = md(modelVersion('9'), m.status, 2);
   const p = plan(observed(next, children), LATER);
   const newRev = p.status.canary?.revision ?? '';
   assert.notEqual(newRev, stableRev);
@@ -158,7 +161,7 @@ test('a new model version starts a second revision beside the stable one; traffi
 test('the new revision is promoted once available: the Service switches and the old revision is deleted', () => {
   const { m, children } = converge(md());
   const stableRev = m.status?.stable?.revision ?? '';
-  const next = md({ model: { name: 'churn-xgb', version: '9', uri: 's3://models/churn/9/', format: 'xgboost' } }, m.status, 2);
+  const next = md(modelVersion('9'), m.status, 2);
   const started = plan(observed(next, children), LATER);
   const newDeployment = live(started.apply[0] as KubeObject, 2);
   const p = plan(observed({ ...next, status: started.status }, [...children, newDeployment]), LATER);
@@ -252,7 +255,7 @@ test('removing batch deletes the CronJob; autoscaling adds an HPA that scales th
 test('under autoscaling a new revision starts with the replica count the HPA chose, so it can become available', () => {
   const scaled = md({ batch: undefined, replicas: 5, autoscaling: { minReplicas: 2, maxReplicas: 8 } });
   const { m, children } = converge(scaled);
-  const next = md({ batch: undefined, replicas: 5, autoscaling: { minReplicas: 2, maxReplicas: 8 }, model: { name: 'churn-xgb', version: '9', uri: 's3://models/churn/9/', format: 'xgboost' } }, m.status, 2);
+  const next = md({ batch: undefined, replicas: 5, autoscaling: { minReplicas: 2, maxReplicas: 8 }, ...modelVersion('9') }, m.status, 2);
   const p = plan(observed(next, children), LATER);
   const dep = p.apply.find((a) => a.kind === 'Deployment') as unknown as { metadata: { labels: Record<string, string> }; spec: { replicas: number } };
   assert.equal(dep.metadata.labels['slipway.dev/role'], 'canary');
@@ -270,10 +273,10 @@ test('replicas outside the autoscaling bounds are clamped to them', () => {
 test('a revision superseded before it became stable is deleted; the stable one stays', () => {
   const { m, children } = converge(md());
   const stableRev = m.status?.stable?.revision ?? '';
-  const v9 = md({ model: { name: 'churn-xgb', version: '9', uri: 's3://models/churn/9/', format: 'xgboost' } }, m.status, 2);
+  const v9 = md(modelVersion('9'), m.status, 2);
   const started = plan(observed(v9, children), LATER);
   const v9Deployment = live(started.apply[0] as KubeObject, 0);
-  const v10 = md({ model: { name: 'churn-xgb', version: '10', uri: 's3://models/churn/10/', format: 'xgboost' } }, started.status, 3);
+  const v10 = md(modelVersion('10'), started.status, 3);
   const p = plan(observed(v10, [...children, v9Deployment]), LATER);
   assert.equal(p.status.canary?.modelVersion, '10');
   assert.deepEqual(p.delete.map((d) => d.name), [v9Deployment.metadata.name]);
@@ -282,10 +285,10 @@ test('a revision superseded before it became stable is deleted; the stable one s
 
 test('pausing mid-rollout keeps the started revision as it is and still reports it', () => {
   const { m, children } = converge(md());
-  const v9 = md({ model: { name: 'churn-xgb', version: '9', uri: 's3://models/churn/9/', format: 'xgboost' } }, m.status, 2);
+  const v9 = md(modelVersion('9'), m.status, 2);
   const started = plan(observed(v9, children), LATER);
   const canary = live(started.apply[0] as KubeObject, 0);
-  const paused = md({ paused: true, model: { name: 'churn-xgb', version: '9', uri: 's3://models/churn/9/', format: 'xgboost' } }, started.status, 3);
+  const paused = md({ paused: true, ...modelVersion('9') }, started.status, 3);
   const p = plan(observed(paused, [...children, canary]), LATER);
   assert.deepEqual(p.apply, []);
   assert.deepEqual(p.delete, []);
@@ -295,7 +298,7 @@ test('pausing mid-rollout keeps the started revision as it is and still reports 
 
 test('a paused ModelDeployment does not start a new revision', () => {
   const { m, children } = converge(md());
-  const next = md({ paused: true, model: { name: 'churn-xgb', version: '9', uri: 's3://models/churn/9/', format: 'xgboost' } }, m.status, 2);
+  const next = md({ paused: true, ...modelVersion('9') }, m.status, 2);
   const p = plan(observed(next, children), LATER);
   assert.deepEqual(p.apply, []);
   assert.equal(p.status.phase, 'Paused');
