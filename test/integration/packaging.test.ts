@@ -27,6 +27,18 @@ test('manifests/ is the chart rendered with its defaults (run npm run gen:manife
   assert.deepEqual(kinds, ['ClusterRole', 'ClusterRoleBinding', 'CustomResourceDefinition', 'CustomResourceDefinition', 'CustomResourceDefinition', 'Deployment', 'Namespace', 'Role', 'RoleBinding', 'Service', 'ServiceAccount']);
 });
 
+test('kubectl apply -k manifests/ installs Slipway without Helm', async (t) => {
+  const rendered = await cluster.kubectl(['kustomize', join(root, 'manifests')]);
+  // The CRDs are shared with the other tests: afterwards, delete everything else.
+  const rest = (yaml.loadAll(rendered) as { kind: string }[]).filter((d) => d.kind !== 'CustomResourceDefinition');
+  t.after(() => cluster.kubectl(['delete', '--ignore-not-found', '--wait=false', '-f', '-'], rest.map((d) => JSON.stringify(d)).join('\n')).then(() => undefined));
+  await cluster.kubectl(['apply', '--server-side', '--force-conflicts', '-f', '-'], rendered);
+  await cluster.kubectl(['wait', '-n', 'slipway-system', '--for=condition=Available', '--timeout=90s', 'deployment/slipway']);
+  const sa = await getJson<{ metadata: { name: string } }>(cluster, ['get', 'serviceaccount', 'slipway', '-n', 'slipway-system']);
+  assert.equal(sa.metadata.name, 'slipway');
+  await cluster.kubectl(['auth', 'can-i', 'patch', 'modeldeployments.slipway.dev', '--subresource=status', '--as=system:serviceaccount:slipway-system:slipway', '-n', 'default']);
+});
+
 test('helm install brings the controller Deployment up, and its RBAC lets the controller serve a ModelDeployment', async (t) => {
   const release = `slipway-${randomBytes(3).toString('hex')}`;
   const system = await testNamespace(t);
