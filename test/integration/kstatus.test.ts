@@ -42,10 +42,9 @@ test('helm install --wait succeeds once the ModelDeployment is Ready', async (t)
 test('helm install --wait fails fast on a Stalled ModelDeployment', async (t) => {
   const ns = await testNamespace(t);
   await startController(t, cluster, ns);
-  const started = Date.now();
-  await assert.rejects(helmInstall(ns, chartWith(model({ environmentRef: { name: 'missing' } })), '5m'), (err: Error & { stderr?: string }) => {
+  // Had helm read the Stalled object as merely in progress, it would end on its timeout with another message.
+  await assert.rejects(helmInstall(ns, chartWith(model({ environmentRef: { name: 'missing' } })), '2m'), (err: Error & { stderr?: string }) => {
     assert.match(`${err.message}\n${err.stderr ?? ''}`, /ModelDeployment\/[\w-]+\/churn not ready\. status: Failed, message: ProjectEnvironment "missing" does not exist/);
     return true;
   });
-  assert.ok(Date.now() - started < 120_000, 'kstatus reads Stalled=True as Failed: helm does not wait out its 5 minute timeout');
 });
