@@ -10,7 +10,7 @@ import { parseArgs } from 'node:util';
 import { KubeClient } from '../src/kube/client.ts';
 import { ListWatch } from '../src/kube/list-watch.ts';
 import { Resources, type KubeObject } from '../src/kube/resources.ts';
-import { startCluster } from '../test/cluster/cluster.ts';
+import { installSlipwayCrds, startCluster } from '../test/cluster/cluster.ts';
 import { freePorts } from '../test/cluster/processes.ts';
 import { eventually } from '../test/support/eventually.ts';
 
@@ -51,8 +51,7 @@ async function main(): Promise<void> {
   console.log(`starting the local control plane in ${dir}`);
   const cluster = await startCluster({ dir, upstreamCrds: false, log: (l) => console.log(`  ${l}`) });
   try {
-    await cluster.kubectl(['apply', '--server-side', '-k', join(root, 'crds')]);
-    await cluster.kubectl(['wait', '--for=condition=Established', '--timeout=60s', 'crd', '-l', 'app.kubernetes.io/part-of=slipway']);
+    await installSlipwayCrds(cluster.kubectl);
     await cluster.kubectl(['create', 'namespace', NS]);
     await eventually('the default ServiceAccount', () => cluster.kubectl(['get', 'sa', 'default', '-n', NS, '-o', 'name']));
 

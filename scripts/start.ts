@@ -4,7 +4,7 @@
 import { existsSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import { defaultClusterDir, kubectlRunner, readState, startCluster } from '../test/cluster/cluster.ts';
+import { defaultClusterDir, installSlipwayCrds, kubectlRunner, readState, startCluster } from '../test/cluster/cluster.ts';
 import { isOurProcess } from '../test/cluster/processes.ts';
 
 const root = join(import.meta.dirname, '..');
@@ -25,9 +25,7 @@ async function main(): Promise<void> {
   const passthrough = process.argv.slice(2);
   if (!hasKubeContext()) {
     const cluster = await localCluster();
-    const kubectl = kubectlRunner(cluster.binDir, cluster.kubeconfig);
-    await kubectl(['apply', '--server-side', '--force-conflicts', '-k', join(root, 'crds')]);
-    await kubectl(['wait', '--for=condition=Established', '--timeout=60s', 'crd', '-l', 'app.kubernetes.io/part-of=slipway']);
+    await installSlipwayCrds(kubectlRunner(cluster.binDir, cluster.kubeconfig));
     console.error(`
 Slipway runs on the local control plane. In another shell:
   export KUBECONFIG=${cluster.kubeconfig}

@@ -183,12 +183,7 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
     saveState();
     return c;
   };
-  const stop = async (): Promise<void> => {
-    // Reverse order: clients before the API server, the API server before etcd.
-    for (const c of [...started].reverse()) await stopProcess(c);
-    rmSync(join(opts.dir, 'etcd'), { recursive: true, force: true });
-    rmSync(stateFile(opts.dir), { force: true });
-  };
+  const stop = (): Promise<void> => stopComponents(opts.dir, started);
   const kubectl = kubectlRunner(binDir, kubeconfig);
   // Ctrl-C while starting: persistent components are detached from us, so stop them before leaving.
   const onSignal = (signal: NodeJS.Signals): void => {
@@ -335,8 +330,21 @@ leaderElection: {leaderElect: false}
 export async function stopClusterAt(dir: string): Promise<boolean> {
   const state = readState(dir);
   if (!state) return false;
-  for (const c of [...state.components].reverse()) await stopProcess(c);
+  await stopComponents(dir, state.components);
+  return true;
+}
+
+/** Reverse start order (clients before the API server, the API server before etcd); then etcd's data goes. */
+async function stopComponents(dir: string, components: ComponentRecord[]): Promise<void> {
+  for (const c of [...components].reverse()) await stopProcess(c);
   rmSync(join(dir, 'etcd'), { recursive: true, force: true });
   rmSync(stateFile(dir), { force: true });
-  return true;
+}
+
+const CRDS_DIR = join(import.meta.dirname, '..', '..', 'crds');
+
+/** Slipway's own CRDs, from crds/, as a platform team installs them; returns once they are Established. */
+export async function installSlipwayCrds(kubectl: Cluster['kubectl']): Promise<void> {
+  await kubectl(['apply', '--server-side', '--force-conflicts', '--field-manager=slipway-install', '-k', CRDS_DIR]);
+  await kubectl(['wait', '--for=condition=Established', '--timeout=60s', 'crd', '-l', 'app.kubernetes.io/part-of=slipway']);
 }

@@ -3,16 +3,9 @@
 import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { defaultClusterDir, kubectlRunner, readState, startCluster, type Cluster } from '../cluster/cluster.ts';
+import { defaultClusterDir, installSlipwayCrds, kubectlRunner, readState, startCluster, type Cluster } from '../cluster/cluster.ts';
 
 let cluster: Cluster | undefined;
-
-/** Slipway's own CRDs, as a platform team installs them, from crds/. */
-async function installCrds(kubectl: Cluster['kubectl']): Promise<void> {
-  const crds = join(import.meta.dirname, '..', '..', 'crds');
-  await kubectl(['apply', '--server-side', '--force-conflicts', '--field-manager=slipway-test', '-k', crds]);
-  await kubectl(['wait', '--for=condition=Established', '--timeout=60s', 'crd', '-l', 'app.kubernetes.io/part-of=slipway']);
-}
 
 export async function globalSetup(): Promise<void> {
   if (process.env.SLIPWAY_TEST_REUSE_CLUSTER === '1') {
@@ -20,7 +13,7 @@ export async function globalSetup(): Promise<void> {
     if (!state) throw new Error('SLIPWAY_TEST_REUSE_CLUSTER=1 but no cluster is running: npm run cluster:up first');
     process.env.SLIPWAY_TEST_KUBECONFIG = state.kubeconfig;
     process.env.SLIPWAY_TEST_BIN_DIR = state.binDir;
-    await installCrds(kubectlRunner(state.binDir, state.kubeconfig));
+    await installSlipwayCrds(kubectlRunner(state.binDir, state.kubeconfig));
     return;
   }
   const base = existsSync('/dev/shm') ? '/dev/shm' : tmpdir();
@@ -31,7 +24,7 @@ export async function globalSetup(): Promise<void> {
   process.env.SLIPWAY_TEST_KUBECONFIG = cluster.kubeconfig;
   process.env.SLIPWAY_TEST_BIN_DIR = cluster.binDir;
   process.env.SLIPWAY_TEST_CLUSTER_DIR = cluster.dir;
-  await installCrds(cluster.kubectl);
+  await installSlipwayCrds(cluster.kubectl);
   const stopOnSignal = (signal: NodeJS.Signals): void => {
     void cluster?.stop().finally(() => process.kill(process.pid, signal));
   };
