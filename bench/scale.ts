@@ -13,6 +13,7 @@ import { Resources, type KubeObject } from '../src/kube/resources.ts';
 import { installSlipwayCrds, startCluster } from '../test/cluster/cluster.ts';
 import { freePorts } from '../test/cluster/processes.ts';
 import { eventually } from '../test/support/eventually.ts';
+import { scrape, total, type Samples } from '../test/support/prometheus-text.ts';
 
 const { values } = parseArgs({ options: { count: { type: 'string', default: '1000' }, concurrency: { type: 'string', default: '32' }, workers: { type: 'string', default: '8' } } });
 const COUNT = Number(values.count);
@@ -21,19 +22,9 @@ const root = join(import.meta.dirname, '..');
 
 const percentile = (sorted: number[], p: number): number => sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)] ?? NaN;
 
-async function metrics(url: string): Promise<Map<string, number>> {
-  const out = new Map<string, number>();
-  for (const line of (await (await fetch(url)).text()).split('\n')) {
-    if (!line || line.startsWith('#')) continue;
-    const i = line.lastIndexOf(' ');
-    out.set(line.slice(0, i), Number(line.slice(i + 1)));
-  }
-  return out;
-}
-const sum = (m: Map<string, number>, pred: (k: string) => boolean): number => [...m].filter(([k]) => pred(k)).reduce((a, [, v]) => a + v, 0);
-const writes = (m: Map<string, number>): number => sum(m, (k) => k.startsWith('slipway_api_requests_total') && /method="(POST|PUT|PATCH|DELETE)"/.test(k));
-const requests = (m: Map<string, number>): number => sum(m, (k) => k.startsWith('slipway_api_requests_total') && !k.includes('method="WATCH"'));
-const reconciles = (m: Map<string, number>): number => sum(m, (k) => k.startsWith('slipway_reconcile_total'));
+const writes = (m: Samples): number => total(m, 'slipway_api_requests_total', /method="(POST|PUT|PATCH|DELETE)"/);
+const requests = (m: Samples): number => total(m, 'slipway_api_requests_total', /^(?!.*method="WATCH")/);
+const reconciles = (m: Samples): number => total(m, 'slipway_reconcile_total');
 
 /** CPU seconds (user + system) a process has used so far. */
 function cpuSeconds(pid: number): number {
@@ -116,20 +107,20 @@ async function main(): Promise<void> {
     const toChild = since(childCreated);
 
     // Let the tail of status updates and Events settle, then measure a full resync of a converged system.
-    let settled = await metrics(metricsUrl);
+    let settled = await scrape(metricsUrl);
     await eventually('the queue to drain', async () => {
-      const now = await metrics(metricsUrl);
-      const quiet = reconciles(now) === reconciles(settled) && (now.get('slipway_workqueue_depth{name="modeldeployment"}') ?? 0) === 0;
+      const now = await scrape(metricsUrl);
+      const quiet = reconciles(now) === reconciles(settled) && total(now, 'slipway_workqueue_depth') === 0;
       settled = now;
       return quiet;
     }, { timeoutMs: 120_000, intervalMs: 3000 });
-    const before = await metrics(metricsUrl);
+    const before = await scrape(metricsUrl);
     process.kill(pid, 'SIGHUP');
     await eventually('the resync to finish', async () => {
-      const now = await metrics(metricsUrl);
-      return reconciles(now) - reconciles(before) >= COUNT && (now.get('slipway_workqueue_depth{name="modeldeployment"}') ?? 0) === 0 && (now.get('slipway_workqueue_in_flight{name="modeldeployment"}') ?? 0) === 0;
+      const now = await scrape(metricsUrl);
+      return reconciles(now) - reconciles(before) >= COUNT && total(now, 'slipway_workqueue_depth') === 0 && total(now, 'slipway_workqueue_in_flight') === 0;
     }, { timeoutMs: 300_000, intervalMs: 500 });
-    const after = await metrics(metricsUrl);
+    const after = await scrape(metricsUrl);
 
     const rss = peakRssMiB(pid);
     const cpu = [['controller', pid] as const, ...cluster.components.map((c) => [c.name, c.pid] as const)]

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import type { TestContext } from 'node:test';
 import { freePorts, isOurProcess, startComponent, stopProcess, tailOf } from '../cluster/processes.ts';
 import { eventually } from '../support/eventually.ts';
+import { scrape, total } from '../support/prometheus-text.ts';
 import type { TestCluster } from './harness.ts';
 
 const MAIN = join(import.meta.dirname, '..', '..', 'src', 'main.ts');
@@ -18,7 +19,8 @@ export interface ControllerProcess {
   stop(): Promise<void>;
   /** SIGKILL: a crash at whatever line it was on. */
   kill(): Promise<void>;
-  metric(name: string): Promise<number>;
+  /** The sum of a metric's series (those whose labels contain `labels`, if given). */
+  metric(name: string, labels?: string): Promise<number>;
 }
 
 export interface ControllerProcessOptions {
@@ -54,12 +56,7 @@ export async function startController(t: TestContext, cluster: TestCluster, name
       if (isOurProcess(rec)) process.kill(c.pid, 'SIGKILL');
       await eventually(`controller ${identity} to die`, () => !isOurProcess(rec), { timeoutMs: 10_000 });
     },
-    metric: async (name) => {
-      const text = await (await fetch(metricsUrl)).text();
-      let sum = 0;
-      for (const line of text.split('\n')) if (line.startsWith(name) && /^[\w:]+(\{[^}]*\})? /.test(line)) sum += Number(line.split(' ').pop());
-      return sum;
-    },
+    metric: async (name, labels) => total(await scrape(metricsUrl), name, labels),
   };
   t.after(() => proc.stop());
   await eventually(`controller ${identity} /readyz`, async () => (await fetch(`http://127.0.0.1:${port}/readyz`)).ok, {

@@ -296,7 +296,7 @@ test('with two controllers only the leader acts, and killing it hands over to th
   assert.ok((await one.metric('slipway_reconcile_total')) > 0, 'the leader reconciled');
   assert.equal(await two.metric('slipway_leader'), 0);
   assert.equal(await two.metric('slipway_reconcile_total'), 0, 'the standby did nothing');
-  assert.equal(await two.metric('slipway_api_requests_total{method="PATCH"'), 0, 'the standby wrote nothing');
+  assert.equal(await two.metric('slipway_api_requests_total', 'method="PATCH"'), 0, 'the standby wrote nothing');
 
   await one.kill();
   await eventually('two to take the lease', async () => (await two.metric('slipway_leader')) === 1, { timeoutMs: 30_000 });
