@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import type { ModelDeployment } from '../../src/api/modeldeployment.ts';
 import { modelDeploymentSpec } from '../../src/api/modeldeployment.ts';
 import { LABEL_REVISION, revisionOf, revisionTemplate } from '../../src/controllers/modeldeployment/children.ts';
-import { plan, type Observed } from '../../src/controllers/modeldeployment/plan.ts';
+import { plan, stalledStatus, type Observed } from '../../src/controllers/modeldeployment/plan.ts';
 import type { KubeObject } from '../../src/kube/resources.ts';
 import type { Deployment } from '../../src/kube/workloads.ts';
 
@@ -319,4 +319,16 @@ test('the revision changes with what pods run, not with scale or key order', () 
   assert.equal(rev(a), rev({ ...a, spec: Object.fromEntries(Object.entries(a.spec).reverse()) as ModelDeployment['spec'] }));
   assert.notEqual(rev(a), rev(md({ model: { name: 'churn-xgb', version: '9', uri: 's3://models/churn/8/', format: 'xgboost' } })));
   assert.notEqual(rev(a), rev(md({ resources: { requests: { cpu: '1' } } })));
+});
+
+test('a write the API server refuses is recorded as Stalled once; the same refusal again writes nothing', () => {
+  const first = plan(observed(md()), NOW);
+  const message = 'Service churn was refused: admission webhook denied the request';
+  const status = stalledStatus(md(), 'ApplyFailed', message, first.status, NOW);
+  const stalled = status?.conditions?.find((c) => c.type === 'Stalled');
+  assert.deepEqual([stalled?.status, stalled?.reason, stalled?.message], ['True', 'ApplyFailed', message]);
+  assert.equal(status?.conditions?.find((c) => c.type === 'Reconciling')?.status, 'False');
+  assert.equal(status?.stable?.revision, first.status.stable?.revision, 'the rest of the planned status is kept');
+  assert.equal(stalledStatus(md({}, status), 'ApplyFailed', message, first.status, LATER), undefined);
+  assert.ok(stalledStatus(md({}, status), 'ApplyFailed', 'another refusal', first.status, LATER), 'a new message is recorded');
 });

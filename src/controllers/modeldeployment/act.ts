@@ -7,9 +7,8 @@ import { classify, isNotFound, KubeApiError } from '../../kube/errors.ts';
 import type { EventRecorder } from '../../kube/events.ts';
 import { Resources } from '../../kube/resources.ts';
 import { errorMessage } from '../../runtime/log.ts';
-import { mergeConditions } from '../conditions.ts';
 import { CHILD_RESOURCES } from './observe.ts';
-import type { ChildKind, Plan } from './plan.ts';
+import { stalledStatus, type ChildKind, type Plan } from './plan.ts';
 
 export class ModelDeploymentActuator {
   private readonly client: KubeClient;
@@ -55,27 +54,11 @@ export class ModelDeploymentActuator {
     );
   }
 
-  /**
-   * Records a failure the planner could not foresee (the API server refused a write) as Stalled, with a
-   * Warning Event, unless exactly this failure is recorded already: a failing spec must not become a write storm.
-   */
+  /** Records a failure the planner could not foresee (the API server refused a write): Stalled, and a Warning. */
   async recordFailure(md: ModelDeployment, reason: string, message: string, p?: Plan): Promise<void> {
-    const previous = md.status?.conditions;
-    const stalled = previous?.find((c) => c.type === 'Stalled');
-    if (stalled?.status === 'True' && stalled.reason === reason && stalled.message === message) return;
-    const available = (p?.status.conditions ?? previous ?? []).filter((c) => c.type === 'Available');
-    const conditions = mergeConditions(
-      previous,
-      [
-        { type: 'Ready', status: 'False', reason, message },
-        { type: 'Reconciling', status: 'False', reason: 'Stalled', message: 'reconciliation is stalled: see the Stalled condition' },
-        { type: 'Stalled', status: 'True', reason, message },
-        ...available,
-      ],
-      md.metadata.generation,
-      this.now(),
-    );
-    await this.writeStatus(md, { ...(p?.status ?? md.status ?? {}), observedGeneration: md.metadata.generation, phase: 'Failed', conditions });
+    const status = stalledStatus(md, reason, message, p?.status, this.now());
+    if (!status) return; // exactly this failure is recorded already: a failing spec must not become a write storm
+    await this.writeStatus(md, status);
     await this.events.record(md, { type: 'Warning', reason, message });
   }
 }

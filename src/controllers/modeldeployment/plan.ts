@@ -256,6 +256,29 @@ export function plan(o: Observed, now: Date): Plan {
   return result;
 }
 
+/**
+ * The status for a failure found only while acting (the API server refused a write): Stalled with the server's
+ * message, on top of the planned status. Undefined when exactly this failure is already recorded.
+ */
+export function stalledStatus(md: ModelDeployment, reason: string, message: string, planned: ModelDeploymentStatus | undefined, now: Date): ModelDeploymentStatus | undefined {
+  const previous = md.status?.conditions;
+  const stalled = findCondition(previous, 'Stalled');
+  if (stalled?.status === 'True' && stalled.reason === reason && stalled.message === message) return undefined;
+  const available = (planned?.conditions ?? previous ?? []).filter((c) => c.type === 'Available');
+  const conditions = mergeConditions(
+    previous,
+    [
+      { type: 'Ready', status: 'False', reason, message },
+      { type: 'Reconciling', status: 'False', reason: 'Stalled', message: 'reconciliation is stalled: see the Stalled condition' },
+      { type: 'Stalled', status: 'True', reason, message },
+      ...available,
+    ],
+    md.metadata.generation,
+    now,
+  );
+  return { ...(planned ?? md.status ?? {}), observedGeneration: md.metadata.generation, phase: 'Failed', conditions };
+}
+
 function phaseOf(s: { stalled: boolean; paused: boolean; reconciling: boolean; available: boolean }): NonNullable<ModelDeploymentStatus['phase']> {
   if (s.stalled) return s.available ? 'Degraded' : 'Failed';
   if (s.paused) return 'Paused';
