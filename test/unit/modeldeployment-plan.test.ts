@@ -331,4 +331,7 @@ test('a write the API server refuses is recorded as Stalled once; the same refus
   assert.equal(status?.stable?.revision, first.status.stable?.revision, 'the rest of the planned status is kept');
   assert.equal(stalledStatus(md({}, status), 'ApplyFailed', message, first.status, LATER), undefined);
   assert.ok(stalledStatus(md({}, status), 'ApplyFailed', 'another refusal', first.status, LATER), 'a new message is recorded');
+  assert.equal(status?.phase, 'Failed', 'nothing serves yet');
+  const { m } = converge(md());
+  assert.equal(stalledStatus(m, 'ApplyFailed', message, m.status, LATER)?.phase, 'Degraded', 'stalled while the stable revision serves, as the planner says it');
 });

@@ -276,7 +276,8 @@ export function stalledStatus(md: ModelDeployment, reason: string, message: stri
     md.metadata.generation,
     now,
   );
-  return { ...(planned ?? md.status ?? {}), observedGeneration: md.metadata.generation, phase: 'Failed', conditions };
+  const stillServing = available.some((c) => c.status === 'True');
+  return { ...(planned ?? md.status ?? {}), observedGeneration: md.metadata.generation, phase: phaseOf({ stalled: true, paused: false, reconciling: false, available: stillServing }), conditions };
 }
 
 function phaseOf(s: { stalled: boolean; paused: boolean; reconciling: boolean; available: boolean }): NonNullable<ModelDeploymentStatus['phase']> {
