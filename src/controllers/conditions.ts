@@ -1,6 +1,7 @@
 // Status conditions the way kstatus, Flux, Helm 4 and `kubectl wait` read them: Ready, Reconciling and
 // Stalled (abnormal-true), each with a CamelCase reason, and a transition time that moves only on a change.
 import type { Condition } from '../api/common.ts';
+import { rfc3339 } from '../kube/time.ts';
 
 export type ConditionInput = Omit<Condition, 'lastTransitionTime' | 'observedGeneration'>;
 
@@ -17,6 +18,3 @@ export const findCondition = (conditions: Condition[] | undefined, type: string)
   conditions?.find((c) => c.type === type);
 
 export const isTrue = (conditions: Condition[] | undefined, type: string): boolean => findCondition(conditions, type)?.status === 'True';
-
-/** metav1.Time: RFC 3339 with second precision. */
-export const rfc3339 = (d: Date): string => `${d.toISOString().slice(0, 19)}Z`;

@@ -14,6 +14,8 @@ export class KubeApiError extends Error {
   readonly retryAfterSeconds: number | undefined;
   readonly method: string;
   readonly path: string;
+  /** The API server's own message, without our method and path: what a user should read. */
+  readonly statusMessage: string;
 
   constructor(init: { code: number; reason?: string | undefined; message: string; causes?: StatusCause[] | undefined; retryAfterSeconds?: number | undefined; method: string; path: string }) {
     super(`${init.method} ${init.path}: ${init.code} ${init.reason ?? ''}: ${init.message}`.replace(/ +:/, ':'));
@@ -24,11 +26,7 @@ export class KubeApiError extends Error {
     this.retryAfterSeconds = init.retryAfterSeconds;
     this.method = init.method;
     this.path = init.path;
-  }
-
-  /** The API server's own message without our method/path prefix: what a user should read. */
-  get statusMessage(): string {
-    return this.message.replace(/^[A-Z]+ \S+: \d+ \w*: ?/, '');
+    this.statusMessage = init.message;
   }
 }
 

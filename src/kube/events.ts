@@ -4,6 +4,7 @@
 import { randomBytes } from 'node:crypto';
 import type { KubeClient } from './client.ts';
 import { Resources, type KubeObject } from './resources.ts';
+import { rfc3339 } from './time.ts';
 
 export interface EventSpec {
   type: 'Normal' | 'Warning';
@@ -37,11 +38,11 @@ export class EventRecorder {
       if (seen && now.getTime() - seen.at < DEDUPE_WINDOW_MS) {
         seen.count++;
         seen.at = now.getTime();
-        await this.client.mergePatch(Resources.Event, seen.namespace, seen.name, { count: seen.count, lastTimestamp: now.toISOString().replace(/\.\d{3}Z$/, 'Z') });
+        await this.client.mergePatch(Resources.Event, seen.namespace, seen.name, { count: seen.count, lastTimestamp: rfc3339(now) });
         return;
       }
       const name = `${about.metadata.name}.${randomBytes(8).toString('hex')}`;
-      const ts = now.toISOString().replace(/\.\d{3}Z$/, 'Z');
+      const ts = rfc3339(now);
       await this.client.create(Resources.Event, {
         apiVersion: 'v1',
         kind: 'Event',

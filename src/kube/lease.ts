@@ -4,6 +4,7 @@
 import type { KubeClient } from './client.ts';
 import { isConflict, isNotFound } from './errors.ts';
 import { Resources, type KubeObject } from './resources.ts';
+import { microTime } from './time.ts';
 
 export interface Lease extends KubeObject {
   spec?: {
@@ -24,10 +25,6 @@ export interface LeaderElectionOptions {
   retryPeriodMs?: number;
 }
 
-/** MicroTime: RFC 3339 with exactly six fractional digits (the API server rejects three). */
-export function microTime(d: Date): string {
-  return d.toISOString().replace(/\.(\d{3})Z$/, '.$1000Z');
-}
 
 export class LeaderElector {
   private readonly client: KubeClient;

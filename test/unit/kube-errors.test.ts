@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { classify, isGone, isNotFound, parseStatusError } from '../../src/kube/errors.ts';
-import { microTime } from '../../src/kube/lease.ts';
+import { microTime, rfc3339 } from '../../src/kube/time.ts';
 
 const status = (code: number, reason: string, message: string, details?: object) => JSON.stringify({ kind: 'Status', status: 'Failure', code, reason, message, ...(details ? { details } : {}) });
 
@@ -42,4 +42,5 @@ test('a body that is not a Status still gives a usable error', () => {
 
 test('Lease times have six fractional digits (three are rejected by the API server)', () => {
   assert.equal(microTime(new Date('2026-11-24T12:00:00.123Z')), '2026-11-24T12:00:00.123000Z');
+  assert.equal(rfc3339(new Date('2026-11-24T12:00:00.123Z')), '2026-11-24T12:00:00Z');
 });

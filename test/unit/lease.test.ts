@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { test } from 'node:test';
 import { LeaderElector } from '../../src/kube/lease.ts';
+import { microTime } from '../../src/kube/time.ts';
 import { eventually } from '../support/eventually.ts';
 import { clientFor } from '../support/fake-kubeconfig.ts';
 
@@ -45,7 +46,7 @@ test('a lease someone else renews is never taken; one they stopped renewing is t
   let renewing = true;
   const { server, client } = await leaseServer((req, res, body) => {
     if (req.method === 'GET') {
-      if (renewing) renewTime = new Date().toISOString().replace('Z', '000Z');
+      if (renewing) renewTime = microTime(new Date());
       return json(res, 200, { apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', metadata: { name: 'l', namespace: 'ns', resourceVersion: '5' }, spec: { holderIdentity: 'other', leaseDurationSeconds: 1, renewTime } });
     }
     writes++;
