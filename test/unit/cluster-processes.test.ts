@@ -20,7 +20,10 @@ test('a component started for a test dies when the process that started it is ki
     process.stdout.write(String(c.pid) + '\\n');
     setInterval(() => {}, 1000);`;
   const parent = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
-  const pid = await new Promise<number>((resolve) => parent.stdout.once('data', (d: Buffer) => resolve(Number(d.toString().trim()))));
+  let out = '';
+  parent.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  const parentExit = new Promise<never>((_, reject) => parent.on('exit', (code) => reject(new Error(`the parent exited (${code}) before reporting a pid`))));
+  const pid = await eventually('the parent to report the sleeper\'s pid', () => (out.includes('\n') ? Number(out.trim()) : undefined), { abort: parentExit, timeoutMs: 20_000 });
   await eventually('the sleeper to be running', () => isOurProcess({ pid, bin: SLEEP }));
 
   parent.kill('SIGKILL');
