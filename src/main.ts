@@ -10,6 +10,7 @@ import { ControllerMetrics } from './runtime/metrics.ts';
 import { Manager } from './runtime/manager.ts';
 
 const { values: args } = parseArgs({
+  allowNegative: true, // --no-leader-elect
   options: {
     kubeconfig: { type: 'string' },
     context: { type: 'string' },
@@ -17,7 +18,6 @@ const { values: args } = parseArgs({
     'metrics-port': { type: 'string', default: process.env.SLIPWAY_METRICS_PORT ?? '8080' },
     'metrics-host': { type: 'string', default: '0.0.0.0' },
     'leader-elect': { type: 'boolean', default: true },
-    'no-leader-elect': { type: 'boolean', default: false },
     'leader-election-namespace': { type: 'string', default: process.env.POD_NAMESPACE ?? 'default' },
     'leader-election-id': { type: 'string', default: 'slipway-controller' },
     'lease-duration-seconds': { type: 'string', default: '15' },
@@ -51,7 +51,7 @@ async function main(): Promise<void> {
     port: Number(args['metrics-port']),
     host: args['metrics-host'],
     resyncMs: Number(args['resync-seconds']) * 1000,
-    ...(args['leader-elect'] && !args['no-leader-elect']
+    ...(args['leader-elect']
       ? { leaderElection: leaderElection(args['leader-election-namespace'], args['leader-election-id'], identity, Number(args['lease-duration-seconds'])) }
       : {}),
   });

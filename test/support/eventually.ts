@@ -19,13 +19,16 @@ export async function eventually<T>(
 ): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let last: unknown;
+  // Registered before any race on `abort`, so it has run by the time a race rejects with abort's error.
+  let aborted: { err: unknown } | undefined;
+  abort?.catch((err: unknown) => (aborted = { err }));
   for (;;) {
     try {
       const value = await (abort ? Promise.race([probe(), abort]) : probe());
       if (value !== undefined && value !== false) return value;
       last = value;
     } catch (err) {
-      if (abort && (await isSettledRejection(abort, err))) throw err;
+      if (aborted) throw aborted.err;
       last = err instanceof Error ? err.message : err;
     }
     if (Date.now() > deadline) {
@@ -34,10 +37,4 @@ export async function eventually<T>(
     const pause = new Promise((r) => setTimeout(r, intervalMs));
     await (abort ? Promise.race([pause, abort]) : pause);
   }
-}
-
-async function isSettledRejection(p: Promise<never>, err: unknown): Promise<boolean> {
-  const marker = Symbol('pending');
-  const got = await Promise.race([p.then(() => marker, (e: unknown) => e), Promise.resolve(marker)]);
-  return got === err;
 }
