@@ -174,7 +174,7 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
   const started: Started[] = [];
   const state: ClusterState = { dir: opts.dir, server, kubeconfig, binDir, components: [], startedAt: new Date().toISOString(), readySeconds: 0 };
   const saveState = (): void => {
-    state.components = started.map(({ name, pid, bin, log }) => ({ name, pid, bin, log }));
+    state.components = started.map(({ name, pid, bin, log, startTime }) => ({ name, pid, bin, log, startTime }));
     writeFileSync(stateFile(opts.dir), JSON.stringify(state, null, 2));
   };
   const start = (name: string, args: string[]): Started => {

@@ -10,6 +10,11 @@ export interface ComponentRecord {
   pid: number;
   bin: string;
   log: string;
+  /**
+   * The kernel's start time of the process (/proc/<pid>/stat): with the pid, its identity. It survives the exec
+   * from the setpriv wrapper into the binary, and a recycled pid never has the same one.
+   */
+  startTime?: number | undefined;
 }
 
 export interface Started extends ComponentRecord {
@@ -39,6 +44,7 @@ export function startComponent(name: string, bin: string, args: string[], logDir
   closeSync(fd);
   if (persistent) child.unref();
   if (child.pid === undefined) throw new Error(`could not start ${name} (${bin})`);
+  const startTime = procStat(child.pid)?.startTime;
   const exited = new Promise<never>((_, reject) => {
     child.on('exit', (code, signal) => {
       reject(new Error(`${name} exited (${signal ?? `code ${code}`}) before it was ready; the end of ${log}:\n${tailOf(log)}`));
@@ -50,24 +56,35 @@ export function startComponent(name: string, bin: string, args: string[], logDir
     });
   });
   exited.catch(() => {}); // observed by whoever races on it
-  return { name, pid: child.pid, bin, log, exited, child };
+  return { name, pid: child.pid, bin, log, startTime, exited, child };
 }
 
-/** True only if `pid` is alive and is still the binary we started (pids are reused). */
-export function isOurProcess(rec: Pick<ComponentRecord, 'pid' | 'bin'>): boolean {
+function procStat(pid: number): { state: string; startTime: number } | undefined {
   try {
-    const cmdline = readFileSync(`/proc/${rec.pid}/cmdline`, 'utf8');
-    const stat = readFileSync(`/proc/${rec.pid}/stat`, 'utf8');
-    // A zombie has exited; it only waits for its parent to reap it.
-    if (/\) Z /.test(stat)) return false;
-    return cmdline.split('\0').includes(rec.bin);
+    // After the command name (which may hold spaces and parentheses): state is field 3, starttime field 22.
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return { state: fields[0] ?? '', startTime: Number(fields[19]) };
+  } catch {
+    return undefined;
+  }
+}
+
+/** True only if the process we started is still alive (a zombie has exited) and the pid was not recycled. */
+export function isOurProcess(rec: Pick<ComponentRecord, 'pid' | 'bin' | 'startTime'>): boolean {
+  const stat = procStat(rec.pid);
+  if (!stat || stat.state === 'Z') return false;
+  if (rec.startTime !== undefined) return stat.startTime === rec.startTime;
+  // A pid learnt without its start time: the command line must name the binary.
+  try {
+    return readFileSync(`/proc/${rec.pid}/cmdline`, 'utf8').split('\0').includes(rec.bin);
   } catch {
     return false;
   }
 }
 
 /** SIGTERM, then SIGKILL after `graceMs`; resolves once the process is gone. */
-export async function stopProcess(rec: Pick<ComponentRecord, 'pid' | 'bin'>, graceMs = 5000): Promise<void> {
+export async function stopProcess(rec: Pick<ComponentRecord, 'pid' | 'bin' | 'startTime'>, graceMs = 5000): Promise<void> {
   if (!isOurProcess(rec)) return;
   try {
     process.kill(rec.pid, 'SIGTERM');

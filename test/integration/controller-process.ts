@@ -45,16 +45,15 @@ export async function startController(t: TestContext, cluster: TestCluster, name
     '--metrics-host=127.0.0.1',
     ...(opts.args ?? []),
   ], logDir, false);
-  const rec = { pid: c.pid, bin: process.execPath };
   const metricsUrl = `http://127.0.0.1:${port}/metrics`;
   const proc: ControllerProcess = {
     pid: c.pid,
     metricsUrl,
     log: c.log,
-    stop: () => stopProcess(rec, 10_000),
+    stop: () => stopProcess(c, 10_000),
     kill: async () => {
-      if (isOurProcess(rec)) process.kill(c.pid, 'SIGKILL');
-      await eventually(`controller ${identity} to die`, () => !isOurProcess(rec), { timeoutMs: 10_000 });
+      if (isOurProcess(c)) process.kill(c.pid, 'SIGKILL');
+      await eventually(`controller ${identity} to die`, () => !isOurProcess(c), { timeoutMs: 10_000 });
     },
     metric: async (name, labels) => total(await scrape(metricsUrl), name, labels),
   };

@@ -30,7 +30,7 @@ test('a component started for a test dies when the process that started it is ki
   await eventually('the sleeper to die with its parent', () => !isOurProcess({ pid, bin: SLEEP }), { timeoutMs: 10_000 });
 });
 
-test('stopProcess ends a component and leaves a process with another binary alone', async () => {
+test('stopProcess ends a component and leaves alone a process with another binary or a recycled pid', async () => {
   const logDir = mkdtempSync(join(tmpdir(), 'slipway-proc-'));
   const c = startComponent('sleeper', SLEEP, ['300'], logDir, false);
   await eventually('the sleeper to be running', () => isOurProcess(c));
@@ -38,6 +38,8 @@ test('stopProcess ends a component and leaves a process with another binary alon
   // Same pid, other binary: a recycled pid must not be signalled.
   await stopProcess({ pid: c.pid, bin: '/usr/bin/some-other-binary' });
   assert.ok(isOurProcess(c), 'the process survives a stop aimed at another binary');
+  await stopProcess({ pid: c.pid, bin: SLEEP, startTime: (c.startTime ?? 0) + 1 });
+  assert.ok(isOurProcess(c), 'the process survives a stop aimed at an earlier owner of its pid');
 
   await stopProcess(c);
   assert.equal(isOurProcess(c), false);
