@@ -69,6 +69,13 @@ export function parseStatusError(code: number, body: string, method: string, pat
 export const isNotFound = (err: unknown): boolean => err instanceof KubeApiError && err.code === 404;
 export const isConflict = (err: unknown): boolean => err instanceof KubeApiError && err.code === 409;
 export const isGone = (err: unknown): boolean => err instanceof KubeApiError && (err.code === 410 || err.reason === 'Expired');
+/**
+ * The resource version asked for is newer than anything this API server has seen (504 with the cause
+ * ResourceVersionTooLarge): waiting does not help when etcd was restored or the server lags for good; relist.
+ */
+export const isTooLargeResourceVersion = (err: unknown): boolean =>
+  err instanceof KubeApiError &&
+  (err.causes.some((c) => c.reason === 'ResourceVersionTooLarge') || /too large resource version/i.test(err.statusMessage));
 export const isAlreadyExists = (err: unknown): boolean => err instanceof KubeApiError && err.reason === 'AlreadyExists';
 
 /** What a reconcile should do about an error. */

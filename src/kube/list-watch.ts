@@ -1,10 +1,13 @@
 // List-then-watch of one resource type, written for the ways real watches fail: paged lists, bookmarks, a
 // server-side timeout with jitter so watches end cleanly, an inactivity watchdog for connections that go
 // silent, a relist when the resource version has expired (410), and exponential backoff with full jitter that
-// honours Retry-After. One connection at a time; it never stops on its own, only when told to.
+// honours Retry-After. One connection at a time; it never stops on its own, only when told to. Every way a watch
+// can end that is not a long healthy stream (a 410, a close right after it opened, an error) counts towards the
+// backoff, so a misbehaving server gets a bounded rate of requests, never a hot loop.
 import type { IncomingMessage } from 'node:http';
+import { StringDecoder } from 'node:string_decoder';
 import type { KubeClient } from './client.ts';
-import { isGone, KubeApiError } from './errors.ts';
+import { isGone, isTooLargeResourceVersion, KubeApiError, type StatusCause } from './errors.ts';
 import { apiVersionOf, resourcePath, type KubeObject, type ResourceType } from './resources.ts';
 
 export type WatchEventType = 'ADDED' | 'MODIFIED' | 'DELETED';
@@ -31,6 +34,8 @@ export interface ListWatchOptions {
   inactivityTimeoutMs?: number;
   backoffInitialMs?: number;
   backoffMaxMs?: number;
+  /** A watch that ends cleanly sooner than this (without an event) counts as a failure for the backoff. */
+  minWatchMs?: number;
   random?: () => number;
 }
 
@@ -68,6 +73,7 @@ export class ListWatch<T extends KubeObject> {
       inactivityTimeoutMs: 150_000,
       backoffInitialMs: 500,
       backoffMaxMs: 30_000,
+      minWatchMs: 1_000,
       random: Math.random,
       ...opts,
     };
@@ -99,18 +105,25 @@ export class ListWatch<T extends KubeObject> {
           this.handlers.onList(items, resourceVersion);
           this.resourceVersion = resourceVersion;
         }
-        await this.watch();
-        failures = 0;
+        const started = performance.now();
+        const events = await this.watch();
         this.handlers.onRestart?.('closed');
+        // A long watch, or one that delivered something, is healthy: the next one starts at once. A server
+        // that closes every watch as soon as it opens gets the backoff instead of a request loop.
+        if (events > 0 || performance.now() - started >= this.opts.minWatchMs) failures = 0;
+        else await this.sleep(this.backoff(++failures, undefined));
       } catch (err) {
         if (this.stopped) return;
-        if (isGone(err)) {
-          // Our resource version is older than etcd's compaction window: only a new list is consistent.
+        failures++;
+        if (isGone(err) || isTooLargeResourceVersion(err)) {
+          // Our resource version is older than etcd's compaction window (410), or newer than what this API
+          // server has seen (after an etcd restore, or behind a lagging replica): only a new list is consistent.
           this.resourceVersion = undefined;
           this.handlers.onRestart?.('expired', err);
+          // One expiry relists at once; a server that keeps answering 410 is retried with backoff.
+          if (failures > 1) await this.sleep(this.backoff(failures - 1, err));
           continue;
         }
-        failures++;
         const throttled = err instanceof KubeApiError && err.code === 429;
         this.handlers.onRestart?.(err instanceof InactivityError ? 'inactive' : throttled ? 'throttled' : 'error', err);
         await this.sleep(this.backoff(failures, err));
@@ -168,47 +181,69 @@ export class ListWatch<T extends KubeObject> {
     return { items, resourceVersion };
   }
 
-  private async watch(): Promise<void> {
+  /** One watch, until it ends; returns how many events it delivered. */
+  private async watch(): Promise<number> {
     const timeoutSeconds = Math.round(this.opts.watchTimeoutSeconds * (1 + this.opts.random()));
-    const res = await this.client.stream({
-      path: resourcePath(this.resource, this.opts.namespace),
-      query: {
-        ...this.query(),
-        watch: 'true',
-        resourceVersion: this.resourceVersion,
-        allowWatchBookmarks: 'true',
-        timeoutSeconds: String(timeoutSeconds),
-      },
-      signal: this.abort.signal,
-    });
-    this.current = res;
+    // The watchdog covers the whole watch, from the request on: a server that never sends the response
+    // headers is as dead as one that goes silent afterwards.
+    const conn = new AbortController();
+    const onStop = (): void => conn.abort(this.abort.signal.reason);
+    this.abort.signal.addEventListener('abort', onStop, { once: true });
     let watchdog: NodeJS.Timeout | undefined;
+    let inactive: InactivityError | undefined;
     const arm = (): void => {
       clearTimeout(watchdog);
-      watchdog = setTimeout(() => res.destroy(new InactivityError(`no watch activity for ${this.opts.inactivityTimeoutMs} ms`)), this.opts.inactivityTimeoutMs);
+      watchdog = setTimeout(() => {
+        inactive = new InactivityError(`no watch activity for ${this.opts.inactivityTimeoutMs} ms`);
+        conn.abort(inactive);
+        this.current?.destroy(inactive);
+      }, this.opts.inactivityTimeoutMs);
     };
     arm();
-    let buffered = '';
+    let events = 0;
+    let res: IncomingMessage | undefined;
     try {
+      res = await this.client.stream({
+        path: resourcePath(this.resource, this.opts.namespace),
+        query: {
+          ...this.query(),
+          watch: 'true',
+          resourceVersion: this.resourceVersion,
+          allowWatchBookmarks: 'true',
+          timeoutSeconds: String(timeoutSeconds),
+        },
+        signal: conn.signal,
+      });
+      this.current = res;
+      arm();
+      // One decoder for the whole stream: a multi-byte character split across two chunks is joined, never
+      // turned into U+FFFD.
+      const decoder = new StringDecoder('utf8');
+      let buffered = '';
       for await (const chunk of res) {
         arm();
         this.handlers.onActivity?.();
-        buffered += (chunk as Buffer).toString('utf8');
+        buffered += decoder.write(chunk as Buffer);
         let nl: number;
         while ((nl = buffered.indexOf('\n')) >= 0) {
           const line = buffered.slice(0, nl).trim();
           buffered = buffered.slice(nl + 1);
-          if (line) this.dispatch(line);
+          if (line && this.dispatch(line)) events++;
         }
       }
+      return events;
+    } catch (err) {
+      throw inactive ?? err;
     } finally {
       clearTimeout(watchdog);
+      this.abort.signal.removeEventListener('abort', onStop);
       this.current = undefined;
-      res.destroy();
+      res?.destroy();
     }
   }
 
-  private dispatch(line: string): void {
+  /** Applies one watch line; true for an object event, false for a bookmark. */
+  private dispatch(line: string): boolean {
     let event: RawEvent;
     try {
       event = JSON.parse(line) as RawEvent;
@@ -223,15 +258,16 @@ export class ListWatch<T extends KubeObject> {
       case 'DELETED':
         this.handlers.onEvent(event.type, obj as T);
         if (obj.metadata.resourceVersion) this.resourceVersion = obj.metadata.resourceVersion;
-        return;
+        return true;
       case 'BOOKMARK':
         if (obj.metadata.resourceVersion) this.resourceVersion = obj.metadata.resourceVersion;
-        return;
+        return false;
       case 'ERROR':
         throw new KubeApiError({
           code: obj.code ?? 500,
           reason: obj.reason,
           message: obj.message ?? 'watch error',
+          causes: (obj as { details?: { causes?: StatusCause[] } }).details?.causes,
           method: 'WATCH',
           path: resourcePath(this.resource, this.opts.namespace),
         });

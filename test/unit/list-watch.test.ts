@@ -212,3 +212,78 @@ test('the cache drops managedFields, which nothing reads from it', async () => {
   await informer.stop();
   assert.deepEqual(versions, ['1 false', '2 false']);
 });
+
+test('a multi-byte character split across two chunks of a watch reaches the cache whole', async () => {
+  const line = Buffer.from(`${JSON.stringify({ type: 'ADDED', object: { metadata: { name: 'a', namespace: 'ns', resourceVersion: '11', annotations: { note: 'modèle ünïcode ✓' } } } })}\n`);
+  const cut = line.indexOf(Buffer.from('è')) + 1; // inside the two bytes of è
+  const split: Handler = (_req, res) => {
+    res.writeHead(200, { 'Content-Type': 'application/json', 'Transfer-Encoding': 'chunked' });
+    res.write(line.subarray(0, cut));
+    setTimeout(() => res.write(line.subarray(cut)), 50);
+  };
+  const { client } = await fakeApiServer([list('10', []), split, hang]);
+  const informer = new Informer(client, Resources.Pod, fast);
+  informer.start();
+  await eventually('the event', () => informer.store.get('ns/a'));
+  await informer.stop();
+  assert.equal(informer.store.get('ns/a')?.metadata.annotations?.note, 'modèle ünïcode ✓');
+});
+
+/** Requests made in a window of time against a server that answers every watch the same way. */
+async function requestsIn(ms: number, script: Handler[]): Promise<{ requests: URL[]; restarts: RestartReason[]; lists: number }> {
+  const { client, requests } = await fakeApiServer(script);
+  const r = recorder();
+  const lw = new ListWatch(client, Resources.Pod, r.handlers, { backoffInitialMs: 50, backoffMaxMs: 200, inactivityTimeoutMs: 5_000, random: () => 1 });
+  lw.start();
+  await new Promise((resolve) => setTimeout(resolve, ms));
+  await lw.stop();
+  return { requests: [...requests], restarts: r.restarts, lists: r.lists.length };
+}
+
+test('a server that answers every watch with 410 is relisted with backoff, not in a loop', async () => {
+  const gone: Handler = (req, res, url) => {
+    if (url.searchParams.get('watch') !== 'true') return list('10', [])(req, res, url);
+    res.writeHead(200, { 'Content-Type': 'application/json' });
+    res.end(`${JSON.stringify({ type: 'ERROR', object: { kind: 'Status', code: 410, reason: 'Expired', message: 'too old resource version' } })}\n`);
+  };
+  const { requests, restarts, lists } = await requestsIn(1_000, [gone]);
+  // With 50 ms doubling to a 200 ms cap, one second holds at most about 8 list+watch pairs.
+  assert.ok(requests.length <= 20, `${requests.length} requests in one second`);
+  assert.ok(lists >= 2, 'it does relist');
+  assert.ok(restarts.every((r) => r === 'expired'));
+});
+
+test('a server that closes every watch at once gets backoff, not a request loop', async () => {
+  const { requests, restarts } = await requestsIn(1_000, [list('10', []), watch([], 'end')]);
+  assert.ok(requests.length <= 12, `${requests.length} requests in one second`);
+  assert.ok(requests.length >= 3, 'it keeps watching');
+  assert.ok(restarts.every((r) => r === 'closed'));
+});
+
+test('"too large resource version" makes it list again instead of retrying the same version forever', async () => {
+  const tooLarge: Handler = (_req, res) => {
+    res.writeHead(504, { 'Content-Type': 'application/json' });
+    res.end(JSON.stringify({ kind: 'Status', code: 504, reason: 'Timeout', message: 'Too large resource version: 900, current: 20', details: { causes: [{ reason: 'ResourceVersionTooLarge', message: 'Too large resource version' }], retryAfterSeconds: 1 } }));
+  };
+  const { client, requests } = await fakeApiServer([list('900', []), tooLarge, list('20', [pod('a', '19')]), hang]);
+  const r = recorder();
+  const lw = new ListWatch(client, Resources.Pod, r.handlers, fast);
+  lw.start();
+  await eventually('a relist', () => r.lists.length === 2);
+  await eventually('a watch from the new list', () => requests.length >= 4);
+  await lw.stop();
+  assert.equal(requests[2]?.searchParams.get('watch'), null, 'the third request is a list');
+  assert.equal(requests[3]?.searchParams.get('resourceVersion'), '20');
+  assert.deepEqual(r.restarts, ['expired']);
+});
+
+test('a watch whose response headers never come is dropped by the watchdog and retried', async () => {
+  const { client, requests } = await fakeApiServer([list('10', []), hang, watch([{ type: 'ADDED', object: pod('b', '12') }], 'hang')]);
+  const r = recorder();
+  const lw = new ListWatch(client, Resources.Pod, r.handlers, { ...fast, inactivityTimeoutMs: 200 });
+  lw.start();
+  await eventually('the event after the retry', () => r.events.includes('ADDED b'), { timeoutMs: 5_000 });
+  await lw.stop();
+  assert.deepEqual(r.restarts, ['inactive']);
+  assert.equal(requests[2]?.searchParams.get('resourceVersion'), '10');
+});
