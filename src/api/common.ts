@@ -22,14 +22,26 @@ export function cel<T extends z.ZodType>(schema: T, ...rules: CelRule[]): T {
 export const name253 = z.string().min(1).max(253).regex(/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/, 'must be a DNS subdomain');
 export const name63 = z.string().min(1).max(63).regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, 'must be a DNS label');
 
-/** A resource quantity such as `500m`, `1Gi` or `2`. */
+/** What a Service may be named (RFC 1035 label): lowercase letters, digits and '-', starting with a letter. */
+export const DNS1035_LABEL = '^[a-z]([-a-z0-9]*[a-z0-9])?$';
+
+/** A resource quantity such as `500m`, `1Gi` or `2`: checked at admission by CEL's isQuantity. */
 export const quantity = z
-  .union([z.string().regex(/^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+|[numkMGTPE]|[KMGTPE]i)?$/), z.number()])
-  .meta({ 'x-kubernetes-int-or-string': true });
+  .union([z.string().regex(/^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+|[numkMGTPE]|[KMGTPE]i)?$/), z.number().int()])
+  .meta({
+    'x-kubernetes-int-or-string': true,
+    maxLength: 64,
+    'x-kubernetes-validations': [
+      { rule: 'type(self) == int || isQuantity(self)', message: 'must be a quantity such as 500m, 2, 512Mi or 1Gi' },
+    ],
+  });
+
+// Bounded so that the CEL check of each quantity fits the API server's cost budget.
+const resourceList = z.record(z.string().max(253), quantity).meta({ maxProperties: 32 });
 
 export const resourceRequirements = z.object({
-  requests: z.record(z.string(), quantity).optional(),
-  limits: z.record(z.string(), quantity).optional(),
+  requests: resourceList.optional(),
+  limits: resourceList.optional(),
 });
 
 /** A Go duration as Kubernetes writes them: `30s`, `5m`, `1h30m`. */

@@ -18,8 +18,13 @@ function structural(node: unknown): unknown {
   if (node === null || typeof node !== 'object') return node;
   const s = { ...(node as Schema) };
   if (s['x-kubernetes-int-or-string'] === true) {
-    // zod writes the union as anyOf; Kubernetes wants the marker alone (plus an optional pattern check in CEL).
-    return { 'x-kubernetes-int-or-string': true, ...(s.description ? { description: s.description } : {}) };
+    // zod writes the union as anyOf; Kubernetes wants the marker alone (checks on the value go in CEL).
+    return {
+      'x-kubernetes-int-or-string': true,
+      ...(s.description ? { description: s.description } : {}),
+      ...(s.maxLength ? { maxLength: s.maxLength } : {}),
+      ...(s['x-kubernetes-validations'] ? { 'x-kubernetes-validations': s['x-kubernetes-validations'] } : {}),
+    };
   }
   delete s.$schema;
   if (s.additionalProperties === false) delete s.additionalProperties;

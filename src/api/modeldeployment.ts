@@ -1,7 +1,7 @@
 // ModelDeployment: one model served as a scoring Deployment + Service (and optional batch CronJob), rolled out
 // revision by revision. The zod schema here is the source of the TypeScript types and of crds/.
 import { z } from 'zod';
-import { cel, conditions, duration, name253, name63, resourceRequirements, resourceSchema, readyColumn, ageColumn, type KindDefinition } from './common.ts';
+import { cel, conditions, DNS1035_LABEL, duration, name253, name63, resourceRequirements, resourceSchema, readyColumn, ageColumn, type KindDefinition } from './common.ts';
 
 export const MODEL_FORMATS = ['sklearn', 'xgboost', 'lightgbm', 'onnx', 'pmml', 'mlflow', 'custom'] as const;
 export const PROTOCOLS = ['v2', 'v1', 'custom'] as const;
@@ -27,10 +27,19 @@ const runtime = cel(
     livenessPath: z.string().max(512).regex(/^\//, 'must start with /').optional(),
     metricsPath: z.string().max(512).regex(/^\//, 'must start with /').default('/metrics'),
     args: z.array(z.string().max(4096)).max(64).optional(),
-    env: z
-      .array(z.object({ name: z.string().min(1).max(256), value: z.string().max(32768).default('') }))
-      .max(128)
-      .optional(),
+    env: cel(
+      z
+        .array(z.object({ name: z.string().min(1).max(256), value: z.string().max(32768).default('') }))
+        .max(128),
+      {
+        rule: 'self.all(e, self.exists_one(f, f.name == e.name))',
+        message: 'runtime.env names must be unique: each variable may be set once',
+      },
+      {
+        rule: "self.all(e, !e.name.startsWith('SLIPWAY_'))",
+        message: 'runtime.env names starting with SLIPWAY_ are set by Slipway (model name, version, URI, port, revision): choose another name',
+      },
+    ).optional(),
   }),
   {
     rule: "!has(self.protocol) || self.protocol != 'custom' || has(self.readinessPath)",
@@ -52,8 +61,23 @@ const autoscaling = cel(
   },
 );
 
+/**
+ * What a CronJob accepts (robfig/cron's standard parser): five fields, or a macro. Each field is `*`, `?`, numbers,
+ * ranges, lists and steps; months and weekdays may be three-letter names.
+ */
+const CRON_ITEM = '([*]|[?]|[0-9]+(-[0-9]+)?|[A-Za-z]{3}(-[A-Za-z]{3})?)(/[0-9]+)?';
+const CRON_FIELD = `${CRON_ITEM}(,${CRON_ITEM})*`;
+export const CRON_PATTERN = `^(@(yearly|annually|monthly|weekly|daily|midnight|hourly)|@every ([0-9]+([.][0-9]+)?(ns|us|ms|s|m|h))+|${CRON_FIELD}( +${CRON_FIELD}){4})$`;
+
+const CRON_REGEX = new RegExp(CRON_PATTERN);
+
 const batch = z.object({
-  schedule: z.string().min(9).max(128).meta({ description: 'Cron schedule of the batch-scoring job, e.g. "0 2 * * *".' }),
+  // Written without backslashes: the same text is a JavaScript and a CEL regular expression.
+  // (A refinement, not a pattern: the CRD carries the CEL rule, whose message says what to write instead.)
+  schedule: cel(z.string().min(1).max(128).refine((v) => CRON_REGEX.test(v), 'must be a cron schedule or a macro'), {
+    rule: `self.matches('${CRON_PATTERN}')`,
+    message: 'batch.schedule must be a cron schedule of five fields such as "0 2 * * *", or a macro such as @daily, @hourly or @every 6h',
+  }).meta({ description: 'Cron schedule of the batch-scoring job: five fields ("0 2 * * *") or a macro (@daily, @every 6h).' }),
   timeZone: z.string().max(64).optional(),
   args: z.array(z.string().max(4096)).max(64).optional(),
   suspend: z.boolean().default(false),
@@ -200,6 +224,11 @@ export const modelDeploymentKind: KindDefinition = {
   spec: modelDeploymentSpec,
   status: modelDeploymentStatus,
   rootRules: [
+    {
+      // The ModelDeployment's name is its Service's name, and a Service name is an RFC 1035 label.
+      rule: `self.metadata.name.matches('${DNS1035_LABEL}')`,
+      message: "a ModelDeployment name names its Service, so it must start with a letter and hold only lowercase letters, digits and '-' (e.g. churn-v2, not churn.v2 or 9churn)",
+    },
     {
       // Children are named <name>-<10-character revision>, and Deployment names become pod-name prefixes.
       rule: 'self.metadata.name.size() <= 42',

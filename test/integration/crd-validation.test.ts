@@ -36,6 +36,14 @@ const rejected: { what: string; spec: Obj; name?: string; message: RegExp }[] = 
   { what: 'an unknown model format', spec: { ...base(), model: { ...(base().model as Obj), format: 'pickle' } }, message: /spec.model.format: Unsupported value: "pickle"/ },
   { what: 'a weight above 100', spec: { ...base(), rollout: { steps: [{ setWeight: 150 }] } }, message: /setWeight: Invalid value: 150: spec.rollout.steps\[0\].setWeight in body should be less than or equal to 100/ },
   { what: 'a malformed pause duration', spec: { ...base(), rollout: { steps: [{ pause: { duration: 'five minutes' } }] } }, message: /spec.rollout.steps\[0\].pause.duration: Invalid value/ },
+  { what: 'a name with a dot, which cannot name a Service', name: 'churn.v2', spec: base(), message: /must start with a letter and hold only lowercase letters, digits and '-' \(e.g. churn-v2/ },
+  { what: 'a name starting with a digit', name: '9churn', spec: base(), message: /must start with a letter/ },
+  { what: 'a schedule in words', spec: { ...base(), batch: { schedule: 'every day at 2' } }, message: /batch.schedule must be a cron schedule of five fields such as "0 2 \* \* \*", or a macro such as @daily/ },
+  { what: 'a schedule of four fields', spec: { ...base(), batch: { schedule: '0 2 * *' } }, message: /batch.schedule must be a cron schedule/ },
+  { what: 'an environment variable set twice', spec: { ...base(), runtime: { env: [{ name: 'MODE', value: 'a' }, { name: 'MODE', value: 'b' }] } }, message: /runtime.env names must be unique/ },
+  { what: 'an environment variable Slipway sets itself', spec: { ...base(), runtime: { env: [{ name: 'SLIPWAY_MODEL_URI', value: 's3://elsewhere' }] } }, message: /names starting with SLIPWAY_ are set by Slipway/ },
+  { what: 'a CPU request that is not a quantity', spec: { ...base(), resources: { requests: { cpu: 'lots' } } }, message: /spec.resources.requests\[cpu\]: Invalid value: "lots": must be a quantity such as 500m, 2, 512Mi or 1Gi/ },
+  { what: 'a batch memory limit that is not a quantity', spec: { ...base(), batch: { schedule: '@daily', resources: { limits: { memory: '2 gigs' } } } }, message: /spec.batch.resources.limits\[memory\]: Invalid value: "2 gigs": must be a quantity/ },
 ];
 
 for (const c of rejected) {
@@ -53,6 +61,22 @@ test('a valid ModelDeployment with a full rollout is accepted and defaulted', as
   assert.deepEqual(got.spec.runtime, { port: 8080, protocol: 'v2', metricsPath: '/metrics' });
   assert.equal(got.spec.rollout.autoRollback, true);
   assert.equal(got.spec.rollout.analysis.interval, '1m');
+});
+
+test('valid schedules, names, variables and quantities are accepted as Kubernetes accepts them', async (t) => {
+  const ns = await testNamespace(t);
+  const schedules = ['@daily', '@hourly', '@every 6h', '0 2 * * *', '*/15 8-18 * * MON-FRI', '0 0 1 JAN,JUL ?'];
+  for (const [i, schedule] of schedules.entries()) {
+    const spec = {
+      ...base(),
+      batch: { schedule },
+      runtime: { env: [{ name: 'MODE', value: 'fast' }, { name: 'EMPTY' }] },
+      resources: { requests: { cpu: '0.5', memory: '1024Mi' }, limits: { cpu: 2, memory: '1Gi' } },
+    };
+    await cluster.kubectl(['create', '-n', ns, '-f', '-'], md(`churn-v${i}`, spec));
+    // The CronJob API takes the same schedules: what passes here never fails later in the controller.
+    await cluster.kubectl(['create', 'cronjob', `check-${i}`, '-n', ns, '--image=registry.example.com/x:1', `--schedule=${schedule}`, '--dry-run=server']);
+  }
 });
 
 const penv = (spec: Obj): string =>
