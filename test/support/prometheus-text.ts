@@ -2,13 +2,24 @@
 
 export type Samples = Map<string, number>;
 
-export async function scrape(url: string): Promise<Samples> {
+export function parseMetrics(text: string): Samples {
   const out: Samples = new Map();
-  for (const line of (await (await fetch(url)).text()).split('\n')) {
+  for (const line of text.split('\n')) {
     if (!line || line.startsWith('#')) continue;
     const i = line.lastIndexOf(' ');
     out.set(line.slice(0, i), Number(line.slice(i + 1)));
   }
+  return out;
+}
+
+export async function scrape(url: string): Promise<Samples> {
+  return parseMetrics(await (await fetch(url)).text());
+}
+
+/** The labels of one series (`name{a="1",b="2"}`) as a record. */
+export function labelsOf(series: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const m of series.matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)) out[m[1] as string] = m[2] as string;
   return out;
 }
 

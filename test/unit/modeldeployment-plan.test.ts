@@ -1,6 +1,7 @@
 // The ModelDeployment planner, case by case: what gets applied, deleted, written to status and announced.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { z } from 'zod';
 import type { ModelDeployment } from '../../src/api/modeldeployment.ts';
 import { modelDeploymentSpec } from '../../src/api/modeldeployment.ts';
 import { LABEL_REVISION, revisionOf, revisionTemplate } from '../../src/controllers/modeldeployment/children.ts';
@@ -312,13 +313,39 @@ test('a ModelDeployment being deleted plans nothing: the garbage collector remov
   assert.deepEqual([p.apply, p.delete, p.events, p.statusChanged], [[], [], [], false]);
 });
 
+/** The same value with the keys of every object, at every depth, in reverse order. */
+function reversedKeys<T>(v: T): T {
+  if (Array.isArray(v)) return v.map(reversedKeys) as T;
+  if (v !== null && typeof v === 'object') return Object.fromEntries(Object.entries(v).reverse().map(([k, x]) => [k, reversedKeys(x)])) as T;
+  return v;
+}
+
 test('the revision changes with what pods run, not with scale or key order', () => {
-  const a = md();
-  const rev = (m: ModelDeployment) => revisionOf(revisionTemplate(m.spec, 'img'));
-  assert.equal(rev(a), rev(md({ replicas: 7 })));
-  assert.equal(rev(a), rev({ ...a, spec: Object.fromEntries(Object.entries(a.spec).reverse()) as ModelDeployment['spec'] }));
-  assert.notEqual(rev(a), rev(md({ model: { name: 'churn-xgb', version: '9', uri: 's3://models/churn/8/', format: 'xgboost' } })));
-  assert.notEqual(rev(a), rev(md({ resources: { requests: { cpu: '1' } } })));
+  const a = md({ resources: { requests: { cpu: '1', memory: '1Gi' } }, runtime: { env: [{ name: 'Zeta', value: '1' }, { name: 'alpha', value: '2' }] } });
+  const rev = (m: ModelDeployment) => revisionOf(m, revisionTemplate(m.spec, 'img'));
+  assert.equal(rev(a), rev({ ...a, spec: { ...a.spec, replicas: 7 } }));
+  // Every key reversed, down to the model, the runtime and the resource lists: the hash sees the same pods.
+  const reversed = reversedKeys(a);
+  assert.notDeepEqual(Object.keys(reversed.spec.runtime), Object.keys(a.spec.runtime));
+  assert.equal(rev(a), rev(reversed));
+  assert.notEqual(rev(a), rev({ ...a, spec: { ...a.spec, ...modelVersion('9') } as ModelDeployment['spec'] }));
+  assert.notEqual(rev(a), rev({ ...a, spec: { ...a.spec, resources: { requests: { cpu: '2' } } } }));
+  assert.equal(rev(a), rev({ ...a, spec: { ...a.spec, resources: { requests: { cpu: '1000m', memory: '1024Mi' } } } }), 'the same quantities in another form');
+});
+
+test('an upgrade of Slipway whose schema gains a defaulted field keeps every revision', () => {
+  // The next version's schema: the same, with a new defaulted field in the runtime and one at the top.
+  const nextSchema = modelDeploymentSpec.safeExtend({
+    runtime: modelDeploymentSpec.shape.runtime.unwrap().extend({ gracefulShutdownSeconds: z.number().default(30) }).prefault({}),
+    canaryScaleDownDelaySeconds: z.number().default(30),
+  });
+  const today = md();
+  const after: ModelDeployment = { ...today, spec: nextSchema.parse(today.spec) };
+  assert.equal((after.spec.runtime as Record<string, unknown>).gracefulShutdownSeconds, 30, 'the stored object reads back with the new default');
+  assert.equal(revisionOf(after, revisionTemplate(after.spec, 'img')), revisionOf(today, revisionTemplate(today.spec, 'img')));
+  const { children } = converge(today);
+  const p = plan(observed({ ...after, status: converge(today).m.status }, children), LATER);
+  assert.deepEqual([p.apply, p.delete, p.statusChanged], [[], [], false], 'nothing rolls out, nothing is written');
 });
 
 test('a write the API server refuses is recorded as Stalled once; the same refusal again writes nothing', () => {

@@ -3,6 +3,7 @@
 import { createHash } from 'node:crypto';
 import { API_VERSION } from '../../api/common.ts';
 import type { ModelDeployment, ModelDeploymentSpec } from '../../api/modeldeployment.ts';
+import { canonicalResources } from '../../kube/quantity.ts';
 import type { KubeObject, OwnerReference } from '../../kube/resources.ts';
 
 export const LABEL_MODEL_DEPLOYMENT = 'slipway.dev/model-deployment';
@@ -13,7 +14,7 @@ export const CONTAINER_NAME = 'model-server';
 
 export type Role = 'stable' | 'canary';
 
-/** Everything that makes pods of one revision differ from another's. Scale (replicas, HPA) is not in it. */
+/** The inputs pods of one revision are rendered from. Scale (replicas, HPA) is not in it. */
 export interface RevisionTemplate {
   model: ModelDeploymentSpec['model'];
   image: string;
@@ -25,19 +26,29 @@ export function revisionTemplate(spec: ModelDeploymentSpec, image: string): Revi
   return { model: spec.model, image, runtime: spec.runtime, resources: spec.resources };
 }
 
-/** A stable JSON rendering: the same template always hashes the same, whatever the key order. */
-function canonical(value: unknown): string {
-  if (Array.isArray(value)) return `[${value.map(canonical).join(',')}]`;
+/**
+ * A canonical JSON rendering: keys in code-point order (never a locale's collation, which differs between
+ * machines), undefined fields left out. The same value always renders to the same text.
+ */
+export function canonicalJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
   if (value !== null && typeof value === 'object') {
-    const entries = Object.entries(value as Record<string, unknown>).filter(([, v]) => v !== undefined).sort(([a], [b]) => a.localeCompare(b));
-    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonical(v)}`).join(',')}}`;
+    const entries = Object.entries(value as Record<string, unknown>)
+      .filter(([, v]) => v !== undefined)
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(',')}}`;
   }
   return JSON.stringify(value);
 }
 
-/** 10 hex characters of the template's hash: the revision's name. */
-export function revisionOf(template: RevisionTemplate): string {
-  return createHash('sha256').update(canonical(template)).digest('hex').slice(0, 10);
+/**
+ * 10 hex characters of the hash of what the revision's pods run: the pod template as rendered, with the revision
+ * itself left blank. A spec field that does not reach the pods (a new defaulted field after an upgrade of
+ * Slipway, scale, rollout steps) leaves the revision as it is; quantities are in normal form, so `0.5` and
+ * `500m` CPU are the same revision.
+ */
+export function revisionOf(md: ModelDeployment, t: RevisionTemplate): string {
+  return createHash('sha256').update(canonicalJson(podTemplate(md, t, ''))).digest('hex').slice(0, 10);
 }
 
 export function ownerReference(md: ModelDeployment): OwnerReference {
@@ -94,7 +105,7 @@ export function probePaths(t: RevisionTemplate): { readiness: string; liveness: 
 }
 
 /** What the runtime is told about the model it serves (the same for the server and the batch job). */
-export function modelEnv(t: RevisionTemplate, revision: string): { name: string; value: string }[] {
+export function modelEnv(t: RevisionTemplate, revision: string): { name: string; value?: string }[] {
   return [
     { name: 'SLIPWAY_MODEL_NAME', value: t.model.name },
     { name: 'SLIPWAY_MODEL_VERSION', value: t.model.version },
@@ -103,12 +114,16 @@ export function modelEnv(t: RevisionTemplate, revision: string): { name: string;
     { name: 'SLIPWAY_PROTOCOL', value: t.runtime.protocol },
     { name: 'SLIPWAY_PORT', value: String(t.runtime.port) },
     { name: 'SLIPWAY_REVISION', value: revision },
-    ...(t.runtime.env ?? []).map((e) => ({ name: e.name, value: e.value })),
+    // An empty value is stored as no value at all: render it the way the API server keeps it.
+    ...(t.runtime.env ?? []).map((e) => (e.value ? { name: e.name, value: e.value } : { name: e.name })),
   ];
 }
 
-export function desiredDeployment(md: ModelDeployment, t: RevisionTemplate, revision: string, role: Role): KubeObject {
-  const spec = md.spec;
+/** Lists the API server drops when empty are left out rather than sent empty. */
+const nonEmpty = <T>(list: T[] | undefined): T[] | undefined => (list && list.length > 0 ? list : undefined);
+
+/** The pod template of a revision's Deployment. */
+export function podTemplate(md: ModelDeployment, t: RevisionTemplate, revision: string): Record<string, unknown> {
   const podLabels = { ...commonLabels(md), [LABEL_REVISION]: revision };
   const probes = probePaths(t);
   const probe = (path: string, failureThreshold: number): Record<string, unknown> => ({
@@ -117,6 +132,28 @@ export function desiredDeployment(md: ModelDeployment, t: RevisionTemplate, revi
     timeoutSeconds: 5,
     failureThreshold,
   });
+  const args = nonEmpty(t.runtime.args);
+  return {
+    metadata: { labels: podLabels, annotations: { [ANNOTATION_MODEL_VERSION]: t.model.version } },
+    spec: {
+      containers: [
+        {
+          name: CONTAINER_NAME,
+          image: t.image,
+          ...(args ? { args } : {}),
+          ports: [{ name: 'http', containerPort: t.runtime.port, protocol: 'TCP' }],
+          env: modelEnv(t, revision),
+          readinessProbe: probe(probes.readiness, 3),
+          livenessProbe: { ...probe(probes.liveness, 6), initialDelaySeconds: 10 },
+          ...(t.resources ? { resources: canonicalResources(t.resources) } : {}),
+        },
+      ],
+    },
+  };
+}
+
+export function desiredDeployment(md: ModelDeployment, t: RevisionTemplate, revision: string, role: Role): KubeObject {
+  const podLabels = { ...commonLabels(md), [LABEL_REVISION]: revision };
   return {
     apiVersion: 'apps/v1',
     kind: 'Deployment',
@@ -125,25 +162,9 @@ export function desiredDeployment(md: ModelDeployment, t: RevisionTemplate, revi
       // Always ours: an HPA scales the ModelDeployment (its scale subresource), and the count flows from there.
       replicas: desiredReplicas(md),
       revisionHistoryLimit: 2,
-      progressDeadlineSeconds: spec.progressDeadlineSeconds,
+      progressDeadlineSeconds: md.spec.progressDeadlineSeconds,
       selector: { matchLabels: { [LABEL_MODEL_DEPLOYMENT]: md.metadata.name, [LABEL_REVISION]: revision } },
-      template: {
-        metadata: { labels: podLabels, annotations: { [ANNOTATION_MODEL_VERSION]: t.model.version } },
-        spec: {
-          containers: [
-            {
-              name: CONTAINER_NAME,
-              image: t.image,
-              ...(t.runtime.args ? { args: t.runtime.args } : {}),
-              ports: [{ name: 'http', containerPort: t.runtime.port, protocol: 'TCP' }],
-              env: modelEnv(t, revision),
-              readinessProbe: probe(probes.readiness, 3),
-              livenessProbe: { ...probe(probes.liveness, 6), initialDelaySeconds: 10 },
-              ...(t.resources ? { resources: t.resources } : {}),
-            },
-          ],
-        },
-      },
+      template: podTemplate(md, t, revision),
     },
   };
 }
@@ -165,6 +186,7 @@ export function desiredCronJob(md: ModelDeployment, t: RevisionTemplate, revisio
   const batch = md.spec.batch;
   if (!batch) return undefined;
   const labels = { ...commonLabels(md), 'app.kubernetes.io/component': 'batch-scoring', [LABEL_REVISION]: revision };
+  const batchResources = batch.resources ?? t.resources;
   return {
     apiVersion: 'batch/v1',
     kind: 'CronJob',
@@ -188,9 +210,9 @@ export function desiredCronJob(md: ModelDeployment, t: RevisionTemplate, revisio
                 {
                   name: 'batch-scorer',
                   image: t.image,
-                  ...(batch.args ? { args: batch.args } : {}),
+                  ...(nonEmpty(batch.args) ? { args: batch.args } : {}),
                   env: [...modelEnv(t, revision), { name: 'SLIPWAY_MODE', value: 'batch' }],
-                  ...((batch.resources ?? t.resources) ? { resources: batch.resources ?? t.resources } : {}),
+                  ...(batchResources ? { resources: canonicalResources(batchResources) } : {}),
                 },
               ],
             },

@@ -158,7 +158,7 @@ export function plan(o: Observed, now: Date): Plan {
     if (stableRef) desired.push(desiredService(md, stableRef.revision, md.spec.runtime.port));
   } else {
     const template = revisionTemplate(md.spec, resolved.image);
-    const revision = revisionOf(template);
+    const revision = revisionOf(md, template);
     const target = byRevision.get(revision);
     const rollingOut = stableRef !== undefined && stableRef.revision !== revision;
 
