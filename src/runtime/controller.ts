@@ -17,6 +17,11 @@ export interface ReconcileResult {
 export interface Reconciler {
   readonly name: string;
   reconcile(key: string): Promise<ReconcileResult | undefined>;
+  /**
+   * A reconcile of `key` failed for the `failures`-th time in a row: the place to tell the user (a condition, an
+   * Event) once retrying alone does not help. Errors thrown here are logged, never retried.
+   */
+  failed?(key: string, err: unknown, failures: number): Promise<void>;
 }
 
 export interface ControllerOptions {
@@ -112,6 +117,11 @@ export class Controller {
       } else {
         this.log.error({ key, class: cls, retries: this.queue.retries(key), err: errorMessage(err) }, 'reconcile failed');
         this.queue.addRateLimited(key);
+      }
+      if (cls !== 'Conflict') {
+        await this.reconciler.failed?.(key, err, this.queue.retries(key)).catch((reportErr: unknown) => {
+          this.log.warn({ key, err: errorMessage(reportErr) }, 'could not report a failed reconcile');
+        });
       }
     } finally {
       end();

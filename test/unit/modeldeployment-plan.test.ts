@@ -5,6 +5,7 @@ import { z } from 'zod';
 import type { ModelDeployment } from '../../src/api/modeldeployment.ts';
 import { modelDeploymentSpec } from '../../src/api/modeldeployment.ts';
 import { LABEL_REVISION, revisionOf, revisionTemplate } from '../../src/controllers/modeldeployment/children.ts';
+import { onlyStatusChanged } from '../../src/controllers/modeldeployment/observe.ts';
 import { plan, stalledStatus, type Observed } from '../../src/controllers/modeldeployment/plan.ts';
 import type { KubeObject } from '../../src/kube/resources.ts';
 import type { Deployment } from '../../src/kube/workloads.ts';
@@ -361,4 +362,25 @@ test('a write the API server refuses is recorded as Stalled once; the same refus
   assert.equal(status?.phase, 'Failed', 'nothing serves yet');
   const { m } = converge(md());
   assert.equal(stalledStatus(m, 'ApplyFailed', message, m.status, LATER)?.phase, 'Degraded', 'stalled while the stable revision serves, as the planner says it');
+});
+test('children missing from the cache are marked for creation, so the actuator can check who owns the name', () => {
+  const first = plan(observed(md()), NOW);
+  assert.deepEqual(kinds(first.create), kinds(first.apply), 'on a new ModelDeployment every child is a creation');
+  const { m, children } = converge(md());
+  const withoutService = children.filter((c) => c.kind !== 'Service');
+  const p = plan(observed(m, withoutService), LATER);
+  assert.deepEqual(kinds(p.create), ['Service/churn']);
+  const edited = plan(observed(md({ replicas: 5 }, m.status, 2), children), LATER);
+  assert.equal(edited.apply.length, 1);
+  assert.deepEqual(edited.create, [], 'an update of an owned child is not a creation');
+});
+
+test('only a change beyond the status makes a ModelDeployment event worth a reconcile', () => {
+  const a = md();
+  a.metadata.resourceVersion = '1';
+  const statusOnly = { ...a, metadata: { ...a.metadata, resourceVersion: '2' }, status: { phase: 'Healthy' as const } };
+  assert.equal(onlyStatusChanged(a, statusOnly), true);
+  assert.equal(onlyStatusChanged(a, { ...a, metadata: { ...a.metadata, generation: 2 } }), false);
+  assert.equal(onlyStatusChanged(a, { ...a, metadata: { ...a.metadata, labels: { team: 'x' } } }), false);
+  assert.equal(onlyStatusChanged(a, { ...a, metadata: { ...a.metadata, deletionTimestamp: '2026-11-24T12:00:00Z' } }), false);
 });

@@ -2,11 +2,15 @@
 import { modelDeployment, type ModelDeployment } from '../../api/modeldeployment.ts';
 import type { EventRecorder } from '../../kube/events.ts';
 import { Controller, type ReconcileResult, type Reconciler } from '../../runtime/controller.ts';
-import type { Logger } from '../../runtime/log.ts';
+import { classify, KubeApiError } from '../../kube/errors.ts';
+import { errorMessage, type Logger } from '../../runtime/log.ts';
 import type { Manager } from '../../runtime/manager.ts';
 import { ModelDeploymentActuator } from './act.ts';
 import { ModelDeploymentCaches } from './observe.ts';
 import { plan } from './plan.ts';
+
+/** Consecutive failures of one key before its ModelDeployment goes Stalled (about 3 s of backoff). */
+export const STALL_AFTER_FAILURES = 5;
 
 export interface ModelDeploymentControllerOptions {
   events: EventRecorder;
@@ -42,8 +46,23 @@ export class ModelDeploymentReconciler implements Reconciler {
       return undefined;
     }
     const p = plan(this.caches.observe(parsed.data), this.now());
-    await this.actuator.act(parsed.data, p);
-    return p.requeue ? { requeueAfterMs: p.requeue.afterMs, reason: p.requeue.reason } : undefined;
+    const acted = await this.actuator.act(parsed.data, p);
+    const requeue = acted.requeue ?? p.requeue;
+    return requeue ? { requeueAfterMs: requeue.afterMs, reason: requeue.reason } : undefined;
+  }
+
+  /**
+   * Retries back off on their own; after a few in a row the user is told, with the API server's own words,
+   * instead of the ModelDeployment looking healthy while nothing converges. Refusals (4xx) are recorded at once
+   * by the actuator; this covers what it cannot classify (500s, timeouts, an API server that is unreachable).
+   */
+  async failed(key: string, err: unknown, failures: number): Promise<void> {
+    if (failures < STALL_AFTER_FAILURES || classify(err) === 'Terminal') return;
+    const raw = this.caches.get(key);
+    const parsed = raw && modelDeployment.safeParse(raw);
+    if (!parsed?.success) return;
+    const message = `the API server keeps failing (${failures} attempts in a row, retrying with backoff): ${err instanceof KubeApiError ? err.statusMessage : errorMessage(err)}`;
+    await this.actuator.recordFailure(parsed.data, 'ApiServerError', message);
   }
 }
 

@@ -5,6 +5,7 @@ import type { ProjectEnvironment } from '../../api/projectenvironment.ts';
 import { byControllerUid, type Informer } from '../../kube/informer.ts';
 import { objectKey, Resources, type KubeObject, type ResourceType } from '../../kube/resources.ts';
 import type { Manager } from '../../runtime/manager.ts';
+import { jsonEqual } from '../compare.ts';
 import type { ChildKind, Observed } from './plan.ts';
 
 const MANAGED = 'app.kubernetes.io/managed-by=slipway';
@@ -40,7 +41,9 @@ export class ModelDeploymentCaches {
 
   /** Calls `enqueue` with the key of every ModelDeployment a change concerns: keys, never events. */
   watch(enqueue: (key: string) => void): void {
-    this.modelDeployments.on((e) => enqueue(objectKey(e.obj)));
+    this.modelDeployments.on((e) => {
+      if (e.type !== 'MODIFIED' || !e.old || !onlyStatusChanged(e.old, e.obj)) enqueue(objectKey(e.obj));
+    });
     for (const informer of Object.values(this.children)) {
       informer.on((e) => {
         for (const ref of e.obj.metadata.ownerReferences ?? []) {
@@ -82,6 +85,24 @@ export class ModelDeploymentCaches {
     }
     return observed;
   }
+}
+
+/**
+ * A change of the status alone is Slipway's own write: reconciling it again would plan the same thing, and when
+ * the write records a failure whose message varies, it would turn into a write-event-retry loop that bypasses
+ * the backoff. Spec changes move the generation; metadata that matters (labels, annotations, deletion) is
+ * compared directly.
+ */
+export function onlyStatusChanged(old: KubeObject, now: KubeObject): boolean {
+  const a = old.metadata;
+  const b = now.metadata;
+  return (
+    a.generation === b.generation &&
+    a.deletionTimestamp === b.deletionTimestamp &&
+    jsonEqual(a.labels ?? {}, b.labels ?? {}) &&
+    jsonEqual(a.annotations ?? {}, b.annotations ?? {}) &&
+    jsonEqual(a.finalizers ?? [], b.finalizers ?? [])
+  );
 }
 
 function environmentKeys(o: KubeObject): string[] {

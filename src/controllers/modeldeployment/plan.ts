@@ -59,6 +59,8 @@ export interface PlannedEvent {
 export interface Plan {
   /** Configurations to server-side apply: only those the live objects do not already match. */
   apply: KubeObject[];
+  /** Those of `apply` that no child of this ModelDeployment has the name of yet: they are created. */
+  create: KubeObject[];
   delete: ChildRef[];
   /** The complete status; `statusChanged` says whether it differs from the one stored. */
   status: ModelDeploymentStatus;
@@ -136,7 +138,7 @@ export function plan(o: Observed, now: Date): Plan {
   const md = o.md;
   const previous = md.status ?? {};
   if (md.metadata.deletionTimestamp) {
-    return { apply: [], delete: [], status: previous, statusChanged: false, events: [] };
+    return { apply: [], create: [], delete: [], status: previous, statusChanged: false, events: [] };
   }
   const byRevision = new Map(o.deployments.map((d) => [d.metadata.labels?.[LABEL_REVISION] ?? '', d]));
   const stableRef = previous.stable && byRevision.has(previous.stable.revision) ? previous.stable : undefined;
@@ -244,11 +246,12 @@ export function plan(o: Observed, now: Date): Plan {
   events.push(...transitionEvents(previous.conditions, conditions));
 
   const live = [...o.deployments, ...o.services, ...o.cronJobs, ...o.hpas];
+  const liveOf = (d: KubeObject): KubeObject | undefined => live.find((l) => l.kind === d.kind && l.metadata.name === d.metadata.name);
   const apply = desired.filter((d) => {
-    const current = live.find((l) => l.kind === d.kind && l.metadata.name === d.metadata.name);
+    const current = liveOf(d);
     return !current || !isSubset(d, current);
   });
-  const result: Plan = { apply, delete: deletes, status, statusChanged: !jsonEqual(status, md.status ?? {}), events };
+  const result: Plan = { apply, create: apply.filter((d) => !liveOf(d)), delete: deletes, status, statusChanged: !jsonEqual(status, md.status ?? {}), events };
   if (blocker?.reason === 'EnvironmentNotFound' || blocker?.reason === 'EnvironmentNotReady') {
     // Watches on ProjectEnvironments bring the change; this is the safety net.
     result.requeue = { afterMs: ENV_RETRY_MS, reason: blocker.reason };
