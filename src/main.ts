@@ -28,6 +28,7 @@ const { values: args } = parseArgs({
 });
 
 const log = createLogger();
+const VERSION = '0.1.0';
 
 process.on('unhandledRejection', (err) => {
   log.fatal({ err: errorMessage(err) }, 'unhandled rejection');
@@ -41,9 +42,13 @@ function leaderElection(namespace: string, name: string, identity: string, lease
 }
 
 async function main(): Promise<void> {
-  const client = await KubeClient.load({ ...(args.kubeconfig ? { kubeconfig: args.kubeconfig } : {}), ...(args.context ? { context: args.context } : {}) });
-  const metrics = new ControllerMetrics();
   const identity = args.identity;
+  const client = await KubeClient.load({
+    ...(args.kubeconfig ? { kubeconfig: args.kubeconfig } : {}),
+    ...(args.context ? { context: args.context } : {}),
+    userAgent: `slipway/${VERSION} (${identity})`,
+  });
+  const metrics = new ControllerMetrics();
   const manager = new Manager({
     client,
     logger: log,

@@ -31,6 +31,25 @@ export interface KubeClientOptions {
   context?: string;
   /** Client-side cap on concurrent requests (keep-alive sockets). */
   maxSockets?: number;
+  /** Sent as User-Agent: the API server's audit log and metrics tell replicas apart by it. */
+  userAgent?: string;
+}
+
+/**
+ * Decides whether a write may start, and for how long it may run: `open()` throws when writing is not allowed
+ * (this replica does not hold the lease, or might not any more), and otherwise returns a signal that aborts the
+ * write the moment that changes.
+ */
+export interface WriteGate {
+  open(): AbortSignal;
+}
+
+/** A write refused on this side because the replica may no longer act as the leader. */
+export class NotLeaderError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'NotLeaderError';
+  }
 }
 
 function encodeQuery(query: Query | undefined): string {
@@ -47,12 +66,17 @@ export class KubeClient {
   private readonly kc: KubeConfig;
   private readonly agent: HttpAgent | HttpsAgent;
   private readonly observers: RequestObserver[] = [];
+  private readonly userAgent: string;
+  private readonly makeAgent: (maxSockets: number) => HttpAgent | HttpsAgent;
+  private writeGate: WriteGate | undefined;
 
-  private constructor(kc: KubeConfig, agent: HttpAgent | HttpsAgent, server: string) {
+  private constructor(kc: KubeConfig, makeAgent: (maxSockets: number) => HttpAgent | HttpsAgent, maxSockets: number, server: string, userAgent: string) {
     this.kc = kc;
-    this.agent = agent;
+    this.makeAgent = makeAgent;
+    this.agent = makeAgent(maxSockets);
     this.server = server.replace(/\/$/, '');
     this.namespace = kc.getContextObject(kc.getCurrentContext())?.namespace ?? 'default';
+    this.userAgent = userAgent;
   }
 
   /** Loads $KUBECONFIG / ~/.kube/config / the in-cluster service account, like kubectl. */
@@ -65,11 +89,24 @@ export class KubeClient {
     if (!cluster) throw new Error('the kubeconfig has no current cluster');
     const tls: NodeRequestOptions = {};
     await kc.applyToHTTPSOptions(tls);
-    const agentOpts = { keepAlive: true, maxSockets: opts.maxSockets ?? 32 };
-    const agent = cluster.server.startsWith('https:')
-      ? new HttpsAgent({ ...agentOpts, ...pickTls(tls as Record<string, unknown>) })
-      : new HttpAgent(agentOpts);
-    return new KubeClient(kc, agent, cluster.server);
+    const makeAgent = (maxSockets: number): HttpAgent | HttpsAgent =>
+      cluster.server.startsWith('https:')
+        ? new HttpsAgent({ keepAlive: true, maxSockets, ...pickTls(tls as Record<string, unknown>) })
+        : new HttpAgent({ keepAlive: true, maxSockets });
+    return new KubeClient(kc, makeAgent, opts.maxSockets ?? 32, cluster.server, opts.userAgent ?? 'slipway');
+  }
+
+  /**
+   * The same identity and server over connections of its own: a lease renewal must never wait behind watches
+   * and reconciles for a socket, nor share a dead keep-alive connection with them.
+   */
+  withOwnConnections(maxSockets = 2): KubeClient {
+    return new KubeClient(this.kc, this.makeAgent, maxSockets, this.server, this.userAgent);
+  }
+
+  /** From now on every write (POST, PUT, PATCH, DELETE) asks the gate first and is aborted when it closes. */
+  gateWrites(gate: WriteGate | undefined): void {
+    this.writeGate = gate;
   }
 
   /** Sees every response (metrics: requests per reconcile, latency, error codes). */
@@ -82,19 +119,23 @@ export class KubeClient {
     // Per request, so short-lived tokens from exec plugins and projected service-account tokens stay fresh.
     const auth: NodeRequestOptions = {};
     await this.kc.applyToHTTPSOptions(auth);
-    const headers: Record<string, string> = { Accept: 'application/json', ...(auth.headers as Record<string, string> | undefined) };
+    const headers: Record<string, string> = { Accept: 'application/json', 'User-Agent': this.userAgent, ...(auth.headers as Record<string, string> | undefined) };
     let payload: string | undefined;
     if (opts.body !== undefined) {
       payload = typeof opts.body === 'string' ? opts.body : JSON.stringify(opts.body);
       headers['Content-Type'] = opts.contentType ?? 'application/json';
       headers['Content-Length'] = String(Buffer.byteLength(payload));
     }
+    // A write may start only through the gate, and the gate may abort it while it runs.
+    const gated = opts.method !== 'GET' && this.writeGate ? this.writeGate.open() : undefined;
+    const signal = gated && opts.signal ? AbortSignal.any([gated, opts.signal]) : (gated ?? opts.signal);
     const started = performance.now();
     const res = await new Promise<IncomingMessage>((resolve, reject) => {
       const send = url.protocol === 'https:' ? httpsRequest : httpRequest;
-      const req = send(url, { method: opts.method, headers, agent: this.agent, ...(opts.signal ? { signal: opts.signal } : {}) }, resolve);
+      const req = send(url, { method: opts.method, headers, agent: this.agent, ...(signal ? { signal } : {}) }, resolve);
       if (opts.timeoutMs) req.setTimeout(opts.timeoutMs, () => req.destroy(new Error(`${opts.method} ${opts.path}: no answer in ${opts.timeoutMs} ms`)));
-      req.on('error', reject);
+      // An abort says why it happened (e.g. the lease term ended): that reason is the error, not "aborted".
+      req.on('error', (err) => reject(signal?.aborted && signal.reason instanceof Error ? signal.reason : err));
       req.end(payload);
     });
     return { res, started };
@@ -132,17 +173,17 @@ export class KubeClient {
     return res;
   }
 
-  get<T extends KubeObject>(r: ResourceType, namespace: string | undefined, name: string): Promise<T> {
-    return this.request<T>({ method: 'GET', path: resourcePath(r, namespace, name) });
+  get<T extends KubeObject>(r: ResourceType, namespace: string | undefined, name: string, opts: { signal?: AbortSignal } = {}): Promise<T> {
+    return this.request<T>({ method: 'GET', path: resourcePath(r, namespace, name), ...opts });
   }
 
-  create<T extends KubeObject>(r: ResourceType, obj: T): Promise<T> {
-    return this.request<T>({ method: 'POST', path: resourcePath(r, obj.metadata.namespace), body: obj, query: { fieldManager: FIELD_MANAGER } });
+  create<T extends KubeObject>(r: ResourceType, obj: T, opts: { signal?: AbortSignal } = {}): Promise<T> {
+    return this.request<T>({ method: 'POST', path: resourcePath(r, obj.metadata.namespace), body: obj, query: { fieldManager: FIELD_MANAGER }, ...opts });
   }
 
   /** Replace with optimistic concurrency: `obj.metadata.resourceVersion` must be current or the server answers 409. */
-  replace<T extends KubeObject>(r: ResourceType, obj: T): Promise<T> {
-    return this.request<T>({ method: 'PUT', path: resourcePath(r, obj.metadata.namespace, obj.metadata.name), body: obj, query: { fieldManager: FIELD_MANAGER } });
+  replace<T extends KubeObject>(r: ResourceType, obj: T, opts: { signal?: AbortSignal } = {}): Promise<T> {
+    return this.request<T>({ method: 'PUT', path: resourcePath(r, obj.metadata.namespace, obj.metadata.name), body: obj, query: { fieldManager: FIELD_MANAGER }, ...opts });
   }
 
   /**

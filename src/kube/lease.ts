@@ -1,7 +1,16 @@
-// Leader election on a coordination.k8s.io Lease, with client-go's semantics: a lease is taken over only after
-// it has not been renewed for its duration as *we* observed it (clocks of different machines never compared),
-// writes use optimistic concurrency, and a leader that cannot renew within its deadline stops leading.
-import type { KubeClient } from './client.ts';
+// Leader election on a coordination.k8s.io Lease, with client-go's semantics and the guarantees a network that
+// lies needs:
+// - a lease is taken over only after it has not been renewed for its duration as *we* observed it (clocks of
+//   different machines are never compared), and writes to it use optimistic concurrency;
+// - every duration is measured on the monotonic clock (`performance.now()`), so a wall-clock step neither
+//   extends nor cuts a term;
+// - the lease has connections of its own (never queued behind watches and reconciles, never on their dead
+//   keep-alive sockets), and every renewal attempt is bounded by what is left of the renew deadline;
+// - writes are fenced: the leader may write only until its last successful renewal *was sent* plus the renew
+//   deadline, which ends before any other replica can see the lease as expired (lease duration > renew
+//   deadline); at that instant writes in flight are aborted and new ones are refused (WriteGate).
+import type { KubeClient, WriteGate } from './client.ts';
+import { NotLeaderError } from './client.ts';
 import { isConflict, isNotFound } from './errors.ts';
 import { Resources, type KubeObject } from './resources.ts';
 import { microTime } from './time.ts';
@@ -23,24 +32,43 @@ export interface LeaderElectionOptions {
   leaseDurationMs?: number;
   renewDeadlineMs?: number;
   retryPeriodMs?: number;
+  /** Monotonic milliseconds; tests may drive it. */
+  monotonicNow?: () => number;
 }
 
-
-export class LeaderElector {
+export class LeaderElector implements WriteGate {
   private readonly client: KubeClient;
-  private readonly opts: Required<LeaderElectionOptions>;
+  private readonly opts: Required<Omit<LeaderElectionOptions, 'monotonicNow'>>;
+  private readonly now: () => number;
   private observed: { holder: string | undefined; renewTime: string | undefined; at: number } | undefined;
   private stopped = false;
   private wake: (() => void) | undefined;
   private leading = false;
+  /** Writes are allowed until this monotonic instant. */
+  private fenceAt = 0;
+  private fence: AbortController | undefined;
+  private fenceTimer: NodeJS.Timeout | undefined;
+  private onFenced: (() => void) | undefined;
 
+  /** `client` should have connections of its own (`KubeClient.withOwnConnections()`). */
   constructor(client: KubeClient, opts: LeaderElectionOptions) {
     this.client = client;
-    this.opts = { leaseDurationMs: 15_000, renewDeadlineMs: 10_000, retryPeriodMs: 2_000, ...opts };
+    const { monotonicNow, ...rest } = opts;
+    this.opts = { leaseDurationMs: 15_000, renewDeadlineMs: 10_000, retryPeriodMs: 2_000, ...rest };
+    if (this.opts.renewDeadlineMs >= this.opts.leaseDurationMs) throw new Error('the renew deadline must be shorter than the lease duration');
+    this.now = monotonicNow ?? (() => performance.now());
   }
 
   get isLeader(): boolean {
     return this.leading;
+  }
+
+  /** WriteGate: a signal for one write, aborted when this replica's term may end; throws if it has. */
+  open(): AbortSignal {
+    if (!this.leading || !this.fence || this.now() >= this.fenceAt) {
+      throw new NotLeaderError(`not writing: ${this.opts.identity} does not hold lease ${this.opts.namespace}/${this.opts.name} (or could not renew it in time)`);
+    }
+    return this.fence.signal;
   }
 
   /**
@@ -49,22 +77,42 @@ export class LeaderElector {
    */
   async run(onStarted: () => void, onStopped: (reason: string) => void): Promise<void> {
     // An API error while campaigning is one more failed attempt, never the end of the campaign.
-    while (!this.stopped && !(await this.tryAcquireOrRenew().catch(() => false))) await this.sleep(this.jittered(this.opts.retryPeriodMs));
+    let sentAt: number;
+    for (;;) {
+      if (this.stopped) return;
+      sentAt = this.now();
+      if (await this.attempt(this.opts.renewDeadlineMs)) break;
+      await this.sleep(this.jittered(this.opts.retryPeriodMs));
+    }
     if (this.stopped) return;
     this.leading = true;
+    this.fence = new AbortController();
+    let lost: string | undefined;
+    const lose = (reason: string): void => {
+      if (lost !== undefined) return;
+      lost = reason;
+      this.endTerm(reason);
+      this.wake?.();
+    };
+    this.onFenced = () => lose(`could not renew lease ${this.opts.namespace}/${this.opts.name} within ${this.opts.renewDeadlineMs} ms`);
+    this.extendFence(sentAt);
     onStarted();
-    let lastRenew = Date.now();
-    while (!this.stopped) {
+    while (!this.stopped && lost === undefined) {
       await this.sleep(this.opts.retryPeriodMs);
-      if (this.stopped) break;
-      if (await this.tryAcquireOrRenew().catch(() => false)) {
-        lastRenew = Date.now();
-      } else if (Date.now() - lastRenew > this.opts.renewDeadlineMs) {
-        this.leading = false;
-        onStopped(`could not renew lease ${this.opts.namespace}/${this.opts.name} within ${this.opts.renewDeadlineMs} ms`);
-        return;
+      // Retry within the deadline: each attempt gets only the time that is left of it.
+      while (!this.stopped && lost === undefined) {
+        const attemptSentAt = this.now();
+        const left = this.fenceAt - attemptSentAt;
+        if (left <= 0) break;
+        if (await this.attempt(left)) {
+          this.extendFence(attemptSentAt);
+          break;
+        }
+        await this.sleep(Math.min(this.opts.retryPeriodMs / 4, Math.max(0, this.fenceAt - this.now())));
       }
+      if (!this.stopped && lost === undefined && this.now() >= this.fenceAt) this.onFenced();
     }
+    if (lost !== undefined && !this.stopped) onStopped(lost);
   }
 
   /** Stops campaigning; a leader gives the lease up so a standby takes over without waiting for expiry. */
@@ -72,16 +120,39 @@ export class LeaderElector {
     this.stopped = true;
     this.wake?.();
     if (!this.leading) return;
-    this.leading = false;
+    this.endTerm('stopping');
     try {
-      const lease = await this.client.get<Lease>(Resources.Lease, this.opts.namespace, this.opts.name);
+      const signal = AbortSignal.timeout(this.opts.renewDeadlineMs);
+      const lease = await this.client.get<Lease>(Resources.Lease, this.opts.namespace, this.opts.name, { signal });
       if (lease.spec?.holderIdentity !== this.opts.identity) return;
       await this.client.replace(Resources.Lease, {
         ...lease,
         spec: { ...lease.spec, holderIdentity: '', leaseDurationSeconds: 1, renewTime: microTime(new Date()) },
-      });
+      }, { signal });
     } catch {
       // Best effort: the lease expires by itself.
+    }
+  }
+
+  /** A renewal sent at `sentAt` succeeded: writes may go on until `sentAt` + the renew deadline. */
+  private extendFence(sentAt: number): void {
+    this.fenceAt = sentAt + this.opts.renewDeadlineMs;
+    clearTimeout(this.fenceTimer);
+    this.fenceTimer = setTimeout(() => this.onFenced?.(), Math.max(0, this.fenceAt - this.now()));
+  }
+
+  private endTerm(reason: string): void {
+    this.leading = false;
+    this.fenceAt = 0;
+    clearTimeout(this.fenceTimer);
+    this.fence?.abort(new NotLeaderError(`write aborted: ${reason}`));
+  }
+
+  private async attempt(timeoutMs: number): Promise<boolean> {
+    try {
+      return await this.tryAcquireOrRenew(AbortSignal.timeout(Math.max(1, Math.ceil(timeoutMs))));
+    } catch {
+      return false;
     }
   }
 
@@ -100,13 +171,14 @@ export class LeaderElector {
   }
 
   /** One attempt; true when this replica holds the lease afterwards. */
-  async tryAcquireOrRenew(): Promise<boolean> {
-    const now = new Date();
+  async tryAcquireOrRenew(signal?: AbortSignal): Promise<boolean> {
+    const wall = new Date();
+    const opts = signal ? { signal } : {};
     const { namespace, name, identity } = this.opts;
     const durationSeconds = Math.ceil(this.opts.leaseDurationMs / 1000);
     let lease: Lease;
     try {
-      lease = await this.client.get<Lease>(Resources.Lease, namespace, name);
+      lease = await this.client.get<Lease>(Resources.Lease, namespace, name, opts);
     } catch (err) {
       if (!isNotFound(err)) throw err;
       try {
@@ -114,8 +186,8 @@ export class LeaderElector {
           apiVersion: 'coordination.k8s.io/v1',
           kind: 'Lease',
           metadata: { name, namespace },
-          spec: { holderIdentity: identity, leaseDurationSeconds: durationSeconds, acquireTime: microTime(now), renewTime: microTime(now), leaseTransitions: 0 },
-        });
+          spec: { holderIdentity: identity, leaseDurationSeconds: durationSeconds, acquireTime: microTime(wall), renewTime: microTime(wall), leaseTransitions: 0 },
+        }, opts);
         return true;
       } catch (createErr) {
         if (isConflict(createErr) || (createErr as { reason?: string }).reason === 'AlreadyExists') return false;
@@ -125,10 +197,10 @@ export class LeaderElector {
     const spec = lease.spec ?? {};
     const holder = spec.holderIdentity || undefined;
     if (!this.observed || this.observed.holder !== holder || this.observed.renewTime !== spec.renewTime) {
-      this.observed = { holder, renewTime: spec.renewTime, at: Date.now() };
+      this.observed = { holder, renewTime: spec.renewTime, at: this.now() };
     }
     const theirDurationMs = (spec.leaseDurationSeconds ?? durationSeconds) * 1000;
-    const expired = Date.now() - this.observed.at > theirDurationMs;
+    const expired = this.now() - this.observed.at > theirDurationMs;
     if (holder && holder !== identity && !expired) return false;
 
     const takingOver = holder !== identity;
@@ -138,11 +210,11 @@ export class LeaderElector {
         spec: {
           holderIdentity: identity,
           leaseDurationSeconds: durationSeconds,
-          acquireTime: takingOver ? microTime(now) : (spec.acquireTime ?? microTime(now)),
-          renewTime: microTime(now),
+          acquireTime: takingOver ? microTime(wall) : (spec.acquireTime ?? microTime(wall)),
+          renewTime: microTime(wall),
           leaseTransitions: (spec.leaseTransitions ?? 0) + (takingOver ? 1 : 0),
         },
-      });
+      }, opts);
       return true;
     } catch (err) {
       if (isConflict(err)) return false; // someone else wrote first

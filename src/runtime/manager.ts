@@ -42,6 +42,7 @@ export class Manager {
   private readonly primaries: Primary[] = [];
   private readonly lastActivity = new Map<string, number>();
   private elector: LeaderElector | undefined;
+  private leaseClient: KubeClient | undefined;
   private electing: Promise<void> | undefined;
   private server: Server | undefined;
   private resyncTimer: NodeJS.Timeout | undefined;
@@ -112,7 +113,10 @@ export class Manager {
     this.log.info({ informers: this.informers.size }, 'caches synced');
 
     if (this.opts.leaderElection) {
-      this.elector = new LeaderElector(this.client, this.opts.leaderElection);
+      // The lease on connections of its own, and every other write fenced by the term it grants.
+      this.leaseClient = this.client.withOwnConnections();
+      this.elector = new LeaderElector(this.leaseClient, this.opts.leaderElection);
+      this.client.gateWrites(this.elector);
       this.electing = this.elector.run(
         () => {
           this.log.info({ identity: this.opts.leaderElection?.identity }, 'became leader');
@@ -166,6 +170,7 @@ export class Manager {
     await Promise.all([...this.informers.values()].map((i) => i.stop()));
     await new Promise<void>((r) => (this.server ? this.server.close(() => r()) : r()));
     this.client.close();
+    this.leaseClient?.close();
     this.log.info('stopped');
   }
 

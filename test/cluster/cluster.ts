@@ -154,6 +154,39 @@ export function upstreamCrdDocuments(): string {
   return docs.map((d) => d.replace(/^---\s*\n/, '')).join('\n---\n');
 }
 
+/**
+ * The API server's audit policy: every write to what Slipway reads or writes (its resources, the children, Events,
+ * leader leases), at Metadata level (who, what, when, with which User-Agent; no bodies). Reads and the nodes'
+ * own heartbeats are left out. Tests use it to tell which controller replica wrote what, and when the API server
+ * took it.
+ */
+const AUDIT_POLICY = `apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: [RequestReceived]
+rules:
+  - level: None
+    verbs: [get, list, watch]
+  - level: None
+    namespaces: [kube-node-lease, kube-system]
+  - level: Metadata
+    resources:
+      - group: slipway.dev
+      - group: apps
+        resources: [deployments]
+      - group: ""
+        resources: [services, events]
+      - group: batch
+        resources: [cronjobs]
+      - group: autoscaling
+        resources: [horizontalpodautoscalers]
+      - group: coordination.k8s.io
+        resources: [leases]
+  - level: None
+`;
+
+/** Where a cluster's API server writes its audit log (JSON lines). */
+export const auditLogOf = (dir: string): string => join(dir, 'logs', 'audit.log');
+
 export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
   const t0 = Date.now();
   const log = opts.log ?? (() => {});
@@ -164,6 +197,8 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
   rmSync(opts.dir, { recursive: true, force: true });
   const logs = join(opts.dir, 'logs');
   mkdirSync(logs, { recursive: true });
+  const auditPolicy = join(opts.dir, 'audit-policy.yaml');
+  writeFileSync(auditPolicy, AUDIT_POLICY);
   const pki: Pki = makePki(opts.dir);
   const ca = readFileSync(pki.caCert);
   const [etcdPort, etcdPeer, apiPort, kcmPort, schedPort, kwokPort] = (await freePorts(6)) as [number, number, number, number, number, number];
@@ -230,6 +265,12 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
       '--allow-privileged=true',
       '--authorization-mode=Node,RBAC',
       '--profiling=false',
+      `--audit-policy-file=${auditPolicy}`,
+      `--audit-log-path=${auditLogOf(opts.dir)}`,
+      '--audit-log-format=json',
+      '--audit-log-mode=blocking',
+      '--audit-log-maxsize=200',
+      '--audit-log-maxbackup=1',
     ]);
     await eventually('kube-apiserver /readyz', async () => {
       const r = await get(`${server}/readyz`, { ca });

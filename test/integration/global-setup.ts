@@ -3,7 +3,7 @@
 import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { defaultClusterDir, installSlipwayCrds, kubectlRunner, readState, startCluster, type Cluster } from '../cluster/cluster.ts';
+import { auditLogOf, defaultClusterDir, installSlipwayCrds, kubectlRunner, readState, startCluster, type Cluster } from '../cluster/cluster.ts';
 
 let cluster: Cluster | undefined;
 
@@ -13,6 +13,7 @@ export async function globalSetup(): Promise<void> {
     if (!state) throw new Error('SLIPWAY_TEST_REUSE_CLUSTER=1 but no cluster is running: npm run cluster:up first');
     process.env.SLIPWAY_TEST_KUBECONFIG = state.kubeconfig;
     process.env.SLIPWAY_TEST_BIN_DIR = state.binDir;
+    process.env.SLIPWAY_TEST_AUDIT_LOG = auditLogOf(state.dir);
     await installSlipwayCrds(kubectlRunner(state.binDir, state.kubeconfig));
     return;
   }
@@ -24,6 +25,7 @@ export async function globalSetup(): Promise<void> {
   process.env.SLIPWAY_TEST_KUBECONFIG = cluster.kubeconfig;
   process.env.SLIPWAY_TEST_BIN_DIR = cluster.binDir;
   process.env.SLIPWAY_TEST_CLUSTER_DIR = cluster.dir;
+  process.env.SLIPWAY_TEST_AUDIT_LOG = auditLogOf(cluster.dir);
   await installSlipwayCrds(cluster.kubectl);
   const stopOnSignal = (signal: NodeJS.Signals): void => {
     void cluster?.stop().finally(() => process.kill(process.pid, signal));

@@ -4,10 +4,11 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import { NEVER_READY_IMAGE } from '../cluster/cluster.ts';
 import { eventually } from '../support/eventually.ts';
-import { tcpProxy } from '../support/tcp-proxy.ts';
+import { auditedWrites, micros, type AuditEvent } from '../support/audit-log.ts';
+import { tcpProxy, type TcpProxy } from '../support/tcp-proxy.ts';
 import { startController } from './controller-process.ts';
 import { getJson, testCluster, testNamespace } from './harness.ts';
 
@@ -318,13 +319,19 @@ test('a leader that shuts down gracefully releases its lease', async (t) => {
   assert.equal(lease.spec.leaseDurationSeconds, 1);
 });
 
-test('a controller whose API connections are cut mid-rollout reconnects, catches up and converges', async (t) => {
-  const ns = await testNamespace(t);
+/** A TCP proxy in front of the API server, and a kubeconfig that goes through it. */
+async function proxied(t: TestContext): Promise<{ proxy: TcpProxy; kubeconfig: string }> {
   const server = new URL(/server: (\S+)/.exec(readFileSync(cluster.kubeconfig, 'utf8'))?.[1] ?? '');
   const proxy = await tcpProxy(Number(server.port));
   t.after(() => proxy.close());
   const kubeconfig = join(mkdtempSync(join(tmpdir(), 'slipway-proxy-')), 'config');
   writeFileSync(kubeconfig, readFileSync(cluster.kubeconfig, 'utf8').replace(`server: ${server.origin}`, `server: https://127.0.0.1:${proxy.port}`));
+  return { proxy, kubeconfig };
+}
+
+test('a controller whose API connections are cut mid-rollout reconnects, catches up and converges', async (t) => {
+  const ns = await testNamespace(t);
+  const { proxy, kubeconfig } = await proxied(t);
   const controller = await startController(t, cluster, ns, { kubeconfig, args: ['--lease-duration-seconds=30'] });
 
   await apply(ns, 'a', spec());
@@ -339,4 +346,49 @@ test('a controller whose API connections are cut mid-rollout reconnects, catches
   for (const name of ['a', 'b']) await waitReady(ns, name);
   await eventually('a to reach 3 replicas', async () => (await getMd(ns, 'a')).status?.availableReplicas === 3, { timeoutMs: 60_000 });
   assert.equal(await controller.metric('slipway_leader'), 1, 'it kept the lease through a cut shorter than the renew deadline');
+});
+test('a controller whose connections are black-holed mid-rollout (no reset) resumes when the network heals and converges', async (t) => {
+  const ns = await testNamespace(t);
+  const { proxy, kubeconfig } = await proxied(t);
+  const controller = await startController(t, cluster, ns, { kubeconfig, args: ['--lease-duration-seconds=30'] });
+  await apply(ns, 'a', spec());
+  await eventually('the first Deployment', async () => (await deployments(ns)).items.length > 0, { intervalMs: 20 });
+  proxy.blackHole();
+  // Shorter than the renew deadline (20 s): the leader keeps its term, its requests simply wait.
+  await apply(ns, 'a', spec({ replicas: 3 }));
+  await apply(ns, 'b', spec());
+  await new Promise((r) => setTimeout(r, 3_000));
+  await proxy.restore();
+  for (const name of ['a', 'b']) await waitReady(ns, name);
+  await eventually('a to reach 3 replicas', async () => (await getMd(ns, 'a')).status?.availableReplicas === 3, { timeoutMs: 60_000 });
+  assert.equal(await controller.metric('slipway_leader'), 1, 'it kept the lease through a black hole shorter than the renew deadline');
+});
+
+test('when the leader is black-holed, no write of the old leader lands after the new leader\'s first write', async (t) => {
+  const ns = await testNamespace(t);
+  const auditLog = process.env.SLIPWAY_TEST_AUDIT_LOG ?? '';
+  const { proxy, kubeconfig } = await proxied(t);
+  const args = ['--lease-duration-seconds=6'];
+  const old = await startController(t, cluster, ns, { identity: 'old-leader', kubeconfig, args });
+  await eventually('old-leader to lead', async () => (await old.metric('slipway_leader')) === 1);
+  const next = await startController(t, cluster, ns, { identity: 'new-leader', args });
+
+  // The leader is busy when the network goes: its writes are in flight or about to be sent.
+  const names = Array.from({ length: 30 }, (_, i) => `m${i}`);
+  await cluster.kubectl(['apply', '--server-side', '-n', ns, '-f', '-'], names.map((n) => manifest(n, spec({ replicas: 1 }))).join('\n'));
+  await eventually('the leader writing', async () => (await deployments(ns)).items.length > 0, { intervalMs: 10 });
+  proxy.blackHole();
+
+  const byOld = (e: AuditEvent) => e.userAgent?.includes('(old-leader)') === true;
+  const byNew = (e: AuditEvent) => e.userAgent?.includes('(new-leader)') === true && e.objectRef?.resource !== 'leases';
+  const firstNew = await eventually('the new leader\'s first write', () => auditedWrites(auditLog, ns).find(byNew), { timeoutMs: 60_000, intervalMs: 100 });
+  // The network heals: whatever the old leader still has to send arrives now, if it has not given up on it.
+  await proxy.restore();
+  for (const n of names) await waitReady(ns, n);
+  assert.equal(await next.metric('slipway_leader'), 1);
+
+  const writes = auditedWrites(auditLog, ns);
+  assert.ok(writes.some(byOld), 'the old leader did write while it led');
+  const late = writes.filter((e) => byOld(e) && micros(e.stageTimestamp) > micros(firstNew.stageTimestamp));
+  assert.deepEqual(late.map((e) => `${e.stageTimestamp} ${e.verb} ${e.objectRef?.resource}/${e.objectRef?.name}`), [], `writes of the old leader after the new leader's first (${firstNew.stageTimestamp})`);
 });

@@ -62,3 +62,73 @@ test('a lease someone else renews is never taken; one they stopped renewing is t
   server.closeAllConnections();
   server.close();
 });
+
+/** A lease server that answers until told to black-hole: from then on requests are read and never answered. */
+async function blackHoleableLeaseServer() {
+  let blackHoled = false;
+  let stuck = 0;
+  const lease = { apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', metadata: { name: 'l', namespace: 'ns', resourceVersion: '1' }, spec: {} as Record<string, unknown> };
+  const writesLanded: string[] = [];
+  const { server, client } = await leaseServer((req, res, body) => {
+    if (blackHoled) {
+      stuck++;
+      return; // no answer, no reset: the socket stays open and silent
+    }
+    if (req.url?.includes('/leases')) {
+      if (req.method === 'GET') return json(res, 200, lease);
+      Object.assign(lease, JSON.parse(body));
+      lease.metadata.resourceVersion = String(Number(lease.metadata.resourceVersion) + 1);
+      return json(res, 200, lease);
+    }
+    writesLanded.push(`${req.method} ${req.url}`);
+    json(res, 200, { metadata: { name: 'x' } });
+  });
+  return { server, client, writesLanded, blackHole: () => (blackHoled = true), stuck: () => stuck };
+}
+
+test('against a black-holed API server the term ends at the renew deadline, and writes in flight are aborted', async (t) => {
+  const s = await blackHoleableLeaseServer();
+  t.after(() => {
+    s.server.closeAllConnections();
+    s.server.close();
+  });
+  const leaseClient = s.client.withOwnConnections();
+  const elector = new LeaderElector(leaseClient, { namespace: 'ns', name: 'l', identity: 'me', leaseDurationMs: 3000, renewDeadlineMs: 1000, retryPeriodMs: 200 });
+  s.client.gateWrites(elector);
+  let stoppedAt: number | undefined;
+  let started = false;
+  const running = elector.run(() => (started = true), () => (stoppedAt = performance.now()));
+  await eventually('leadership', () => started);
+  await s.client.request({ method: 'PATCH', path: '/api/v1/namespaces/ns/configmaps/x', body: {} });
+  assert.equal(s.writesLanded.length, 1, 'the leader writes');
+
+  s.blackHole();
+  const blackHoledAt = performance.now();
+  const inFlight = s.client.request({ method: 'PATCH', path: '/api/v1/namespaces/ns/configmaps/x', body: {}, timeoutMs: 30_000 });
+  await assert.rejects(inFlight, /write aborted: could not renew lease ns\/l within 1000 ms/);
+  const abortedAfter = performance.now() - blackHoledAt;
+  await running;
+  assert.ok(stoppedAt !== undefined, 'leadership ended');
+  // Bounded by the last renewal's send time + the renew deadline, never by the 30 s socket timeout.
+  assert.ok(abortedAfter <= 1000 + 100, `in-flight write aborted ${Math.round(abortedAfter)} ms after the black hole`);
+  assert.ok((stoppedAt ?? 0) - blackHoledAt <= 1000 + 100, `term ended ${Math.round((stoppedAt ?? 0) - blackHoledAt)} ms after the black hole`);
+  assert.ok(s.stuck() >= 2, `the renewal and the write both reached the black hole: ${s.stuck()}`);
+  await assert.rejects(s.client.request({ method: 'PATCH', path: '/api/v1/namespaces/ns/configmaps/x', body: {} }), /does not hold lease/);
+  assert.equal(s.writesLanded.length, 1, 'nothing landed after the term');
+});
+
+test('lease expiry is measured on the monotonic clock, never on the wall clock', async () => {
+  let now = 1_000;
+  const { server, client } = await leaseServer((req, res, body) => {
+    if (req.method === 'GET') return json(res, 200, { apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', metadata: { name: 'l', namespace: 'ns', resourceVersion: '5' }, spec: { holderIdentity: 'other', leaseDurationSeconds: 10, renewTime: '2026-01-01T00:00:00.000000Z' } });
+    json(res, 200, JSON.parse(body));
+  });
+  const elector = new LeaderElector(client, { namespace: 'ns', name: 'l', identity: 'me', leaseDurationMs: 15_000, renewDeadlineMs: 10_000, monotonicNow: () => now });
+  assert.equal(await elector.tryAcquireOrRenew(), false, 'first sight of the lease');
+  now += 9_000;
+  assert.equal(await elector.tryAcquireOrRenew(), false, '9 s of 10: still theirs');
+  now += 1_001;
+  assert.equal(await elector.tryAcquireOrRenew(), true, 'expired after its duration on our clock, with no wall time passing');
+  server.closeAllConnections();
+  server.close();
+});
