@@ -35,7 +35,7 @@ const md: ModelDeployment = {
   }),
 };
 const now = new Date('2026-11-24T12:00:00Z');
-const empty: Observed = { md, deployments: [], services: [], cronJobs: [], hpas: [] };
+const empty: Observed = { md, deployments: [], services: [], cronJobs: [], hpas: [], revisions: [] };
 
 // A converged world, as the API server would hold it.
 const first = plan(empty, now);
@@ -46,8 +46,8 @@ const world = first.apply.map((o) => {
   if (o.kind === 'Deployment') copy.status = { observedGeneration: 1, replicas: 2, updatedReplicas: 2, readyReplicas: 2, availableReplicas: 2 };
   return copy;
 });
-const second = plan({ ...empty, md: { ...md, status: first.status }, deployments: world.filter((o) => o.kind === 'Deployment'), services: world.filter((o) => o.kind === 'Service'), cronJobs: world.filter((o) => o.kind === 'CronJob') }, now);
-const converged: Observed = { md: { ...md, status: second.status }, deployments: world.filter((o) => o.kind === 'Deployment'), services: world.filter((o) => o.kind === 'Service'), cronJobs: world.filter((o) => o.kind === 'CronJob'), hpas: [] };
+const second = plan({ ...empty, md: { ...md, status: first.status }, deployments: world.filter((o) => o.kind === 'Deployment'), services: world.filter((o) => o.kind === 'Service'), cronJobs: world.filter((o) => o.kind === 'CronJob'), revisions: world.filter((o) => o.kind === 'ControllerRevision') }, now);
+const converged: Observed = { md: { ...md, status: second.status }, deployments: world.filter((o) => o.kind === 'Deployment'), services: world.filter((o) => o.kind === 'Service'), cronJobs: world.filter((o) => o.kind === 'CronJob'), hpas: [], revisions: world.filter((o) => o.kind === 'ControllerRevision') };
 const noop = plan(converged, now);
 if (noop.apply.length || noop.statusChanged) throw new Error('the converged world is not converged');
 

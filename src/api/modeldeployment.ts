@@ -151,6 +151,9 @@ const rollout = cel(
     trafficRouting: trafficRouting.optional(),
     analysis: analysis.optional(),
     autoRollback: z.boolean().default(true),
+    scaleDownDelaySeconds: z.number().int().min(0).max(3600).default(30).meta({
+      description: 'How long a replaced revision keeps running after traffic left it, so in-flight requests finish (default 30).',
+    }),
   }),
   {
     rule: '!has(self.steps) || !self.steps.exists(s, has(s.analysis)) || has(self.analysis)',
@@ -203,6 +206,8 @@ export const modelDeploymentStatus = z.object({
   serviceName: z.string().optional(),
   /** Label selector of the serving pods, for the scale subresource. */
   selector: z.string().optional(),
+  /** Revisions traffic has left, draining until `since` + spec.rollout.scaleDownDelaySeconds. */
+  retiring: z.array(z.object({ revision: z.string(), since: z.string() })).optional(),
   conditions: conditions.optional(),
 });
 

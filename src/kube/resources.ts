@@ -19,6 +19,7 @@ export const Resources = {
   Event: rt('', 'v1', 'Event', 'events'),
   Pod: rt('', 'v1', 'Pod', 'pods'),
   Deployment: rt('apps', 'v1', 'Deployment', 'deployments'),
+  ControllerRevision: rt('apps', 'v1', 'ControllerRevision', 'controllerrevisions'),
   CronJob: rt('batch', 'v1', 'CronJob', 'cronjobs'),
   HorizontalPodAutoscaler: rt('autoscaling', 'v2', 'HorizontalPodAutoscaler', 'horizontalpodautoscalers'),
   Lease: rt('coordination.k8s.io', 'v1', 'Lease', 'leases'),

@@ -80,7 +80,7 @@ test('a status planned from a stale copy of the ModelDeployment is refused inste
   const client = await KubeClient.load({ kubeconfig: cluster.kubeconfig });
   t.after(() => client.close());
   const actuator = new ModelDeploymentActuator(client, new EventRecorder(client, { instance: 'test' }), () => new Date());
-  const p = plan({ md: { ...stale, spec: { ...(stale.spec as object), runtime: { port: 8080, protocol: 'v2', metricsPath: '/metrics' } } as ModelDeployment['spec'] }, deployments: [], services: [], cronJobs: [], hpas: [] }, new Date());
+  const p = plan({ md: { ...stale, spec: { ...(stale.spec as object), runtime: { port: 8080, protocol: 'v2', metricsPath: '/metrics' } } as ModelDeployment['spec'] }, deployments: [], services: [], cronJobs: [], hpas: [], revisions: [] }, new Date());
   assert.ok(p.statusChanged);
   await assert.rejects(actuator.act(stale, { ...p, apply: [], create: [], events: [] }), (err: { code?: number }) => err.code === 409);
   const now = await getMd(ns);

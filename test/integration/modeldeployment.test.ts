@@ -170,27 +170,52 @@ test('deleting a ModelDeployment garbage-collects its children', async (t) => {
   }, { timeoutMs: 60_000 });
 });
 
-test('a new model version rolls out as a new revision, then the Service switches and the old revision is removed', async (t) => {
+test('a new model version rolls out as a new revision, then the Service switches and the old revision drains, then goes', async (t) => {
   const ns = await testNamespace(t);
   await startController(t, cluster, ns);
-  await apply(ns, 'churn', spec());
-  const before = (await waitReady(ns)).status?.stable?.revision;
+  const drain = { rollout: { scaleDownDelaySeconds: 6 } };
+  await apply(ns, 'churn', spec(drain));
+  const before = (await waitReady(ns)).status?.stable?.revision ?? '';
 
-  await apply(ns, 'churn', spec({ model: { name: 'churn-xgb', version: '9', uri: 's3://models/churn/9/', format: 'xgboost' } }));
+  await apply(ns, 'churn', spec({ ...drain, model: { name: 'churn-xgb', version: '9', uri: 's3://models/churn/9/', format: 'xgboost' } }));
   const md = await eventually('version 9 to serve', async () => {
     const m = await getMd(ns);
     return m.status?.stable?.modelVersion === '9' && condition(m, 'Ready')?.status === 'True' && m.status.observedGeneration === m.metadata.generation ? m : undefined;
   }, { timeoutMs: 60_000 });
   const after = md.status?.stable?.revision ?? '';
   assert.notEqual(after, before);
+  const svc = await getJson<{ spec: { selector: Record<string, string> } }>(cluster, ['get', 'service', 'churn', '-n', ns]);
+  assert.equal(svc.spec.selector['slipway.dev/revision'], after, 'traffic is on the new revision');
+  // Traffic has left the old revision, which still runs to finish what it was serving.
+  const draining = await getJson<{ status?: { retiring?: { revision: string; since: string }[] } }>(cluster, ['get', 'mdep', 'churn', '-n', ns]);
+  assert.deepEqual(draining.status?.retiring?.map((r) => r.revision), [before]);
+  assert.ok((await deployments(ns)).items.some((d) => d.metadata.name === `churn-${before}`), 'the old revision drains');
   await eventually('only the new revision to remain', async () => {
     const names = (await deployments(ns)).items.map((d) => d.metadata.name);
     return names.length === 1 && names[0] === `churn-${after}`;
   }, { timeoutMs: 30_000 });
-  const svc = await getJson<{ spec: { selector: Record<string, string> } }>(cluster, ['get', 'service', 'churn', '-n', ns]);
-  assert.equal(svc.spec.selector['slipway.dev/revision'], after);
+  const since = Date.parse(draining.status?.retiring?.[0]?.since ?? '');
+  const gone = await eventually('the retiring list to empty', async () => ((await getMd(ns)).status as { retiring?: unknown } | undefined)?.retiring === undefined ? Date.now() : undefined);
+  assert.ok(gone - since >= 6_000, 'not removed before its drain period');
+  const history = await getJson<ListOf<{ metadata: { name: string }; revision: number }>>(cluster, ['get', 'controllerrevisions', '-n', ns]);
+  assert.deepEqual(history.items.map((r) => [r.metadata.name, r.revision]).sort(), [[`churn-${before}`, 1], [`churn-${after}`, 2]].sort(), 'both revisions are kept in the history');
   const reasons = (await events(ns, 'churn')).map((e) => e.reason);
   assert.ok(reasons.includes('RevisionCreated') && reasons.includes('Promoted'), `events: ${reasons.join(', ')}`);
+});
+
+test('scaling a ModelDeployment during a rollout that cannot finish scales the revision that serves', async (t) => {
+  const ns = await testNamespace(t);
+  await startController(t, cluster, ns);
+  await apply(ns, 'churn', spec({ replicas: 1 }));
+  const stable = (await waitReady(ns)).status?.stable?.revision ?? '';
+  await apply(ns, 'churn', spec({ replicas: 1, image: NEVER_READY_IMAGE }));
+  await eventually('the new revision started', async () => (await deployments(ns)).items.length === 2);
+  await cluster.kubectl(['scale', 'mdep/churn', '-n', ns, '--replicas=3']);
+  await eventually('3 available replicas of the stable revision', async () => {
+    const d = await getJson<{ spec: { replicas: number }; status?: { availableReplicas?: number } }>(cluster, ['get', 'deployment', `churn-${stable}`, '-n', ns]);
+    return d.spec.replicas === 3 && d.status?.availableReplicas === 3;
+  }, { timeoutMs: 60_000 });
+  assert.equal((await getMd(ns)).status?.availableReplicas, 3, 'status reports the revision that serves');
 });
 
 test('a revision whose image never becomes ready takes no traffic, and stalls at its progress deadline while stable serves', async (t) => {

@@ -39,6 +39,7 @@ function observed(m: ModelDeployment, children: KubeObject[] = [], environment?:
     services: children.filter((c) => c.kind === 'Service'),
     cronJobs: children.filter((c) => c.kind === 'CronJob'),
     hpas: children.filter((c) => c.kind === 'HorizontalPodAutoscaler'),
+    revisions: children.filter((c) => c.kind === 'ControllerRevision'),
     ...(environment ? { environment } : {}),
   };
 }
@@ -55,6 +56,8 @@ function live(obj: KubeObject, available?: number): KubeObject {
   return copy;
 }
 
+/** The Deployment a plan applies (beside, for a new revision, its ControllerRevision). */
+const deploymentIn = (p: ReturnType<typeof plan>): KubeObject => p.apply.find((a) => a.kind === 'Deployment') as KubeObject;
 const condition = (p: ReturnType<typeof plan>, type: string) => p.status.conditions?.find((c) => c.type === type);
 const kinds = (objs: KubeObject[]) => objs.map((o) => `${o.kind}/${o.metadata.name}`).sort();
 
@@ -79,7 +82,7 @@ test('a new ModelDeployment creates its Deployment, Service and batch CronJob, a
   const p = plan(observed(md()), NOW);
   const rev = p.status.stable?.revision ?? '';
   assert.match(rev, /^[0-9a-f]{10}$/);
-  assert.deepEqual(kinds(p.apply), ['CronJob/churn-batch', `Deployment/churn-${rev}`, 'Service/churn']);
+  assert.deepEqual(kinds(p.apply), [`ControllerRevision/churn-${rev}`, 'CronJob/churn-batch', `Deployment/churn-${rev}`, 'Service/churn']);
   assert.deepEqual(p.delete, []);
   assert.equal(p.status.phase, 'Progressing');
   assert.equal(condition(p, 'Ready')?.status, 'False');
@@ -151,8 +154,12 @@ test('a new model version starts a second revision beside the stable one; traffi
   const p = plan(observed(next, children), LATER);
   const newRev = p.status.canary?.revision ?? '';
   assert.notEqual(newRev, stableRev);
-  assert.deepEqual(kinds(p.apply), [`Deployment/churn-${newRev}`]);
-  assert.equal(p.apply[0]?.metadata.labels?.['slipway.dev/role'], 'canary');
+  assert.deepEqual(kinds(p.apply), [`ControllerRevision/churn-${newRev}`, `Deployment/churn-${newRev}`]);
+  assert.equal(deploymentIn(p).metadata.labels?.['slipway.dev/role'], 'canary');
+  const kept = p.apply.find((a) => a.kind === 'ControllerRevision') as unknown as { revision: number; data: { podTemplate: unknown; modelVersion: string } };
+  assert.equal(kept.revision, 2, 'revisions are numbered in order');
+  assert.equal(kept.data.modelVersion, '9');
+  assert.deepEqual(kept.data.podTemplate, (deploymentIn(p) as unknown as { spec: { template: unknown } }).spec.template, 'it keeps exactly what the pods run');
   assert.deepEqual(p.delete, []);
   assert.equal(p.status.stable?.revision, stableRev);
   assert.equal(p.status.canary?.modelVersion, '9');
@@ -160,21 +167,70 @@ test('a new model version starts a second revision beside the stable one; traffi
   assert.equal(condition(p, 'Ready')?.reason, 'RolloutInProgress');
 });
 
-test('the new revision is promoted once available: the Service switches and the old revision is deleted', () => {
+test('the new revision is promoted once available: the Service switches, and the old revision drains, then goes', () => {
   const { m, children } = converge(md());
   const stableRev = m.status?.stable?.revision ?? '';
   const next = md(modelVersion('9'), m.status, 2);
   const started = plan(observed(next, children), LATER);
-  const newDeployment = live(started.apply[0] as KubeObject, 2);
-  const p = plan(observed({ ...next, status: started.status }, [...children, newDeployment]), LATER);
+  const newChildren = started.apply.map((a) => live(a, 2));
+  const p = plan(observed({ ...next, status: started.status }, [...children, ...newChildren]), LATER);
   const newRev = started.status.canary?.revision ?? '';
   assert.equal(p.status.stable?.revision, newRev);
   assert.equal(p.status.canary, undefined);
   const service = p.apply.find((a) => a.kind === 'Service') as { spec: { selector: Record<string, string> } } | undefined;
   assert.equal(service?.spec.selector[LABEL_REVISION], newRev);
-  assert.deepEqual(p.delete.map((d) => `${d.kind}/${d.name}`), [`Deployment/churn-${stableRev}`]);
+  assert.deepEqual(p.delete, [], 'the old revision still finishes its in-flight requests');
+  assert.deepEqual(p.status.retiring, [{ revision: stableRev, since: LATER.toISOString() }]);
+  assert.deepEqual(p.requeue, { afterMs: 30_000, reason: 'Draining' });
   assert.ok(p.events.some((e) => e.reason === 'Promoted'));
   assert.equal(condition(p, 'Ready')?.status, 'True');
+
+  // A restart during the drain neither restarts the clock nor deletes early.
+  const promoted = { ...next, status: p.status };
+  const world = [...children.filter((c) => c.kind !== 'Service'), ...newChildren, live(service as unknown as KubeObject)];
+  const midway = plan(observed(promoted, world), new Date(LATER.getTime() + 20_000));
+  assert.deepEqual([midway.delete, midway.statusChanged, midway.requeue?.afterMs], [[], false, 10_000]);
+  const done = plan(observed(promoted, world), new Date(LATER.getTime() + 30_000));
+  assert.deepEqual(done.delete.map((d) => `${d.kind}/${d.name}`), [`Deployment/churn-${stableRev}`]);
+  assert.equal(done.status.retiring, undefined);
+});
+
+test('scaleDownDelaySeconds: 0 removes the old revision as soon as traffic has left it', () => {
+  const { m, children } = converge(md({ rollout: { scaleDownDelaySeconds: 0 } }));
+  const stableRev = m.status?.stable?.revision ?? '';
+  const next = md({ ...modelVersion('9'), rollout: { scaleDownDelaySeconds: 0 } }, m.status, 2);
+  const started = plan(observed(next, children), LATER);
+  const p = plan(observed({ ...next, status: started.status }, [...children, ...started.apply.map((a) => live(a, 2))]), LATER);
+  assert.deepEqual(p.delete.map((d) => `${d.kind}/${d.name}`), [`Deployment/churn-${stableRev}`]);
+});
+
+test('scaling during a rollout reaches the stable revision, rendered from its ControllerRevision', () => {
+  const { m, children } = converge(md());
+  const stableRev = m.status?.stable?.revision ?? '';
+  const v9 = md(modelVersion('9'), m.status, 2);
+  const started = plan(observed(v9, children), LATER);
+  const canary = started.apply.map((a) => live(a, 0)); // not available yet
+  const scaled = md({ ...modelVersion('9'), replicas: 5 }, started.status, 3);
+  const p = plan(observed(scaled, [...children, ...canary]), LATER);
+  const replicasOf = (name: string) => (p.apply.find((a) => a.kind === 'Deployment' && a.metadata.name === name)?.spec as { replicas?: number } | undefined)?.replicas;
+  assert.equal(replicasOf(`churn-${stableRev}`), 5, 'what serves gets the new scale');
+  assert.equal(replicasOf(`churn-${started.status.canary?.revision}`), 5);
+  const stable = p.apply.find((a) => a.metadata.name === `churn-${stableRev}`) as unknown as { spec: { template: unknown } };
+  const before = children.find((c) => c.kind === 'Deployment' && c.metadata.name === `churn-${stableRev}`) as unknown as { spec: { template: unknown } };
+  assert.deepEqual(stable.spec.template, before.spec.template, 'and runs exactly what it ran');
+  // Paused, or blocked by a spec whose image cannot be resolved: the same.
+  const pausedPlan = plan(observed(md({ ...modelVersion('9'), replicas: 4, paused: true }, started.status, 4), [...children, ...canary]), LATER);
+  assert.equal((pausedPlan.apply.find((a) => a.kind === 'Deployment' && a.metadata.name === `churn-${stableRev}`)?.spec as { replicas: number }).replicas, 4);
+  const blocked = plan(observed(md({ replicas: 6, image: undefined, environmentRef: { name: 'gone' } }, m.status, 5), children, { found: false }), LATER);
+  assert.equal((blocked.apply.find((a) => a.kind === 'Deployment' && a.metadata.name === `churn-${stableRev}`)?.spec as { replicas: number }).replicas, 6);
+});
+
+test('revision history is kept up to revisionHistoryLimit, oldest removed first, what runs always kept', () => {
+  let { m, children } = converge(md({ revisionHistoryLimit: 2, rollout: { scaleDownDelaySeconds: 0 } }));
+  for (const v of ['9', '10', '11', '12']) ({ m, children } = converge(md({ ...modelVersion(v), revisionHistoryLimit: 2, rollout: { scaleDownDelaySeconds: 0 } }, m.status, Number(v)), children));
+  const numbers = children.filter((c) => c.kind === 'ControllerRevision').map((c) => (c as unknown as { revision: number }).revision).sort();
+  assert.deepEqual(numbers, [3, 4, 5], 'the stable revision (5) and the two before it');
+  assert.equal(children.filter((c) => c.kind === 'Deployment').length, 1);
 });
 
 test('a missing ProjectEnvironment stalls with a reason, a Warning, and a safety requeue; nothing is created', () => {
@@ -277,7 +333,7 @@ test('a revision superseded before it became stable is deleted; the stable one s
   const stableRev = m.status?.stable?.revision ?? '';
   const v9 = md(modelVersion('9'), m.status, 2);
   const started = plan(observed(v9, children), LATER);
-  const v9Deployment = live(started.apply[0] as KubeObject, 0);
+  const v9Deployment = live(deploymentIn(started), 0);
   const v10 = md(modelVersion('10'), started.status, 3);
   const p = plan(observed(v10, [...children, v9Deployment]), LATER);
   assert.equal(p.status.canary?.modelVersion, '10');
@@ -289,7 +345,7 @@ test('pausing mid-rollout keeps the started revision as it is and still reports 
   const { m, children } = converge(md());
   const v9 = md(modelVersion('9'), m.status, 2);
   const started = plan(observed(v9, children), LATER);
-  const canary = live(started.apply[0] as KubeObject, 0);
+  const canary = live(deploymentIn(started), 0);
   const paused = md({ paused: true, ...modelVersion('9') }, started.status, 3);
   const p = plan(observed(paused, [...children, canary]), LATER);
   assert.deepEqual(p.apply, []);

@@ -153,19 +153,47 @@ export function podTemplate(md: ModelDeployment, t: RevisionTemplate, revision: 
 }
 
 export function desiredDeployment(md: ModelDeployment, t: RevisionTemplate, revision: string, role: Role): KubeObject {
-  const podLabels = { ...commonLabels(md), [LABEL_REVISION]: revision };
+  return deploymentOf(md, revision, role, podTemplate(md, t, revision), t.model.version);
+}
+
+/** A revision's Deployment around a given pod template: a new one, or one kept in a ControllerRevision. */
+export function deploymentOf(md: ModelDeployment, revision: string, role: Role, template: Record<string, unknown>, modelVersion: string): KubeObject {
+  const labels = { ...commonLabels(md), [LABEL_REVISION]: revision, [LABEL_ROLE]: role };
   return {
     apiVersion: 'apps/v1',
     kind: 'Deployment',
-    metadata: meta(md, deploymentName(md, revision), { ...podLabels, [LABEL_ROLE]: role }, { [ANNOTATION_MODEL_VERSION]: t.model.version }),
+    metadata: meta(md, deploymentName(md, revision), labels, { [ANNOTATION_MODEL_VERSION]: modelVersion }),
     spec: {
       // Always ours: an HPA scales the ModelDeployment (its scale subresource), and the count flows from there.
       replicas: desiredReplicas(md),
       revisionHistoryLimit: 2,
       progressDeadlineSeconds: md.spec.progressDeadlineSeconds,
       selector: { matchLabels: { [LABEL_MODEL_DEPLOYMENT]: md.metadata.name, [LABEL_REVISION]: revision } },
-      template: podTemplate(md, t, revision),
+      template,
     },
+  };
+}
+
+/** What a ControllerRevision of Slipway's keeps: the pod template as rendered, and what it serves. */
+export interface KeptRevision {
+  podTemplate: Record<string, unknown>;
+  modelVersion: string;
+  image: string;
+}
+
+/**
+ * The record of a revision, as a StatefulSet keeps its ControllerRevisions: the pod template exactly as it was
+ * rendered, so the revision's Deployment can be rendered again at any scale (a stable revision during a rollout,
+ * a rollback) whatever the spec says now. `number` orders revisions, oldest first. Immutable once created.
+ */
+export function desiredControllerRevision(md: ModelDeployment, t: RevisionTemplate, revision: string, number: number): KubeObject {
+  const data: KeptRevision = { podTemplate: podTemplate(md, t, revision), modelVersion: t.model.version, image: t.image };
+  return {
+    apiVersion: 'apps/v1',
+    kind: 'ControllerRevision',
+    metadata: meta(md, deploymentName(md, revision), { ...commonLabels(md), [LABEL_REVISION]: revision }, { [ANNOTATION_MODEL_VERSION]: t.model.version }),
+    data,
+    revision: number,
   };
 }
 

@@ -17,6 +17,7 @@ export const CHILD_RESOURCES: Record<ChildKind, ResourceType> = {
   Service: Resources.Service,
   CronJob: Resources.CronJob,
   HorizontalPodAutoscaler: Resources.HorizontalPodAutoscaler,
+  ControllerRevision: Resources.ControllerRevision,
 };
 
 /** The caches a ModelDeployment reconcile reads, and how their changes map to ModelDeployment keys. */
@@ -35,6 +36,7 @@ export class ModelDeploymentCaches {
       Service: child(Resources.Service),
       CronJob: child(Resources.CronJob),
       HorizontalPodAutoscaler: child(Resources.HorizontalPodAutoscaler),
+      ControllerRevision: child(Resources.ControllerRevision),
     };
     this.environments = manager.informer(Resources.ProjectEnvironment, ns);
   }
@@ -69,6 +71,7 @@ export class ModelDeploymentCaches {
       services: owned('Service'),
       cronJobs: owned('CronJob'),
       hpas: owned('HorizontalPodAutoscaler'),
+      revisions: owned('ControllerRevision'),
     };
     const ref = md.spec.environmentRef;
     if (ref) {

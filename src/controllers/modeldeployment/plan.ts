@@ -8,6 +8,10 @@
 //   Service switches, the batch job and HPA follow, older revisions are deleted). A revision that never
 //   becomes available never receives traffic.
 // - Without a resolvable image nothing new is created and nothing that serves is removed.
+// - What serves always has the scale in force: the stable revision's Deployment is rendered again from its
+//   ControllerRevision (what its pods run) during a rollout, a pause or a blocked spec.
+// - A revision traffic has left drains for spec.rollout.scaleDownDelaySeconds before it is deleted; the instant
+//   it started draining is kept in status.retiring, so a restart neither deletes it early nor keeps it forever.
 import type { Condition } from '../../api/common.ts';
 import type { ModelDeployment, ModelDeploymentStatus, RevisionRef } from '../../api/modeldeployment.ts';
 import type { KubeObject } from '../../kube/resources.ts';
@@ -15,6 +19,8 @@ import type { Deployment } from '../../kube/workloads.ts';
 import { isSubset, jsonEqual } from '../compare.ts';
 import { findCondition, mergeConditions, type ConditionInput } from '../conditions.ts';
 import {
+  deploymentOf,
+  desiredControllerRevision,
   desiredCronJob,
   desiredDeployment,
   desiredHpa,
@@ -24,6 +30,7 @@ import {
   podSelector,
   revisionOf,
   revisionTemplate,
+  type KeptRevision,
   type RevisionTemplate,
 } from './children.ts';
 
@@ -38,11 +45,13 @@ export interface Observed {
   services: KubeObject[];
   cronJobs: KubeObject[];
   hpas: KubeObject[];
+  /** One ControllerRevision per revision kept (what its pods run). */
+  revisions: KubeObject[];
   /** Present when spec.environmentRef is set. */
   environment?: EnvironmentObservation;
 }
 
-export type ChildKind = 'Deployment' | 'Service' | 'CronJob' | 'HorizontalPodAutoscaler';
+export type ChildKind = 'Deployment' | 'Service' | 'CronJob' | 'HorizontalPodAutoscaler' | 'ControllerRevision';
 
 export interface ChildRef {
   kind: ChildKind;
@@ -76,6 +85,8 @@ interface Blocker {
 }
 
 const ENV_RETRY_MS = 5 * 60_000;
+/** How long a replaced revision drains when spec.rollout does not say (Argo Rollouts' default too). */
+export const DEFAULT_SCALE_DOWN_DELAY_SECONDS = 30;
 
 function resolveImage(o: Observed): { image: string } | { blocker: Blocker } {
   const spec = o.md.spec;
@@ -154,10 +165,42 @@ export function plan(o: Observed, now: Date): Plan {
   let progressing: { reason: string; message: string } | undefined;
   let paused = false;
 
+  const kept = new Map(o.revisions.map((cr) => [cr.metadata.labels?.[LABEL_REVISION] ?? '', cr as KubeObject & { data?: KeptRevision; revision?: number }]));
+  /** The stable revision's Deployment as its ControllerRevision keeps it, at today's scale. */
+  const stableDeployment = (): void => {
+    const data = stableRef ? kept.get(stableRef.revision)?.data : undefined;
+    if (stableRef && data?.podTemplate) desired.push(deploymentOf(md, stableRef.revision, 'stable', data.podTemplate, data.modelVersion));
+  };
+  /** The ControllerRevision of the revision about to run, if it has none yet. */
+  const keep = (t: RevisionTemplate, revision: string): void => {
+    if (kept.has(revision)) return;
+    const number = Math.max(0, ...[...kept.values()].map((cr) => cr.revision ?? 0)) + 1;
+    desired.push(desiredControllerRevision(md, t, revision, number));
+  };
+
+  // Drain: revisions traffic has left keep running until their delay has passed.
+  const drainMs = (md.spec.rollout?.scaleDownDelaySeconds ?? DEFAULT_SCALE_DOWN_DELAY_SECONDS) * 1000;
+  const retiring = new Map((previous.retiring ?? []).filter((r) => byRevision.has(r.revision)).map((r) => [r.revision, r.since]));
+  let drainRequeueMs: number | undefined;
+  /** Retires a Deployment that served: deleted once its drain is over, kept (and remembered) until then. */
+  const retire = (d: Deployment): void => {
+    const r = d.metadata.labels?.[LABEL_REVISION] ?? '';
+    const since = retiring.get(r) ?? now.toISOString();
+    const left = Date.parse(since) + drainMs - now.getTime();
+    if (left <= 0) {
+      retiring.delete(r);
+      deletes.push(childRef('Deployment', d));
+    } else {
+      retiring.set(r, since);
+      drainRequeueMs = Math.min(drainRequeueMs ?? left, left);
+    }
+  };
+
   if ('blocker' in resolved) {
     blocker = resolved.blocker;
-    // Keep serving what serves; there is nothing new to create.
+    // Keep serving what serves, at the scale in force; there is nothing new to create.
     if (stableRef) desired.push(desiredService(md, stableRef.revision, md.spec.runtime.port));
+    stableDeployment();
   } else {
     const template = revisionTemplate(md.spec, resolved.image);
     const revision = revisionOf(md, template);
@@ -168,38 +211,54 @@ export function plan(o: Observed, now: Date): Plan {
       // Nothing moves while paused: a revision already started stays as it is, and is still reported.
       paused = true;
       desired.push(desiredService(md, stableRef.revision, md.spec.runtime.port));
+      stableDeployment();
       if (target) canaryRef = ref(template, revision);
     } else if (rollingOut && !isAvailable(target, wanted)) {
       // The new revision starts beside the stable one; traffic stays on stable until it is available.
+      keep(template, revision);
       desired.push(desiredDeployment(md, template, revision, 'canary'), desiredService(md, stableRef.revision, md.spec.runtime.port));
+      stableDeployment();
       canaryRef = ref(template, revision);
-      // A revision superseded before it became stable (the spec changed again) will never serve.
       for (const d of o.deployments) {
-        const r = d.metadata.labels?.[LABEL_REVISION];
-        if (r !== revision && r !== stableRef.revision) deletes.push(childRef('Deployment', d));
+        const r = d.metadata.labels?.[LABEL_REVISION] ?? '';
+        if (r === revision || r === stableRef.revision) continue;
+        // A revision superseded before it became stable (the spec changed again) never served: it goes now.
+        if (retiring.has(r)) retire(d);
+        else deletes.push(childRef('Deployment', d));
       }
       blocker = deploymentTrouble(target);
       progressing = { reason: 'RolloutInProgress', message: `revision ${revision} (model version ${template.model.version}) is starting beside stable revision ${stableRef.revision}` };
       if (!target) events.push({ type: 'Normal', reason: 'RevisionCreated', message: `starting revision ${revision} for model ${template.model.name} version ${template.model.version}` });
     } else {
       // The target revision is, or now becomes, the stable one.
+      keep(template, revision);
       const batch = desiredCronJob(md, template, revision);
       const hpa = desiredHpa(md);
       desired.push(desiredDeployment(md, template, revision, 'stable'), desiredService(md, revision, md.spec.runtime.port));
       if (batch) desired.push(batch);
       if (hpa) desired.push(hpa);
       if (rollingOut) {
-        events.push({ type: 'Normal', reason: 'Promoted', message: `revision ${revision} (model version ${template.model.version}) is available and now serves; revision ${stableRef.revision} is retired` });
+        events.push({ type: 'Normal', reason: 'Promoted', message: `revision ${revision} (model version ${template.model.version}) is available and now serves; revision ${stableRef.revision} drains for ${drainMs / 1000} s, then is removed` });
       }
       servingRef = ref(template, revision);
       if (isAvailable(target, wanted)) {
-        for (const d of o.deployments) if (d.metadata.labels?.[LABEL_REVISION] !== revision) deletes.push(childRef('Deployment', d));
+        for (const d of o.deployments) {
+          const r = d.metadata.labels?.[LABEL_REVISION];
+          if (r === revision) continue;
+          // The revision that served until now drains; one that never served goes at once.
+          if (r === stableRef?.revision || retiring.has(r ?? '')) retire(d);
+          else deletes.push(childRef('Deployment', d));
+        }
       } else {
         blocker = deploymentTrouble(target);
         progressing = { reason: target ? 'ScalingUp' : 'Creating', message: `waiting for ${wanted} available replica(s) of revision ${revision}` };
       }
     }
   }
+  // Revision history beyond spec.revisionHistoryLimit goes, oldest first; what runs is always kept.
+  const live = new Set([servingRef?.revision, canaryRef?.revision, ...[...byRevision.keys()]]);
+  const old = [...kept.entries()].filter(([r]) => !live.has(r)).sort(([, a], [, b]) => (b.revision ?? 0) - (a.revision ?? 0));
+  for (const [, cr] of old.slice(md.spec.revisionHistoryLimit)) deletes.push(childRef('ControllerRevision', cr));
   if (!md.spec.batch) for (const c of o.cronJobs) deletes.push(childRef('CronJob', c));
   if (!md.spec.autoscaling) for (const h of o.hpas) deletes.push(childRef('HorizontalPodAutoscaler', h));
 
@@ -240,13 +299,14 @@ export function plan(o: Observed, now: Date): Plan {
     readyReplicas: serving?.status?.readyReplicas ?? 0,
     availableReplicas: serving?.status?.availableReplicas ?? 0,
     ...(servingRef ? { serviceName: md.metadata.name, selector: podSelector(md, servingRef.revision) } : {}),
+    ...(retiring.size > 0 ? { retiring: [...retiring].map(([revision, since]) => ({ revision, since })) } : {}),
     conditions,
   };
   stripUndefined(status);
   events.push(...transitionEvents(previous.conditions, conditions));
 
-  const live = [...o.deployments, ...o.services, ...o.cronJobs, ...o.hpas];
-  const liveOf = (d: KubeObject): KubeObject | undefined => live.find((l) => l.kind === d.kind && l.metadata.name === d.metadata.name);
+  const children = [...o.deployments, ...o.services, ...o.cronJobs, ...o.hpas, ...o.revisions];
+  const liveOf = (d: KubeObject): KubeObject | undefined => children.find((l) => l.kind === d.kind && l.metadata.name === d.metadata.name);
   const apply = desired.filter((d) => {
     const current = liveOf(d);
     return !current || !isSubset(d, current);
@@ -255,6 +315,9 @@ export function plan(o: Observed, now: Date): Plan {
   if (blocker?.reason === 'EnvironmentNotFound' || blocker?.reason === 'EnvironmentNotReady') {
     // Watches on ProjectEnvironments bring the change; this is the safety net.
     result.requeue = { afterMs: ENV_RETRY_MS, reason: blocker.reason };
+  }
+  if (drainRequeueMs !== undefined && drainRequeueMs < (result.requeue?.afterMs ?? Infinity)) {
+    result.requeue = { afterMs: drainRequeueMs, reason: 'Draining' };
   }
   return result;
 }
