@@ -8,13 +8,14 @@ import { WorkQueue } from '../src/runtime/work-queue.ts';
 
 const percentile = (sorted: number[], p: number): number => sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)] ?? NaN;
 
-function measure(name: string, iterations: number, fn: (i: number) => void): void {
-  for (let i = 0; i < Math.min(1000, iterations); i++) fn(i); // warm up the JIT
+/** Times `fn` per call; an async `fn` is timed until its promise settles, so only completed work counts. */
+async function measure(name: string, iterations: number, fn: (i: number) => void | Promise<void>): Promise<void> {
+  for (let i = 0; i < Math.min(1000, iterations); i++) await fn(i); // warm up the JIT
   const samples: number[] = [];
   const t0 = performance.now();
   for (let i = 0; i < iterations; i++) {
     const s = performance.now();
-    fn(i);
+    await fn(i);
     samples.push((performance.now() - s) * 1000);
   }
   const total = (performance.now() - t0) / 1000;
@@ -56,14 +57,19 @@ const timeOf = (o: Observed): number => {
   for (let i = 0; i < 20_000; i++) plan(o, now);
   return performance.now() - t0;
 };
-measure('plan: new ModelDeployment', 20_000, () => plan(empty, now));
-measure('plan: converged (no-op)', 20_000, () => plan(converged, now));
+await measure('plan: new ModelDeployment', 20_000, () => void plan(empty, now));
+await measure('plan: converged (no-op)', 20_000, () => void plan(converged, now));
 console.log(`${'converged / new plan time'.padEnd(34)} ${(timeOf(converged) / timeOf(empty)).toFixed(2)}× (the no-op plan also compares every child with its live copy)`);
 
 const q = new WorkQueue();
 const keys = Array.from({ length: 1000 }, (_, i) => `ns/model-${i}`);
-measure('work queue: add ×5 + get + done', 200_000, (i) => {
+let cycles = 0;
+await measure('work queue: add ×5 + get + done', 200_000, async (i) => {
   const key = keys[i % keys.length] ?? '';
   for (let d = 0; d < 5; d++) q.add(key); // five events for one key: queued once
-  void q.get().then((k) => k !== undefined && q.done(k));
+  const got = await q.get();
+  if (got !== key) throw new Error(`the queue handed out ${got}, not ${key}`);
+  q.done(got);
+  cycles++;
 });
+if (q.length !== 0 || q.inFlight !== 0 || cycles !== 201_000) throw new Error(`work queue cycles did not all complete: ${cycles}, ${q.length} queued, ${q.inFlight} in flight`);

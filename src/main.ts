@@ -41,6 +41,20 @@ function leaderElection(namespace: string, name: string, identity: string, lease
   return { namespace, name, identity, leaseDurationMs, renewDeadlineMs: (leaseDurationMs * 2) / 3, retryPeriodMs: (leaseDurationMs * 2) / 15 };
 }
 
+/**
+ * Crash-consistency testing: SLIPWAY_FAULT_KILL_AFTER_WRITES=N makes the process SIGKILL itself the moment its
+ * N-th write has been answered, i.e. at an exact point between two writes of a reconcile. Never set in production.
+ */
+function faultInjection(client: KubeClient): void {
+  const after = Number(process.env.SLIPWAY_FAULT_KILL_AFTER_WRITES ?? 0);
+  if (!(after > 0)) return;
+  log.warn({ after }, 'fault injection: this process kills itself after that many writes');
+  let writes = 0;
+  client.observe((method) => {
+    if (method !== 'GET' && method !== 'WATCH' && ++writes >= after) process.kill(process.pid, 'SIGKILL');
+  });
+}
+
 async function main(): Promise<void> {
   const identity = args.identity;
   const client = await KubeClient.load({
@@ -49,6 +63,7 @@ async function main(): Promise<void> {
     userAgent: `slipway/${VERSION} (${identity})`,
   });
   const metrics = new ControllerMetrics();
+  faultInjection(client);
   const manager = new Manager({
     client,
     logger: log,

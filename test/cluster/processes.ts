@@ -36,11 +36,11 @@ export function tailOf(file: string, bytes = 3000): string {
  * Starts a component. `persistent` components outlive this process (cluster:up); the others get SIGKILL from
  * the kernel when this process dies, however it dies, through setpriv's parent-death signal.
  */
-export function startComponent(name: string, bin: string, args: string[], logDir: string, persistent: boolean): Started {
+export function startComponent(name: string, bin: string, args: string[], logDir: string, persistent: boolean, env?: Record<string, string>): Started {
   const log = join(logDir, `${name}.log`);
   const fd = openSync(log, 'a');
   const [cmd, argv] = persistent ? [bin, args] : ['setpriv', ['--pdeathsig', 'KILL', '--', bin, ...args]];
-  const child = spawn(cmd, argv, { stdio: ['ignore', fd, fd], detached: persistent });
+  const child = spawn(cmd, argv, { stdio: ['ignore', fd, fd], detached: persistent, ...(env ? { env: { ...process.env, ...env } } : {}) });
   closeSync(fd);
   if (persistent) child.unref();
   if (child.pid === undefined) throw new Error(`could not start ${name} (${bin})`);

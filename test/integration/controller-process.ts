@@ -13,6 +13,9 @@ const MAIN = join(import.meta.dirname, '..', '..', 'src', 'main.ts');
 
 export interface ControllerProcess {
   pid: number;
+  identity: string;
+  /** True once the process has ended (killed, crashed or stopped). */
+  exited(): boolean;
   metricsUrl: string;
   log: string;
   /** SIGTERM and wait: a graceful shutdown. */
@@ -29,6 +32,10 @@ export interface ControllerProcessOptions {
   /** Another identity than the test cluster's admin (e.g. a ServiceAccount token). */
   kubeconfig?: string;
   leaseNamespace?: string;
+  /** Extra environment for the process (e.g. a fault-injection knob). */
+  env?: Record<string, string>;
+  /** Wait for /readyz before returning (default); off for a process expected to die early. */
+  waitReady?: boolean;
 }
 
 export async function startController(t: TestContext, cluster: TestCluster, namespace: string, opts: ControllerProcessOptions = {}): Promise<ControllerProcess> {
@@ -44,10 +51,12 @@ export async function startController(t: TestContext, cluster: TestCluster, name
     `--metrics-port=${port}`,
     '--metrics-host=127.0.0.1',
     ...(opts.args ?? []),
-  ], logDir, false);
+  ], logDir, false, opts.env);
   const metricsUrl = `http://127.0.0.1:${port}/metrics`;
   const proc: ControllerProcess = {
     pid: c.pid,
+    identity,
+    exited: () => !isOurProcess(c),
     metricsUrl,
     log: c.log,
     stop: () => stopProcess(c, 10_000),
@@ -58,6 +67,7 @@ export async function startController(t: TestContext, cluster: TestCluster, name
     metric: async (name, labels) => total(await scrape(metricsUrl), name, labels),
   };
   t.after(() => proc.stop());
+  if (opts.waitReady === false) return proc;
   await eventually(`controller ${identity} /readyz`, async () => (await fetch(`http://127.0.0.1:${port}/readyz`)).ok, {
     timeoutMs: 30_000,
     abort: c.exited.catch((err: unknown) => {

@@ -140,20 +140,30 @@ test('editing replicas converges, a hand edit of the Deployment is reverted, and
   });
 });
 
-test('with autoscaling an HPA scales the ModelDeployment through its scale subresource, and the revision follows', async (t) => {
+test('with autoscaling the HPA itself scales the ModelDeployment through its scale subresource, and the revision follows', async (t) => {
   const ns = await testNamespace(t);
   await startController(t, cluster, ns);
-  await apply(ns, 'churn', spec({ replicas: undefined, autoscaling: { minReplicas: 2, maxReplicas: 6 } }));
+  // Created below the HPA's floor: the HPA raises it without needing any metric (it does so below minReplicas).
+  await cluster.kubectl(['create', '-n', ns, '-f', '-'], manifest('churn', spec({ replicas: 1, autoscaling: { minReplicas: 2, maxReplicas: 6 } })));
   const rev = (await waitReady(ns)).status?.stable?.revision ?? '';
   const hpa = await getJson<{ spec: { scaleTargetRef: { kind: string; name: string }; minReplicas: number; maxReplicas: number } }>(cluster, ['get', 'hpa', 'churn', '-n', ns]);
   assert.deepEqual([hpa.spec.scaleTargetRef.kind, hpa.spec.scaleTargetRef.name, hpa.spec.minReplicas, hpa.spec.maxReplicas], ['ModelDeployment', 'churn', 2, 6]);
-
-  // What the HPA controller does when it decides on 4 replicas: a write to the scale subresource.
-  const scale = JSON.parse(await cluster.kubectl(['get', '--raw', `/apis/slipway.dev/v1alpha1/namespaces/${ns}/modeldeployments/churn/scale`])) as { status: { replicas: number; selector: string } };
+  const scale = JSON.parse(await cluster.kubectl(['get', '--raw', `/apis/slipway.dev/v1alpha1/namespaces/${ns}/modeldeployments/churn/scale`])) as { status: { selector: string } };
   assert.equal(scale.status.selector, `slipway.dev/model-deployment=churn,slipway.dev/revision=${rev}`);
-  assert.equal(scale.status.replicas, 2);
-  await cluster.kubectl(['scale', 'mdep/churn', '-n', ns, '--replicas=4']);
-  await eventually('4 available replicas', async () => (await getMd(ns)).status?.availableReplicas === 4, { timeoutMs: 60_000 });
+
+  interface Scaled { spec: { replicas: number }; metadata: { managedFields?: { manager: string; subresource?: string; fieldsV1?: { 'f:spec'?: Record<string, unknown> } }[] } }
+  const byHpa = (m: Scaled) => m.metadata.managedFields?.some((f) => f.subresource === 'scale' && f.fieldsV1?.['f:spec']?.['f:replicas'] !== undefined) === true;
+  await eventually('the HPA to write spec.replicas through /scale', async () => {
+    const m = await getJson<Scaled>(cluster, ['get', 'mdep', 'churn', '-n', ns, '--show-managed-fields']);
+    return m.spec.replicas === 2 && byHpa(m);
+  }, { timeoutMs: 60_000 });
+
+  // The platform team raises the floor (Slipway applies it to the HPA); the HPA acts, the serving revision follows.
+  await cluster.kubectl(['patch', 'mdep', 'churn', '-n', ns, '--type=merge', '-p', '{"spec":{"autoscaling":{"minReplicas":4}}}']);
+  await eventually('the HPA to scale to 4 and 4 replicas to be available', async () => {
+    const m = await getJson<Scaled & Md>(cluster, ['get', 'mdep', 'churn', '-n', ns, '--show-managed-fields']);
+    return m.spec.replicas === 4 && byHpa(m) && m.status?.availableReplicas === 4;
+  }, { timeoutMs: 60_000 });
   const dep = await getJson<{ spec: { replicas: number } }>(cluster, ['get', 'deployment', `churn-${rev}`, '-n', ns]);
   assert.equal(dep.spec.replicas, 4);
 });
@@ -295,19 +305,46 @@ test('a child refused by an admission policy stalls the ModelDeployment with the
   assert.equal(warnings.length, 1, 'retries update one Event instead of piling up new ones');
 });
 
-test('a controller killed mid-rollout is replaced and converges with no duplicate children', async (t) => {
+test('a controller killed after each single write of a revision change converges with no duplicate, lost status or repeated Event', async (t) => {
   const ns = await testNamespace(t);
-  const first = await startController(t, cluster, ns, { identity: 'first', args: ['--lease-duration-seconds=3'] });
-  for (const name of ['a', 'b', 'c']) await apply(ns, name, spec({ replicas: 3 }));
-  await eventually('the first children', async () => (await deployments(ns)).items.length > 0, { intervalMs: 20 });
-  await first.kill();
+  const s8 = spec({ replicas: 2, rollout: { scaleDownDelaySeconds: 0 } });
+  const s9 = { ...s8, model: { name: 'churn-xgb', version: '9', uri: 's3://models/churn/9/', format: 'xgboost' } };
+  const first = await startController(t, cluster, ns, { identity: 'steady', args: ['--no-leader-elect'] });
+  await apply(ns, 'churn', s8);
+  const before = (await waitReady(ns)).status?.stable?.revision ?? '';
+  await first.stop();
 
-  await startController(t, cluster, ns, { identity: 'second', args: ['--lease-duration-seconds=3'] });
-  for (const name of ['a', 'b', 'c']) await waitReady(ns, name);
-  const children = await getJson<ListOf<Child>>(cluster, ['get', 'deployments,services,cronjobs', '-n', ns]);
-  const names = children.items.map((c) => c.metadata.name).sort();
-  assert.equal(names.length, 9, `exactly one Deployment, Service and CronJob each: ${names.join(', ')}`);
-  assert.equal(new Set(names).size, 9);
+  // The revision change, carried out by controllers that each die (SIGKILL) right after their first write lands:
+  // a crash at every write boundary of the rollout, in order.
+  await apply(ns, 'churn', s9);
+  const crashes: string[] = [];
+  for (let i = 0; i < 30; i++) {
+    const m = await getMd(ns);
+    const done = m.status?.stable?.modelVersion === '9' && condition(m, 'Ready')?.status === 'True' && m.status.observedGeneration === m.metadata.generation && (await deployments(ns)).items.length === 1;
+    if (done) break;
+    const c = await startController(t, cluster, ns, { identity: `crash-${i}`, args: ['--no-leader-elect'], env: { SLIPWAY_FAULT_KILL_AFTER_WRITES: '1' }, waitReady: false });
+    await eventually(`crash-${i} to die after its write`, () => c.exited(), { timeoutMs: 30_000 });
+    crashes.push(c.identity);
+  }
+  t.diagnostic(`${crashes.length} controllers crashed after one write each`);
+  assert.ok(crashes.length >= 3, `the rollout took several crashed controllers: ${crashes.length}`);
+
+  const md = await waitReady(ns);
+  const after = md.status?.stable?.revision ?? '';
+  assert.notEqual(after, before);
+  assert.equal(md.status?.stable?.modelVersion, '9');
+  assert.equal(md.status?.observedGeneration, md.metadata.generation, 'no status was lost');
+  const names = (await getJson<ListOf<Child>>(cluster, ['get', 'deployments,services,cronjobs', '-n', ns])).items.map((c) => c.metadata.name).sort();
+  assert.deepEqual(names, ['churn', `churn-${after}`, 'churn-batch'].sort(), 'one Deployment, Service and CronJob: no second revision left behind');
+  const revisions = (await getJson<ListOf<Child & { revision: number }>>(cluster, ['get', 'controllerrevisions', '-n', ns])).items;
+  assert.deepEqual(revisions.map((r) => r.revision).sort(), [1, 2], 'each revision recorded once');
+  const svc = await getJson<{ spec: { selector: Record<string, string> } }>(cluster, ['get', 'service', 'churn', '-n', ns]);
+  assert.equal(svc.spec.selector['slipway.dev/revision'], after);
+  const all = await events(ns, 'churn');
+  for (const reason of ['RevisionCreated', 'Promoted']) {
+    const same = all.filter((e) => e.reason === reason);
+    assert.ok(same.length <= 1 && same.every((e) => (e as { count?: number }).count === 1), `${reason} recorded at most once: ${JSON.stringify(same)}`);
+  }
 });
 
 test('with two controllers only the leader acts, and killing it hands over to the other', async (t) => {

@@ -57,8 +57,13 @@ test('a lease someone else renews is never taken; one they stopped renewing is t
   assert.equal(writes, 0, 'no write while the holder renews');
   renewing = false;
   assert.equal(await elector.tryAcquireOrRenew(), false, 'a lease just seen unchanged is not yet expired');
-  await eventually('the takeover after the lease duration', () => elector.tryAcquireOrRenew(), { timeoutMs: 5000, intervalMs: 100 });
+  const lastChangeSeen = performance.now(); // no later than when this elector saw the last renewal
+  await eventually('the takeover after the lease duration', () => elector.tryAcquireOrRenew(), { timeoutMs: 5000, intervalMs: 50 });
+  const after = performance.now() - lastChangeSeen;
   assert.equal(writes, 1);
+  // Taken no sooner than the holder's 1 s duration after the renewal it last saw, and soon after that.
+  assert.ok(after >= 1000 - 60, `taken ${Math.round(after)} ms after the last renewal was seen`);
+  assert.ok(after < 1000 + 500, `taken ${Math.round(after)} ms after the last renewal was seen`);
   server.closeAllConnections();
   server.close();
 });
