@@ -39,10 +39,17 @@ export const quantity = z
 // Bounded so that the CEL check of each quantity fits the API server's cost budget.
 const resourceList = z.record(z.string().max(253), quantity).meta({ maxProperties: 32 });
 
-export const resourceRequirements = z.object({
-  requests: resourceList.optional(),
-  limits: resourceList.optional(),
-});
+export const resourceRequirements = cel(
+  z.object({
+    requests: resourceList.optional(),
+    limits: resourceList.optional(),
+  }),
+  {
+    // The API server refuses such a pod template; say so at the door instead of in the controller.
+    rule: '!has(self.requests) || !has(self.limits) || self.requests.all(k, !(k in self.limits) || quantity(string(self.requests[k])).compareTo(quantity(string(self.limits[k]))) <= 0)',
+    message: 'each resource request must be at most its limit (e.g. requests.cpu 500m with limits.cpu 1)',
+  },
+);
 
 /** A Go duration as Kubernetes writes them: `30s`, `5m`, `1h30m`. */
 export const duration = z

@@ -20,6 +20,8 @@ export interface RequestOptions {
   contentType?: string;
   timeoutMs?: number;
   signal?: AbortSignal;
+  /** Another representation than plain JSON, e.g. PartialObjectMetadata (metadata only). */
+  accept?: string;
 }
 
 export interface RequestObserver {
@@ -119,7 +121,7 @@ export class KubeClient {
     // Per request, so short-lived tokens from exec plugins and projected service-account tokens stay fresh.
     const auth: NodeRequestOptions = {};
     await this.kc.applyToHTTPSOptions(auth);
-    const headers: Record<string, string> = { Accept: 'application/json', 'User-Agent': this.userAgent, ...(auth.headers as Record<string, string> | undefined) };
+    const headers: Record<string, string> = { Accept: opts.accept ?? 'application/json', 'User-Agent': this.userAgent, ...(auth.headers as Record<string, string> | undefined) };
     let payload: string | undefined;
     if (opts.body !== undefined) {
       payload = typeof opts.body === 'string' ? opts.body : JSON.stringify(opts.body);

@@ -27,6 +27,11 @@ export type RestartReason = 'expired' | 'inactive' | 'closed' | 'error' | 'throt
 export interface ListWatchOptions {
   namespace?: string;
   labelSelector?: string;
+  /**
+   * Only the objects' metadata (PartialObjectMetadata): for knowing which names exist and who owns them, at a
+   * fraction of the memory and bytes of whole objects.
+   */
+  metadataOnly?: boolean;
   pageSize?: number;
   /** The server ends each watch after this many seconds, plus up to the same again of jitter. */
   watchTimeoutSeconds?: number;
@@ -51,11 +56,13 @@ interface RawEvent {
 
 class InactivityError extends Error {}
 
+const METADATA_ONLY = 'application/json;as=PartialObjectMetadata';
+
 export class ListWatch<T extends KubeObject> {
   private readonly client: KubeClient;
   private readonly resource: ResourceType;
   private readonly handlers: ListWatchHandlers<T>;
-  private readonly opts: Required<Omit<ListWatchOptions, 'namespace' | 'labelSelector'>> & Pick<ListWatchOptions, 'namespace' | 'labelSelector'>;
+  private readonly opts: Required<Omit<ListWatchOptions, 'namespace' | 'labelSelector' | 'metadataOnly'>> & Pick<ListWatchOptions, 'namespace' | 'labelSelector' | 'metadataOnly'>;
   private resourceVersion: string | undefined;
   private stopped = false;
   private running: Promise<void> | undefined;
@@ -168,8 +175,9 @@ export class ListWatch<T extends KubeObject> {
         query: { ...this.query(), limit: this.opts.pageSize, continue: cont },
         signal: this.abort.signal,
         timeoutMs: 60_000,
+        ...(this.opts.metadataOnly ? { accept: `${METADATA_ONLY}List;g=meta.k8s.io;v=v1, application/json` } : {}),
       });
-      for (const item of page.items) {
+      for (const item of page.items ?? []) {
         // List items carry no apiVersion/kind; watch events do. Make them alike.
         item.apiVersion = apiVersionOf(this.resource);
         item.kind = this.resource.kind;
@@ -213,6 +221,7 @@ export class ListWatch<T extends KubeObject> {
           timeoutSeconds: String(timeoutSeconds),
         },
         signal: conn.signal,
+        ...(this.opts.metadataOnly ? { accept: `${METADATA_ONLY};g=meta.k8s.io;v=v1, application/json` } : {}),
       });
       this.current = res;
       arm();

@@ -60,24 +60,24 @@ export class Manager {
 
   /** The shared informer of a resource type (one list-watch per type and selector in the process). */
   informer<T extends KubeObject>(resource: ResourceType, opts: ListWatchOptions & { indexers?: Record<string, IndexFunc<T>> } = {}): Informer<T> {
-    const id = `${resource.group}/${resource.plural}?${opts.labelSelector ?? ''}`;
+    const id = `${resource.group}/${resource.plural}?${opts.labelSelector ?? ''}${opts.metadataOnly ? '&metadata' : ''}`;
     let informer = this.informers.get(id);
     if (!informer) {
-      const name = resource.plural;
+      const name = opts.metadataOnly ? `${resource.plural} (metadata)` : resource.plural;
       informer = new Informer<KubeObject>(this.client, resource, {
         ...opts,
         indexers: opts.indexers as Record<string, IndexFunc<KubeObject>> | undefined ?? {},
         hooks: {
-          onRestart: (res, reason, err) => {
-            this.metrics.watchRestarts.inc({ resource: res, reason });
+          onRestart: (_res, reason, err) => {
+            this.metrics.watchRestarts.inc({ resource: name, reason });
             if (isNotFound(err) && resource.group === GROUP) {
-              this.log.error({ resource: res }, `the ${resource.kind} CRD is not installed: kubectl apply --server-side -k crds/ (or install the Helm chart)`);
+              this.log.error({ resource: name }, `the ${resource.kind} CRD is not installed: kubectl apply --server-side -k crds/ (or install the Helm chart)`);
             } else if (reason !== 'closed') {
-              this.log.info({ resource: res, reason, err: err ? errorMessage(err) : undefined }, 'watch restarted');
+              this.log.info({ resource: name, reason, err: err ? errorMessage(err) : undefined }, 'watch restarted');
             }
           },
-          onActivity: (res) => this.lastActivity.set(res, Date.now()),
-          onHandlerError: (res, err) => this.log.error({ resource: res, err: errorMessage(err) }, 'event handler failed'),
+          onActivity: () => this.lastActivity.set(name, Date.now()),
+          onHandlerError: (_res, err) => this.log.error({ resource: name, err: errorMessage(err) }, 'event handler failed'),
         },
       });
       this.lastActivity.set(name, Date.now());

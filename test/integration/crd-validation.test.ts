@@ -43,6 +43,7 @@ const rejected: { what: string; spec: Obj; name?: string; message: RegExp }[] = 
   { what: 'an environment variable set twice', spec: { ...base(), runtime: { env: [{ name: 'MODE', value: 'a' }, { name: 'MODE', value: 'b' }] } }, message: /runtime.env names must be unique/ },
   { what: 'an environment variable Slipway sets itself', spec: { ...base(), runtime: { env: [{ name: 'SLIPWAY_MODEL_URI', value: 's3://elsewhere' }] } }, message: /names starting with SLIPWAY_ are set by Slipway/ },
   { what: 'a CPU request that is not a quantity', spec: { ...base(), resources: { requests: { cpu: 'lots' } } }, message: /spec.resources.requests\[cpu\]: Invalid value: "lots": must be a quantity such as 500m, 2, 512Mi or 1Gi/ },
+  { what: 'a CPU request above its limit', spec: { ...base(), resources: { requests: { cpu: '2' }, limits: { cpu: '1500m' } } }, message: /each resource request must be at most its limit/ },
   { what: 'a batch memory limit that is not a quantity', spec: { ...base(), batch: { schedule: '@daily', resources: { limits: { memory: '2 gigs' } } } }, message: /spec.batch.resources.limits\[memory\]: Invalid value: "2 gigs": must be a quantity/ },
 ];
 

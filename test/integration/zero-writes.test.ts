@@ -28,12 +28,23 @@ type Obj = Record<string, unknown>;
 function randomSpec(rnd: () => number, i: number): Obj {
   const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rnd() * xs.length)] as T;
   const maybe = <T>(x: T): T | undefined => (rnd() < 0.5 ? x : undefined);
-  const cpu = () => pick(['0.5', '500m', '1', 1, 2, '1.5', '250m', '2000m', '0.25', '1000m', 1000]);
-  const memory = () => pick(['1024Mi', '1Gi', '512Mi', '1.5Gi', 1073741824, '1e9', '1E6', '128974848', '1000Ki', '0.5Gi']);
-  const resources = () => ({
-    ...(rnd() < 0.8 ? { requests: { cpu: cpu(), memory: memory() } } : {}),
-    ...(rnd() < 0.5 ? { limits: { cpu: cpu(), memory: memory() } } : {}),
-  });
+  // Each tier: one amount in the spellings the API server stores in another form. Limits are never below requests.
+  const cpuTiers: (string | number)[][] = [['0.25', '250m'], ['0.5', '500m'], ['1', 1, '1000m'], ['1.5', '1500m'], [2, '2000m', '2'], [1000, '1k', '1000']];
+  const memoryTiers: (string | number)[][] = [['1E6', '1000k'], ['1000Ki', '1024000'], ['128974848', '123Mi'], ['512Mi', '0.5Gi'], ['1024Mi', '1Gi', 1073741824], ['1.5Gi', '1536Mi'], ['1e9', '1G']];
+  const tierPair = (tiers: (string | number)[][]): [string | number, string | number] => {
+    const r = Math.floor(rnd() * tiers.length);
+    const l = r + Math.floor(rnd() * (tiers.length - r));
+    return [pick(tiers[r] ?? []), pick(tiers[l] ?? [])];
+  };
+  const resources = () => {
+    const [cpuRequest, cpuLimit] = tierPair(cpuTiers);
+    const [memoryRequest, memoryLimit] = tierPair(memoryTiers);
+    const requests = rnd() < 0.8;
+    return {
+      ...(requests ? { requests: { cpu: cpuRequest, memory: memoryRequest } } : {}),
+      ...(rnd() < 0.5 ? { limits: { cpu: cpuLimit, memory: memoryLimit } } : {}),
+    };
+  };
   const env = Array.from({ length: Math.floor(rnd() * 4) }, (_, k) => ({ name: `VAR_${k}`, ...(rnd() < 0.5 ? { value: pick(['', 'x', '0', 'a b']) } : {}) }));
   const args = pick([undefined, [], ['--workers', '2']]);
   return {

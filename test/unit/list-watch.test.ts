@@ -287,3 +287,19 @@ test('a watch whose response headers never come is dropped by the watchdog and r
   assert.deepEqual(r.restarts, ['inactive']);
   assert.equal(requests[2]?.searchParams.get('resourceVersion'), '10');
 });
+
+test('a metadata-only list-watch asks for PartialObjectMetadata, for lists and watches alike', async () => {
+  const accepts: string[] = [];
+  const recordAccept = (h: Handler): Handler => (req, res, url) => {
+    accepts.push(String(req.headers.accept));
+    h(req, res, url);
+  };
+  const { client } = await fakeApiServer([recordAccept(list('10', [pod('a', '9')])), recordAccept(watch([{ type: 'ADDED', object: pod('b', '11') }], 'hang'))]);
+  const r = recorder();
+  const lw = new ListWatch(client, Resources.Pod, r.handlers, { ...fast, metadataOnly: true });
+  lw.start();
+  await eventually('the watch event', () => r.events.includes('ADDED b'));
+  await lw.stop();
+  assert.match(accepts[0] ?? '', /^application\/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1/);
+  assert.match(accepts[1] ?? '', /^application\/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1/);
+});

@@ -3,9 +3,9 @@
 // subresource with optimistic concurrency, then Events. Idempotent: acting on the same plan twice changes nothing
 // the second time.
 //
-// Slipway never takes what is not its own: a child it is about to create is looked up first, and if an object of
-// that name exists without this ModelDeployment as its controller, nothing is written to it; the ModelDeployment
-// goes Stalled and names it.
+// Slipway never takes what is not its own: a child it is about to create is looked up first (in the caches, which
+// hold the metadata of every object of the child kinds), and if an object of that name exists without this
+// ModelDeployment as its controller, nothing is written at all; the ModelDeployment goes Stalled and names it.
 import type { ModelDeployment } from '../../api/modeldeployment.ts';
 import type { KubeClient } from '../../kube/client.ts';
 import { classify, isNotFound, KubeApiError } from '../../kube/errors.ts';
@@ -18,6 +18,9 @@ import { stalledStatus, type ChildKind, type Plan } from './plan.ts';
 /** How often a ModelDeployment blocked by someone else's object looks again (its deletion sends no event). */
 export const NOT_OWNED_RETRY_MS = 60_000;
 
+/** Finds an existing object by kind and name (the informer caches). */
+export type Lookup = (kind: ChildKind, namespace: string, name: string) => KubeObject | undefined;
+
 export interface ActResult {
   requeue?: { afterMs: number; reason: string };
 }
@@ -26,11 +29,14 @@ export class ModelDeploymentActuator {
   private readonly client: KubeClient;
   private readonly events: EventRecorder;
   private readonly now: () => Date;
+  private readonly lookup: Lookup | undefined;
 
-  constructor(client: KubeClient, events: EventRecorder, now: () => Date) {
+  /** Without `lookup`, each child about to be created is looked up with a GET. */
+  constructor(client: KubeClient, events: EventRecorder, now: () => Date, lookup?: Lookup) {
     this.client = client;
     this.events = events;
     this.now = now;
+    this.lookup = lookup;
   }
 
   async act(md: ModelDeployment, p: Plan): Promise<ActResult> {
@@ -66,14 +72,14 @@ export class ModelDeploymentActuator {
     return {};
   }
 
-  /**
-   * The objects among those about to be created that exist already and are not controlled by this
-   * ModelDeployment (one GET each; only children missing from the cache are created, so this is rare).
-   */
+  /** The objects among those about to be created that exist already and are not controlled by this ModelDeployment. */
   private async foreignObjects(md: ModelDeployment, creates: KubeObject[]): Promise<KubeObject[]> {
+    const lookup = this.lookup;
     const found: (KubeObject | undefined)[] = await Promise.all(
       creates.map((obj) =>
-        this.client.get<KubeObject>(CHILD_RESOURCES[obj.kind as ChildKind], obj.metadata.namespace, obj.metadata.name).then(
+        lookup
+          ? Promise.resolve(lookup(obj.kind as ChildKind, obj.metadata.namespace ?? 'default', obj.metadata.name)).then((live) => live && { ...live, ...(obj.kind ? { kind: obj.kind } : {}) })
+          : this.client.get<KubeObject>(CHILD_RESOURCES[obj.kind as ChildKind], obj.metadata.namespace, obj.metadata.name).then(
           (live): KubeObject => ({ ...live, ...(obj.kind ? { kind: obj.kind } : {}) }),
           (err: unknown) => {
             if (isNotFound(err)) return undefined;

@@ -31,7 +31,7 @@ export class ModelDeploymentReconciler implements Reconciler {
     this.now = opts.now ?? (() => new Date());
     this.log = manager.log.child({ controller: this.name });
     this.caches = new ModelDeploymentCaches(manager, opts.namespace);
-    this.actuator = new ModelDeploymentActuator(manager.client, opts.events, this.now);
+    this.actuator = new ModelDeploymentActuator(manager.client, opts.events, this.now, (kind, ns, name) => this.caches.lookup(kind, ns, name));
   }
 
   async reconcile(key: string): Promise<ReconcileResult | undefined> {

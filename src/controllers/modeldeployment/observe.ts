@@ -9,6 +9,7 @@ import { jsonEqual } from '../compare.ts';
 import type { ChildKind, Observed } from './plan.ts';
 
 const MANAGED = 'app.kubernetes.io/managed-by=slipway';
+const NOT_MANAGED = 'app.kubernetes.io/managed-by!=slipway';
 const OWNER_INDEX = 'owner';
 const ENV_INDEX = 'environment';
 
@@ -24,6 +25,8 @@ export const CHILD_RESOURCES: Record<ChildKind, ResourceType> = {
 export class ModelDeploymentCaches {
   readonly modelDeployments: Informer<KubeObject>;
   private readonly children: Record<ChildKind, Informer<KubeObject>>;
+  /** The names of everything else of those kinds (metadata only): what Slipway must not take. */
+  private readonly others: Record<ChildKind, Informer<KubeObject>>;
   private readonly environments: Informer<KubeObject>;
 
   constructor(manager: Manager, namespace: string | undefined) {
@@ -37,6 +40,14 @@ export class ModelDeploymentCaches {
       CronJob: child(Resources.CronJob),
       HorizontalPodAutoscaler: child(Resources.HorizontalPodAutoscaler),
       ControllerRevision: child(Resources.ControllerRevision),
+    };
+    const other = (r: ResourceType): Informer<KubeObject> => manager.informer(r, { ...ns, labelSelector: NOT_MANAGED, metadataOnly: true });
+    this.others = {
+      Deployment: other(Resources.Deployment),
+      Service: other(Resources.Service),
+      CronJob: other(Resources.CronJob),
+      HorizontalPodAutoscaler: other(Resources.HorizontalPodAutoscaler),
+      ControllerRevision: other(Resources.ControllerRevision),
     };
     this.environments = manager.informer(Resources.ProjectEnvironment, ns);
   }
@@ -56,6 +67,12 @@ export class ModelDeploymentCaches {
     this.environments.on((e) => {
       for (const md of this.modelDeployments.store.byIndex(ENV_INDEX, objectKey(e.obj))) enqueue(objectKey(md));
     });
+  }
+
+  /** The object of that kind and name, from the caches (Slipway's whole children, or others' metadata). */
+  lookup(kind: ChildKind, namespace: string, name: string): KubeObject | undefined {
+    const key = `${namespace}/${name}`;
+    return this.children[kind].store.get(key) ?? this.others[kind].store.get(key);
   }
 
   get(key: string): KubeObject | undefined {
