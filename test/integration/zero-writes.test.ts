@@ -28,9 +28,10 @@ type Obj = Record<string, unknown>;
 function randomSpec(rnd: () => number, i: number): Obj {
   const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rnd() * xs.length)] as T;
   const maybe = <T>(x: T): T | undefined => (rnd() < 0.5 ? x : undefined);
-  // Each tier: one amount in the spellings the API server stores in another form. Limits are never below requests.
-  const cpuTiers: (string | number)[][] = [['0.25', '250m'], ['0.5', '500m'], ['1', 1, '1000m'], ['1.5', '1500m'], [2, '2000m', '2'], [1000, '1k', '1000']];
-  const memoryTiers: (string | number)[][] = [['1E6', '1000k'], ['1000Ki', '1024000'], ['128974848', '123Mi'], ['512Mi', '0.5Gi'], ['1024Mi', '1Gi', 1073741824], ['1.5Gi', '1536Mi'], ['1e9', '1G']];
+  // Each tier: one amount in the spellings the API server stores in another form. Limits are never below requests,
+  // and every amount fits on a KWOK node (a valid spec that cannot be scheduled would never be Ready).
+  const cpuTiers: (string | number)[][] = [['0.25', '250m'], ['0.5', '500m'], ['1', 1, '1000m'], ['1.5', '1500m'], [2, '2000m', '2']];
+  const memoryTiers: (string | number)[][] = [[1000, '1000', '1k'], ['1E6', '1000k'], ['1000Ki', '1024000'], ['128974848', '123Mi'], ['512Mi', '0.5Gi'], ['1e9', '1G'], ['1024Mi', '1Gi', 1073741824], ['1.5Gi', '1536Mi']];
   const tierPair = (tiers: (string | number)[][]): [string | number, string | number] => {
     const r = Math.floor(rnd() * tiers.length);
     const l = r + Math.floor(rnd() * (tiers.length - r));
