@@ -3,6 +3,7 @@
 import { hostname } from 'node:os';
 import { parseArgs } from 'node:util';
 import { addModelDeploymentController } from './controllers/modeldeployment/controller.ts';
+import { DEFAULT_STORAGE_INITIALIZER_IMAGE } from './controllers/modeldeployment/runtimes.ts';
 import { KubeClient } from './kube/client.ts';
 import { EventRecorder } from './kube/events.ts';
 import { createLogger, errorMessage } from './runtime/log.ts';
@@ -24,6 +25,7 @@ const { values: args } = parseArgs({
     identity: { type: 'string', default: process.env.POD_NAME ?? `${hostname()}-${process.pid}` },
     workers: { type: 'string', default: '4' },
     'resync-seconds': { type: 'string', default: '600' },
+    'storage-initializer-image': { type: 'string', default: process.env.SLIPWAY_STORAGE_INITIALIZER_IMAGE ?? DEFAULT_STORAGE_INITIALIZER_IMAGE },
   },
 });
 
@@ -76,7 +78,12 @@ async function main(): Promise<void> {
       : {}),
   });
   const events = new EventRecorder(client, { instance: identity, onError: (err) => log.warn({ err: errorMessage(err) }, 'could not record an Event') });
-  addModelDeploymentController(manager, { events, workers: Number(args.workers), ...(args.namespace ? { namespace: args.namespace } : {}) });
+  addModelDeploymentController(manager, {
+    events,
+    workers: Number(args.workers),
+    storageInitializerImage: args['storage-initializer-image'],
+    ...(args.namespace ? { namespace: args.namespace } : {}),
+  });
 
   let stopping = false;
   const shutdown = (signal: string): void => {

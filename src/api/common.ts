@@ -9,6 +9,8 @@ export const API_VERSION = `${GROUP}/${VERSION}`;
 export interface CelRule {
   rule: string;
   message: string;
+  /** A CEL string expression for the message, when it should quote the offending value (message is the fallback). */
+  messageExpression?: string;
   /** JSONPath-like field the error is reported on, relative to the object the rule sits on. */
   fieldPath?: string;
   reason?: 'FieldValueInvalid' | 'FieldValueForbidden' | 'FieldValueRequired' | 'FieldValueDuplicate';

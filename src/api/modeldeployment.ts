@@ -5,20 +5,40 @@ import { cel, conditions, DNS1035_LABEL, duration, name253, name63, resourceRequ
 
 export const MODEL_FORMATS = ['sklearn', 'xgboost', 'lightgbm', 'onnx', 'pmml', 'mlflow', 'custom'] as const;
 export const PROTOCOLS = ['v2', 'v1', 'custom'] as const;
+export const RUNTIME_PRESETS = ['custom', 'mlserver'] as const;
+/** The formats the mlserver preset serves; `custom` serves any. */
+export const MLSERVER_FORMATS = ['sklearn', 'xgboost', 'lightgbm', 'mlflow'] as const;
+
+/** Object stores, HTTPS, a PVC, or the MLflow model registry by version or alias. Also a CEL pattern (no backslash). */
+export const MODEL_URI_PATTERN = '^((s3|gs|https|pvc)://.+|models:/[^/@]+(/[0-9]+|@[A-Za-z0-9_-]+))$';
 
 const model = z.object({
   name: name63.meta({ description: 'Model name as the runtime serves it.' }),
   version: z.string().min(1).max(128).meta({ description: 'Model version; changing it starts a new revision.' }),
-  uri: z
-    .string()
-    .max(2048)
-    .regex(/^(s3|gs|https|pvc):\/\/.+/, 'must start with s3://, gs://, https:// or pvc://')
-    .meta({ description: 'Where the runtime loads the model from: s3://, gs://, https:// or pvc://<claim>/<path>.' }),
+  uri: cel(
+    z
+      .string()
+      .max(2048)
+      .refine((v) => new RegExp(MODEL_URI_PATTERN).test(v), 'must be s3://, gs://, https://, pvc://<claim>/<path>, models:/<name>/<version> or models:/<name>@<alias>'),
+    {
+      rule: `self.matches('${MODEL_URI_PATTERN}')`,
+      message: 'model.uri must be s3://<bucket>/<path>, gs://<bucket>/<path>, https://<host>/<path>, pvc://<claim>/<path>, or an MLflow registry URI: models:/<name>/<version> or models:/<name>@<alias>',
+    },
+  ).meta({ description: 'Where the model is fetched from: s3://, gs://, https://, pvc://<claim>/<path>, models:/<name>/<version> or models:/<name>@<alias> (MLflow registry).' }),
   format: z.enum(MODEL_FORMATS).meta({ description: 'Serialisation format of the model.' }),
+  secretRef: z.object({ name: name253 }).optional().meta({
+    description: 'A Secret whose keys become the storage initializer\'s environment: AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY/AWS_ENDPOINT_URL, GOOGLE_APPLICATION_CREDENTIALS, MLFLOW_TRACKING_URI, MLFLOW_TRACKING_TOKEN, …',
+  }),
 });
 
 const runtime = cel(
   z.object({
+    preset: z.enum(RUNTIME_PRESETS).default('custom').meta({
+      description: 'mlserver: Seldon MLServer (V2 protocol) for sklearn, xgboost, lightgbm and mlflow models, fetched by a storage initializer; custom: any server, told about the model through SLIPWAY_* variables.',
+    }),
+    storageInitializerImage: z.string().min(1).max(1024).optional().meta({
+      description: 'The image that fetches the model before the server starts (mlserver preset); the controller\'s default otherwise.',
+    }),
     port: z.number().int().min(1).max(65535).default(8080),
     protocol: z.enum(PROTOCOLS).default('v2').meta({
       description: 'Inference protocol: v2 (Open Inference Protocol), v1 (TF-Serving style) or custom (set the paths).',
@@ -184,6 +204,17 @@ export const modelDeploymentSpec = cel(
   {
     rule: 'has(self.image) != has(self.environmentRef)',
     message: 'set exactly one of spec.image or spec.environmentRef',
+  },
+  {
+    rule: `!has(self.runtime) || self.runtime.preset != 'mlserver' || self.model.format in [${MLSERVER_FORMATS.map((f) => `'${f}'`).join(', ')}]`,
+    message: `runtime mlserver serves the formats ${MLSERVER_FORMATS.join(', ')}; use runtime.preset custom for any other format`,
+    messageExpression: `'runtime mlserver cannot serve format ' + self.model.format + '. Valid pairs: mlserver with ${MLSERVER_FORMATS.join(', ')}; custom with any format'`,
+    fieldPath: '.model.format',
+  },
+  {
+    rule: "!has(self.runtime) || self.runtime.preset != 'mlserver' || self.runtime.protocol == 'v2'",
+    message: 'runtime mlserver speaks the V2 (Open Inference) protocol: leave runtime.protocol at v2',
+    fieldPath: '.runtime.protocol',
   },
 );
 

@@ -44,6 +44,9 @@ const rejected: { what: string; spec: Obj; name?: string; message: RegExp }[] = 
   { what: 'an environment variable Slipway sets itself', spec: { ...base(), runtime: { env: [{ name: 'SLIPWAY_MODEL_URI', value: 's3://elsewhere' }] } }, message: /names starting with SLIPWAY_ are set by Slipway/ },
   { what: 'a CPU request that is not a quantity', spec: { ...base(), resources: { requests: { cpu: 'lots' } } }, message: /spec.resources.requests\[cpu\]: Invalid value: "lots": must be a quantity such as 500m, 2, 512Mi or 1Gi/ },
   { what: 'a CPU request above its limit', spec: { ...base(), resources: { requests: { cpu: '2' }, limits: { cpu: '1500m' } } }, message: /each resource request must be at most its limit/ },
+  { what: 'the mlserver runtime for an onnx model', spec: { ...base(), model: { ...(base().model as Obj), format: 'onnx' }, runtime: { preset: 'mlserver' } }, message: /spec.model.format: Invalid value: runtime mlserver cannot serve format onnx\. Valid pairs: mlserver with sklearn, xgboost, lightgbm, mlflow; custom with any format/ },
+  { what: 'the mlserver runtime on the v1 protocol', spec: { ...base(), runtime: { preset: 'mlserver', protocol: 'v1' } }, message: /runtime mlserver speaks the V2 \(Open Inference\) protocol/ },
+  { what: 'an MLflow registry URI with neither version nor alias', spec: { ...base(), model: { ...(base().model as Obj), uri: 'models:/churn' } }, message: /model.uri must be s3:\/\/<bucket>\/<path>, .* or an MLflow registry URI: models:\/<name>\/<version> or models:\/<name>@<alias>/ },
   { what: 'a batch memory limit that is not a quantity', spec: { ...base(), batch: { schedule: '@daily', resources: { limits: { memory: '2 gigs' } } } }, message: /spec.batch.resources.limits\[memory\]: Invalid value: "2 gigs": must be a quantity/ },
 ];
 
@@ -59,7 +62,7 @@ test('a valid ModelDeployment with a full rollout is accepted and defaulted', as
   const spec = { ...base(), rollout: { steps: [{ setWeight: 10 }, { pause: { duration: '5m' } }, { analysis: {} }], analysis } };
   await cluster.kubectl(['create', '-n', ns, '-f', '-'], md('churn', spec));
   const got = JSON.parse(await cluster.kubectl(['get', 'mdep', 'churn', '-n', ns, '-o', 'json'])) as { spec: { runtime: Obj; rollout: { analysis: Obj; autoRollback: boolean } } };
-  assert.deepEqual(got.spec.runtime, { port: 8080, protocol: 'v2', metricsPath: '/metrics' });
+  assert.deepEqual(got.spec.runtime, { preset: 'custom', port: 8080, protocol: 'v2', metricsPath: '/metrics' });
   assert.equal(got.spec.rollout.autoRollback, true);
   assert.equal(got.spec.rollout.analysis.interval, '1m');
 });
@@ -77,6 +80,14 @@ test('valid schedules, names, variables and quantities are accepted as Kubernete
     await cluster.kubectl(['create', '-n', ns, '-f', '-'], md(`churn-v${i}`, spec));
     // The CronJob API takes the same schedules: what passes here never fails later in the controller.
     await cluster.kubectl(['create', 'cronjob', `check-${i}`, '-n', ns, '--image=registry.example.com/x:1', `--schedule=${schedule}`, '--dry-run=server']);
+  }
+});
+
+test('the mlserver runtime takes MLflow registry URIs by version and by alias, and every format it serves', async (t) => {
+  const ns = await testNamespace(t);
+  const cases: [string, string][] = [['models:/churn/3', 'mlflow'], ['models:/churn@champion', 'mlflow'], ['s3://m/churn/', 'sklearn'], ['gs://m/churn/', 'xgboost'], ['https://m.example.com/churn.txt', 'lightgbm'], ['pvc://models/churn', 'sklearn']];
+  for (const [i, [uri, format]] of cases.entries()) {
+    await cluster.kubectl(['create', '-n', ns, '-f', '-'], md(`churn-${i}`, { ...base(), model: { name: 'churn', version: '3', uri, format }, runtime: { preset: 'mlserver' } }));
   }
 });
 

@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { NEVER_READY_IMAGE } from '../cluster/cluster.ts';
 import { eventually } from '../support/eventually.ts';
+import { apiServerMetrics, writesBetween } from '../support/apiserver-writes.ts';
 import { auditedWrites, micros, type AuditEvent } from '../support/audit-log.ts';
 import { tcpProxy, type TcpProxy } from '../support/tcp-proxy.ts';
 import { startController } from './controller-process.ts';
@@ -138,6 +139,25 @@ test('editing replicas converges, a hand edit of the Deployment is reverted, and
     const again = await getJson<Child>(cluster, ['get', 'service', 'churn', '-n', ns]).catch(() => undefined);
     return again !== undefined && again.metadata.uid !== service.metadata.uid;
   });
+});
+
+test('an mlserver ModelDeployment gets its model fetched by a storage initializer before the server starts', async (t) => {
+  const ns = await testNamespace(t);
+  await startController(t, cluster, ns, { args: ['--storage-initializer-image=registry.example.com/storage-initializer@sha256:' + 'c'.repeat(64)] });
+  await apply(ns, 'churn', spec({ model: { name: 'churn', version: '3', uri: 'models:/churn@champion', format: 'mlflow', secretRef: { name: 'mlflow' } }, runtime: { preset: 'mlserver' } }));
+  const rev = (await waitReady(ns)).status?.stable?.revision ?? '';
+  interface PodSpec { initContainers: { name: string; image: string; args: string[]; envFrom: unknown[] }[]; containers: { env: { name: string; value?: string }[]; volumeMounts: unknown[] }[]; volumes: unknown[] }
+  const dep = await getJson<{ spec: { template: { spec: PodSpec } } }>(cluster, ['get', 'deployment', `churn-${rev}`, '-n', ns]);
+  const podSpec = dep.spec.template.spec;
+  assert.deepEqual(podSpec.initContainers.map((c) => [c.name, c.image, c.args, c.envFrom]), [['storage-initializer', `registry.example.com/storage-initializer@sha256:${'c'.repeat(64)}`, ['models:/churn@champion', '/mnt/models'], [{ secretRef: { name: 'mlflow' } }]]]);
+  assert.equal(podSpec.containers[0]?.env.find((e) => e.name === 'MLSERVER_MODEL_IMPLEMENTATION')?.value, 'mlserver_mlflow.MLflowRuntime');
+  assert.deepEqual(podSpec.containers[0]?.volumeMounts, [{ name: 'model-store', mountPath: '/mnt/models', readOnly: true }]);
+  // Read back as stored, the pod template plans no write: the preset is in the API server's normal form too.
+  const before = await apiServerMetrics(cluster.kubectl);
+  await cluster.kubectl(['annotate', 'mdep', 'churn', '-n', ns, 'resync=1']);
+  await new Promise((r) => setTimeout(r, 2_000));
+  const writes = writesBetween(before, await apiServerMetrics(cluster.kubectl));
+  assert.equal(writes.get('APPLY deployments') ?? 0, 0, JSON.stringify(Object.fromEntries(writes)));
 });
 
 test('with autoscaling the HPA itself scales the ModelDeployment through its scale subresource, and the revision follows', async (t) => {

@@ -4,6 +4,7 @@ import { createHash } from 'node:crypto';
 import { API_VERSION } from '../../api/common.ts';
 import type { ModelDeployment, ModelDeploymentSpec } from '../../api/modeldeployment.ts';
 import { canonicalResources } from '../../kube/quantity.ts';
+import { DEFAULT_STORAGE_INITIALIZER_IMAGE, runtimeParts, type RuntimeParts } from './runtimes.ts';
 import type { KubeObject, OwnerReference } from '../../kube/resources.ts';
 
 export const LABEL_MODEL_DEPLOYMENT = 'slipway.dev/model-deployment';
@@ -20,10 +21,23 @@ export interface RevisionTemplate {
   image: string;
   runtime: ModelDeploymentSpec['runtime'];
   resources: ModelDeploymentSpec['resources'];
+  /** The image that fetches the model (mlserver preset): the spec's, or the controller's default. */
+  storageInitializerImage: string;
 }
 
-export function revisionTemplate(spec: ModelDeploymentSpec, image: string): RevisionTemplate {
-  return { model: spec.model, image, runtime: spec.runtime, resources: spec.resources };
+export function revisionTemplate(spec: ModelDeploymentSpec, image: string, defaultStorageInitializerImage = DEFAULT_STORAGE_INITIALIZER_IMAGE): RevisionTemplate {
+  return {
+    model: spec.model,
+    image,
+    runtime: spec.runtime,
+    resources: spec.resources,
+    storageInitializerImage: spec.runtime.storageInitializerImage ?? defaultStorageInitializerImage,
+  };
+}
+
+/** What the runtime preset adds to the pods of a revision (nothing for `custom`). */
+function partsOf(t: RevisionTemplate): RuntimeParts {
+  return runtimeParts({ preset: t.runtime.preset, model: t.model, port: t.runtime.port, storageInitializerImage: t.storageInitializerImage });
 }
 
 /**
@@ -133,21 +147,28 @@ export function podTemplate(md: ModelDeployment, t: RevisionTemplate, revision: 
     failureThreshold,
   });
   const args = nonEmpty(t.runtime.args);
+  const parts = partsOf(t);
+  const mounts = nonEmpty(parts.volumeMounts);
+  const inits = nonEmpty(parts.initContainers);
+  const volumes = nonEmpty(parts.volumes);
   return {
-    metadata: { labels: podLabels, annotations: { [ANNOTATION_MODEL_VERSION]: t.model.version } },
+    metadata: { labels: podLabels, annotations: { [ANNOTATION_MODEL_VERSION]: t.model.version, ...parts.annotations } },
     spec: {
+      ...(inits ? { initContainers: inits } : {}),
       containers: [
         {
           name: CONTAINER_NAME,
           image: t.image,
           ...(args ? { args } : {}),
-          ports: [{ name: 'http', containerPort: t.runtime.port, protocol: 'TCP' }],
-          env: modelEnv(t, revision),
+          ports: [{ name: 'http', containerPort: t.runtime.port, protocol: 'TCP' }, ...parts.ports],
+          env: [...modelEnv(t, revision), ...parts.env],
+          ...(mounts ? { volumeMounts: mounts } : {}),
           readinessProbe: probe(probes.readiness, 3),
           livenessProbe: { ...probe(probes.liveness, 6), initialDelaySeconds: 10 },
           ...(t.resources ? { resources: canonicalResources(t.resources) } : {}),
         },
       ],
+      ...(volumes ? { volumes } : {}),
     },
   };
 }
@@ -215,6 +236,11 @@ export function desiredCronJob(md: ModelDeployment, t: RevisionTemplate, revisio
   if (!batch) return undefined;
   const labels = { ...commonLabels(md), 'app.kubernetes.io/component': 'batch-scoring', [LABEL_REVISION]: revision };
   const batchResources = batch.resources ?? t.resources;
+  // The batch scorer reads the same model the server does, fetched the same way.
+  const parts = partsOf(t);
+  const mounts = nonEmpty(parts.volumeMounts);
+  const inits = nonEmpty(parts.initContainers);
+  const volumes = nonEmpty(parts.volumes);
   return {
     apiVersion: 'batch/v1',
     kind: 'CronJob',
@@ -234,12 +260,15 @@ export function desiredCronJob(md: ModelDeployment, t: RevisionTemplate, revisio
             metadata: { labels },
             spec: {
               restartPolicy: 'Never',
+              ...(inits ? { initContainers: inits } : {}),
+              ...(volumes ? { volumes } : {}),
               containers: [
                 {
                   name: 'batch-scorer',
                   image: t.image,
                   ...(nonEmpty(batch.args) ? { args: batch.args } : {}),
                   env: [...modelEnv(t, revision), { name: 'SLIPWAY_MODE', value: 'batch' }],
+                  ...(mounts ? { volumeMounts: mounts } : {}),
                   ...(batchResources ? { resources: canonicalResources(batchResources) } : {}),
                 },
               ],

@@ -18,6 +18,8 @@ export interface ModelDeploymentControllerOptions {
   /** Restrict the controller to one namespace; all namespaces when unset. */
   namespace?: string;
   now?: () => Date;
+  /** The default image of the storage initializer (the mlserver preset's model fetch). */
+  storageInitializerImage?: string;
 }
 
 export class ModelDeploymentReconciler implements Reconciler {
@@ -26,8 +28,10 @@ export class ModelDeploymentReconciler implements Reconciler {
   private readonly actuator: ModelDeploymentActuator;
   private readonly log: Logger;
   private readonly now: () => Date;
+  private readonly config: { storageInitializerImage?: string | undefined };
 
   constructor(manager: Manager, opts: ModelDeploymentControllerOptions) {
+    this.config = { storageInitializerImage: opts.storageInitializerImage };
     this.now = opts.now ?? (() => new Date());
     this.log = manager.log.child({ controller: this.name });
     this.caches = new ModelDeploymentCaches(manager, opts.namespace);
@@ -45,7 +49,7 @@ export class ModelDeploymentReconciler implements Reconciler {
       await this.actuator.recordFailure(raw as ModelDeployment, 'InvalidSpec', message);
       return undefined;
     }
-    const p = plan(this.caches.observe(parsed.data), this.now());
+    const p = plan({ ...this.caches.observe(parsed.data), config: this.config }, this.now());
     const acted = await this.actuator.act(parsed.data, p);
     const requeue = acted.requeue ?? p.requeue;
     return requeue ? { requeueAfterMs: requeue.afterMs, reason: requeue.reason } : undefined;

@@ -47,6 +47,8 @@ export interface Observed {
   hpas: KubeObject[];
   /** One ControllerRevision per revision kept (what its pods run). */
   revisions: KubeObject[];
+  /** The controller's settings that shape what pods run. */
+  config?: { storageInitializerImage?: string | undefined };
   /** Present when spec.environmentRef is set. */
   environment?: EnvironmentObservation;
 }
@@ -202,7 +204,7 @@ export function plan(o: Observed, now: Date): Plan {
     if (stableRef) desired.push(desiredService(md, stableRef.revision, md.spec.runtime.port));
     stableDeployment();
   } else {
-    const template = revisionTemplate(md.spec, resolved.image);
+    const template = revisionTemplate(md.spec, resolved.image, o.config?.storageInitializerImage);
     const revision = revisionOf(md, template);
     const target = byRevision.get(revision);
     const rollingOut = stableRef !== undefined && stableRef.revision !== revision;
