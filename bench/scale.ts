@@ -10,9 +10,9 @@ import { parseArgs } from 'node:util';
 import { KubeClient } from '../src/kube/client.ts';
 import { ListWatch } from '../src/kube/list-watch.ts';
 import { Resources, type KubeObject } from '../src/kube/resources.ts';
-import { installSlipwayCrds, startCluster } from '../test/cluster/cluster.ts';
-import { freePorts } from '../test/cluster/processes.ts';
-import { eventually } from '../test/support/eventually.ts';
+import { installSlipwayCrds, startCluster } from '../local/cluster.ts';
+import { freePorts } from '../local/processes.ts';
+import { eventually } from '../local/eventually.ts';
 import { apiServerMetrics, sumOf, writesBetween } from '../test/support/apiserver-writes.ts';
 import { scrape, total, type Samples } from '../test/support/prometheus-text.ts';
 

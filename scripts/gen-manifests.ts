@@ -3,7 +3,7 @@
 import { execFileSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { ensureBinaries } from '../test/cluster/toolchain.ts';
+import { ensureBinaries } from '../local/toolchain.ts';
 
 export const MANIFEST_HEADER = '# Generated from charts/slipway by `npm run gen:manifests` (helm template, default values). Do not edit.\n';
 

@@ -4,8 +4,8 @@
 import { existsSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import { defaultClusterDir, installSlipwayCrds, kubectlRunner, readState, startCluster } from '../test/cluster/cluster.ts';
-import { isOurProcess } from '../test/cluster/processes.ts';
+import { defaultClusterDir, installSlipwayCrds, kubectlRunner, readState, startCluster } from '../local/cluster.ts';
+import { isOurProcess } from '../local/processes.ts';
 
 const root = join(import.meta.dirname, '..');
 

@@ -2,7 +2,7 @@
 // the namespace controller run, Jobs finish, and the traffic-routing CRDs are served.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { eventually } from '../support/eventually.ts';
+import { eventually } from '../../local/eventually.ts';
 import { getJson, testCluster, testNamespace } from './harness.ts';
 
 const cluster = testCluster();

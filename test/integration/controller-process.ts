@@ -4,8 +4,8 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
-import { freePorts, isOurProcess, startComponent, stopProcess, tailOf } from '../cluster/processes.ts';
-import { eventually } from '../support/eventually.ts';
+import { freePorts, isOurProcess, startComponent, stopProcess, tailOf } from '../../local/processes.ts';
+import { eventually } from '../../local/eventually.ts';
 import { scrape, total } from '../support/prometheus-text.ts';
 import type { TestCluster } from './harness.ts';
 

@@ -3,7 +3,7 @@
 import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { auditLogOf, defaultClusterDir, installSlipwayCrds, kubectlRunner, readState, startCluster, type Cluster } from '../cluster/cluster.ts';
+import { auditLogOf, defaultClusterDir, installSlipwayCrds, kubectlRunner, readState, startCluster, type Cluster } from '../../local/cluster.ts';
 
 let cluster: Cluster | undefined;
 

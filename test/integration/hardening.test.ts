@@ -9,7 +9,7 @@ import { plan } from '../../src/controllers/modeldeployment/plan.ts';
 import { KubeClient } from '../../src/kube/client.ts';
 import { EventRecorder } from '../../src/kube/events.ts';
 import { apiServerMetrics, writesBetween } from '../support/apiserver-writes.ts';
-import { eventually } from '../support/eventually.ts';
+import { eventually } from '../../local/eventually.ts';
 import { startController } from './controller-process.ts';
 import { getJson, testCluster, testNamespace } from './harness.ts';
 

@@ -2,8 +2,8 @@
 // is deleted when the test ends.
 import { randomBytes } from 'node:crypto';
 import type { TestContext } from 'node:test';
-import { kubectlRunner } from '../cluster/cluster.ts';
-import { eventually } from '../support/eventually.ts';
+import { kubectlRunner } from '../../local/cluster.ts';
+import { eventually } from '../../local/eventually.ts';
 
 export interface TestCluster {
   kubeconfig: string;

@@ -6,9 +6,9 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { kubectlRunner, readState, stopClusterAt } from '../cluster/cluster.ts';
-import { cacheRoot } from '../cluster/toolchain.ts';
-import { eventually } from '../support/eventually.ts';
+import { kubectlRunner, readState, stopClusterAt } from '../../local/cluster.ts';
+import { cacheRoot } from '../../local/toolchain.ts';
+import { eventually } from '../../local/eventually.ts';
 
 const root = join(import.meta.dirname, '..', '..');
 

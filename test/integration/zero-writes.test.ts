@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { apiServerMetrics, sumOf, writesBetween } from '../support/apiserver-writes.ts';
-import { eventually } from '../support/eventually.ts';
+import { eventually } from '../../local/eventually.ts';
 import { startController } from './controller-process.ts';
 import { getJson, testCluster, testNamespace } from './harness.ts';
 

@@ -1,4 +1,4 @@
-// The API server's audit log (JSON lines, see AUDIT_POLICY in test/cluster/cluster.ts): who wrote what, and the
+// The API server's audit log (JSON lines, see AUDIT_POLICY in local/cluster.ts): who wrote what, and the
 // instant the API server finished handling it.
 import { readFileSync } from 'node:fs';
 

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { promisify } from 'node:util';
-import { makePki } from '../cluster/pki.ts';
+import { makePki } from '../../local/pki.ts';
 
 const run = promisify(execFile);
 const cli = join(import.meta.dirname, '..', 'cluster', 'cli.ts');

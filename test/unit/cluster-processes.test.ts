@@ -6,10 +6,10 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { freePorts, isOurProcess, startComponent, stopProcess } from '../cluster/processes.ts';
-import { eventually } from '../support/eventually.ts';
+import { freePorts, isOurProcess, startComponent, stopProcess } from '../../local/processes.ts';
+import { eventually } from '../../local/eventually.ts';
 
-const processesModule = new URL('../cluster/processes.ts', import.meta.url).href;
+const processesModule = new URL('../../local/processes.ts', import.meta.url).href;
 const SLEEP = '/bin/sleep';
 
 test('a component started for a test dies when the process that started it is killed with SIGKILL', async () => {

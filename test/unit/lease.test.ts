@@ -5,7 +5,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import { test } from 'node:test';
 import { LeaderElector } from '../../src/kube/lease.ts';
 import { microTime } from '../../src/kube/time.ts';
-import { eventually } from '../support/eventually.ts';
+import { eventually } from '../../local/eventually.ts';
 import { clientFor } from '../support/fake-kubeconfig.ts';
 
 async function leaseServer(handle: (req: IncomingMessage, res: ServerResponse, body: string) => void) {

@@ -8,7 +8,7 @@ import { KubeApiError } from '../../src/kube/errors.ts';
 import { Informer } from '../../src/kube/informer.ts';
 import { ListWatch, type RestartReason } from '../../src/kube/list-watch.ts';
 import { Resources, type KubeObject } from '../../src/kube/resources.ts';
-import { eventually } from '../support/eventually.ts';
+import { eventually } from '../../local/eventually.ts';
 import { clientFor } from '../support/fake-kubeconfig.ts';
 
 type Handler = (req: IncomingMessage, res: ServerResponse, url: URL) => void;

@@ -6,7 +6,7 @@ import { Resources } from '../../src/kube/resources.ts';
 import { createLogger } from '../../src/runtime/log.ts';
 import { ControllerMetrics } from '../../src/runtime/metrics.ts';
 import { Manager } from '../../src/runtime/manager.ts';
-import { eventually } from '../support/eventually.ts';
+import { eventually } from '../../local/eventually.ts';
 import { clientFor } from '../support/fake-kubeconfig.ts';
 
 test('/readyz answers 503 until the caches have synced, then 200; /healthz and /metrics answer throughout', async () => {

@@ -8,7 +8,7 @@ import { request as httpRequest } from 'node:http';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import yaml from 'js-yaml';
-import { eventually } from '../support/eventually.ts';
+import { eventually } from './eventually.ts';
 import { kubeconfigYaml, makePki, type Pki } from './pki.ts';
 import { freePorts, startComponent, stopProcess, type ComponentRecord, type Started } from './processes.ts';
 import { cacheRoot, ensureBinaries, KUBE_VERSION, moduleDir } from './toolchain.ts';
@@ -391,7 +391,7 @@ async function stopComponents(dir: string, components: ComponentRecord[]): Promi
   rmSync(stateFile(dir), { force: true });
 }
 
-const CRDS_DIR = join(import.meta.dirname, '..', '..', 'crds');
+const CRDS_DIR = join(import.meta.dirname, '..', 'crds');
 
 /** Slipway's own CRDs, from crds/, as a platform team installs them; returns once they are Established. */
 export async function installSlipwayCrds(kubectl: Cluster['kubectl']): Promise<void> {
