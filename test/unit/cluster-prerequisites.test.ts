@@ -9,7 +9,7 @@ import { promisify } from 'node:util';
 import { makePki } from '../../local/pki.ts';
 
 const run = promisify(execFile);
-const cli = join(import.meta.dirname, '..', 'cluster', 'cli.ts');
+const cli = join(import.meta.dirname, '..', '..', 'local', 'cli.ts');
 
 test('without Go on PATH, cluster:build fails at once and says Go is needed', async () => {
   await assert.rejects(run(process.execPath, [cli, 'build'], { env: { ...process.env, PATH: '/nonexistent' } }), (err: { stderr: string; code: number }) => {
