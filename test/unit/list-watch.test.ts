@@ -72,19 +72,25 @@ function recorder() {
 
 const fast = { backoffInitialMs: 5, backoffMaxMs: 20, inactivityTimeoutMs: 5_000, random: () => 0.5 };
 
-test('a 410 during the watch makes it list again and resume from the new list', async () => {
-  const { client, requests } = await fakeApiServer([
-    list('10', [pod('a', '9')]),
-    watch([{ type: 'ERROR', object: { kind: 'Status', code: 410, reason: 'Expired', message: 'too old resource version: 10 (55)' } }], 'hang'),
-    list('60', [pod('a', '9'), pod('b', '58')]),
-    hang,
-  ]);
+/** Runs a list-watch against a server scripted to force one relist; returns what it recorded once it watches again. */
+async function untilRelisted(script: Handler[]): Promise<{ requests: URL[]; r: ReturnType<typeof recorder> }> {
+  const { client, requests } = await fakeApiServer(script);
   const r = recorder();
   const lw = new ListWatch(client, Resources.Pod, r.handlers, fast);
   lw.start();
   await eventually('a relist', () => r.lists.length === 2);
   await eventually('a watch from the new list', () => requests.length >= 4);
   await lw.stop();
+  return { requests, r };
+}
+
+test('a 410 during the watch makes it list again and resume from the new list', async () => {
+  const { requests, r } = await untilRelisted([
+    list('10', [pod('a', '9')]),
+    watch([{ type: 'ERROR', object: { kind: 'Status', code: 410, reason: 'Expired', message: 'too old resource version: 10 (55)' } }], 'hang'),
+    list('60', [pod('a', '9'), pod('b', '58')]),
+    hang,
+  ]);
   assert.deepEqual(r.lists, [['a'], ['a', 'b']]);
   assert.ok(r.restarts.includes('expired'));
   assert.equal(requests[3]?.searchParams.get('resourceVersion'), '60');
@@ -265,13 +271,7 @@ test('"too large resource version" makes it list again instead of retrying the s
     res.writeHead(504, { 'Content-Type': 'application/json' });
     res.end(JSON.stringify({ kind: 'Status', code: 504, reason: 'Timeout', message: 'Too large resource version: 900, current: 20', details: { causes: [{ reason: 'ResourceVersionTooLarge', message: 'Too large resource version' }], retryAfterSeconds: 1 } }));
   };
-  const { client, requests } = await fakeApiServer([list('900', []), tooLarge, list('20', [pod('a', '19')]), hang]);
-  const r = recorder();
-  const lw = new ListWatch(client, Resources.Pod, r.handlers, fast);
-  lw.start();
-  await eventually('a relist', () => r.lists.length === 2);
-  await eventually('a watch from the new list', () => requests.length >= 4);
-  await lw.stop();
+  const { requests, r } = await untilRelisted([list('900', []), tooLarge, list('20', [pod('a', '19')]), hang]);
   assert.equal(requests[2]?.searchParams.get('watch'), null, 'the third request is a list');
   assert.equal(requests[3]?.searchParams.get('resourceVersion'), '20');
   assert.deepEqual(r.restarts, ['expired']);
