@@ -245,7 +245,7 @@ test('scaling a ModelDeployment during a rollout that cannot finish scales the r
     const d = await getJson<{ spec: { replicas: number }; status?: { availableReplicas?: number } }>(cluster, ['get', 'deployment', `churn-${stable}`, '-n', ns]);
     return d.spec.replicas === 3 && d.status?.availableReplicas === 3;
   }, { timeoutMs: 60_000 });
-  assert.equal((await getMd(ns)).status?.availableReplicas, 3, 'status reports the revision that serves');
+  await eventually('status to report the 3 replicas of the revision that serves', async () => (await getMd(ns)).status?.availableReplicas === 3);
 });
 
 test('a revision whose image never becomes ready takes no traffic, and stalls at its progress deadline while stable serves', async (t) => {
