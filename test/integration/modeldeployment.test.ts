@@ -203,7 +203,7 @@ test('deleting a ModelDeployment garbage-collects its children', async (t) => {
 test('a new model version rolls out as a new revision, then the Service switches and the old revision drains, then goes', async (t) => {
   const ns = await testNamespace(t);
   await startController(t, cluster, ns);
-  const drain = { rollout: { scaleDownDelaySeconds: 6 } };
+  const drain = { rollout: { scaleDownDelaySeconds: 10 } };
   await apply(ns, 'churn', spec(drain));
   const before = (await waitReady(ns)).status?.stable?.revision ?? '';
 
@@ -226,7 +226,7 @@ test('a new model version rolls out as a new revision, then the Service switches
   }, { timeoutMs: 30_000 });
   const since = Date.parse(draining.status?.retiring?.[0]?.since ?? '');
   const gone = await eventually('the retiring list to empty', async () => ((await getMd(ns)).status as { retiring?: unknown } | undefined)?.retiring === undefined ? Date.now() : undefined);
-  assert.ok(gone - since >= 6_000, 'not removed before its drain period');
+  assert.ok(gone - since >= 10_000, 'not removed before its drain period');
   const history = await getJson<ListOf<{ metadata: { name: string }; revision: number }>>(cluster, ['get', 'controllerrevisions', '-n', ns]);
   assert.deepEqual(history.items.map((r) => [r.metadata.name, r.revision]).sort(), [[`churn-${before}`, 1], [`churn-${after}`, 2]].sort(), 'both revisions are kept in the history');
   const reasons = (await events(ns, 'churn')).map((e) => e.reason);
