@@ -56,7 +56,7 @@ for (const [format, implementation] of Object.entries(IMPLEMENTATIONS)) {
     );
     assert.equal(env.SLIPWAY_REVISION, 'rev1', 'the SLIPWAY_* variables stay');
     assert.deepEqual(server?.ports?.map((x) => [x.name, x.containerPort]), [['http', 8080], ['grpc', 8081], ['metrics', 8082]]);
-    assert.deepEqual([server?.readinessProbe?.httpGet, server?.livenessProbe?.httpGet], [{ path: '/v2/health/ready', port: 'http' }, { path: '/v2/health/live', port: 'http' }]);
+    assert.deepEqual([server?.readinessProbe?.httpGet, server?.livenessProbe?.httpGet], [{ path: '/v2/models/churn/ready', port: 'http' }, { path: '/v2/health/live', port: 'http' }]);
     assert.deepEqual(server?.volumeMounts, [{ name: 'model-store', mountPath: '/mnt/models', readOnly: true }]);
     assert.deepEqual(p.spec.volumes, [{ name: 'model-store', emptyDir: {} }]);
     const init = p.spec.initContainers ?? [];

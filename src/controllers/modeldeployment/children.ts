@@ -107,8 +107,11 @@ function meta(md: ModelDeployment, name: string, labels: Record<string, string>,
 
 export function probePaths(t: RevisionTemplate): { readiness: string; liveness: string } {
   switch (t.runtime.protocol) {
-    case 'v2':
-      return { readiness: t.runtime.readinessPath ?? '/v2/health/ready', liveness: t.runtime.livenessPath ?? '/v2/health/live' };
+    case 'v2': {
+      // MLServer answers /v2/health/ready even when the model failed to load: its readiness is the model's.
+      const ready = t.runtime.preset === 'mlserver' ? `/v2/models/${t.model.name}/ready` : '/v2/health/ready';
+      return { readiness: t.runtime.readinessPath ?? ready, liveness: t.runtime.livenessPath ?? '/v2/health/live' };
+    }
     case 'v1':
       return { readiness: t.runtime.readinessPath ?? `/v1/models/${t.model.name}`, liveness: t.runtime.livenessPath ?? `/v1/models/${t.model.name}` };
     case 'custom': {

@@ -1,0 +1,54 @@
+// The local environment's Python: one virtual environment per hash-locked requirements file, in the cache like
+// the control plane's binaries. `pip install --require-hashes` from local/python/requirements.lock, so the model
+// servers that run locally are exactly the locked packages, on every machine; a changed lock is a new directory.
+import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { cacheRoot } from './toolchain.ts';
+
+const LOCK = join(import.meta.dirname, 'python', 'requirements.lock');
+const PYTHON = process.env.SLIPWAY_PYTHON ?? 'python3';
+
+function run(cmd: string, args: string[], log: (line: string) => void): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let tail = '';
+    child.stdout.on('data', (c: Buffer) => (out += c.toString()));
+    child.stderr.on('data', (c: Buffer) => (tail = (tail + c.toString()).slice(-4000)));
+    child.on('error', (err) => reject(new Error(`${cmd} could not start (${err.message}): Python 3.11 with venv is needed (apt-get install python3 python3-venv)`)));
+    child.on('exit', (code) => {
+      if (code === 0) resolve(out);
+      else {
+        log(tail);
+        reject(new Error(`${cmd} ${args.join(' ')} failed (exit ${code}):\n${tail}`));
+      }
+    });
+  });
+}
+
+/** The directory of the locked environment (not necessarily built yet). */
+export async function pythonEnvDir(): Promise<string> {
+  const version = (await run(PYTHON, ['-c', 'import sys; print(sys.version.split()[0])'], () => {})).trim();
+  const hash = createHash('sha256').update(`python ${version}\n`).update(readFileSync(LOCK)).digest('hex').slice(0, 16);
+  return join(cacheRoot(), 'python', hash);
+}
+
+/** Builds the environment if the cache does not have it; returns its bin directory. */
+export async function ensurePythonEnv(log: (line: string) => void = () => {}): Promise<string> {
+  const dir = await pythonEnvDir();
+  const done = join(dir, '.complete');
+  if (existsSync(done)) return join(dir, 'bin');
+  const t0 = Date.now();
+  log(`building the Python environment (MLServer) from ${LOCK}`);
+  // A venv is not relocatable, so it is built where it lives; the marker written last tells a complete one from
+  // one a crash left half-built (which is built again).
+  mkdirSync(join(dir, '..'), { recursive: true });
+  rmSync(dir, { recursive: true, force: true });
+  await run(PYTHON, ['-m', 'venv', dir], log);
+  await run(join(dir, 'bin', 'pip'), ['install', '--quiet', '--disable-pip-version-check', '--require-hashes', '--no-deps', '-r', LOCK], log);
+  writeFileSync(done, `${new Date().toISOString()}\n`);
+  log(`Python environment ready in ${Math.round((Date.now() - t0) / 1000)} s: ${dir}`);
+  return join(dir, 'bin');
+}
