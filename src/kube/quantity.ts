@@ -24,6 +24,18 @@ type Format = 'DecimalSI' | 'BinarySI' | 'DecimalExponent';
  * of ten precision is rounded up to: -9 for a plain quantity, -3 in a ResourceList.
  */
 export function canonicalQuantity(input: string | number, minScale = -9): string | undefined {
+  // The same few spellings recur in every reconcile: remember them (bounded; the result is a pure function).
+  const key = `${typeof input}:${input}:${minScale}`;
+  if (MEMO.has(key)) return MEMO.get(key);
+  const result = canonicalize(input, minScale);
+  if (MEMO.size >= 4096) MEMO.clear();
+  MEMO.set(key, result);
+  return result;
+}
+
+const MEMO = new Map<string, string | undefined>();
+
+function canonicalize(input: string | number, minScale: number): string | undefined {
   const text = typeof input === 'number' ? numberText(input) : input.trim();
   const m = PATTERN.exec(text);
   if (!m || (m[2] === '' && (m[3] ?? '') === '')) return undefined;

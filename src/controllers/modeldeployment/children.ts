@@ -41,18 +41,27 @@ function partsOf(t: RevisionTemplate): RuntimeParts {
 }
 
 /**
- * A canonical JSON rendering: keys in code-point order (never a locale's collation, which differs between
+ * A canonical JSON rendering: keys in UTF-16 code-unit order (never a locale's collation, which differs between
  * machines), undefined fields left out. The same value always renders to the same text.
  */
 export function canonicalJson(value: unknown): string {
-  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
-  if (value !== null && typeof value === 'object') {
-    const entries = Object.entries(value as Record<string, unknown>)
-      .filter(([, v]) => v !== undefined)
-      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(',')}}`;
+  if (value === null || typeof value !== 'object') return JSON.stringify(value) ?? 'null';
+  if (Array.isArray(value)) {
+    let out = '[';
+    for (let i = 0; i < value.length; i++) out += (i ? ',' : '') + canonicalJson(value[i]);
+    return `${out}]`;
   }
-  return JSON.stringify(value);
+  // Array.prototype.sort without a comparator orders by UTF-16 code units: the same on every machine and locale.
+  const o = value as Record<string, unknown>;
+  let out = '{';
+  let first = true;
+  for (const k of Object.keys(o).sort()) {
+    const v = o[k];
+    if (v === undefined) continue;
+    out += `${first ? '' : ','}${JSON.stringify(k)}:${canonicalJson(v)}`;
+    first = false;
+  }
+  return `${out}}`;
 }
 
 /**
@@ -210,8 +219,8 @@ export interface KeptRevision {
  * rendered, so the revision's Deployment can be rendered again at any scale (a stable revision during a rollout,
  * a rollback) whatever the spec says now. `number` orders revisions, oldest first. Immutable once created.
  */
-export function desiredControllerRevision(md: ModelDeployment, t: RevisionTemplate, revision: string, number: number): KubeObject {
-  const data: KeptRevision = { podTemplate: podTemplate(md, t, revision), modelVersion: t.model.version, image: t.image };
+export function desiredControllerRevision(md: ModelDeployment, t: RevisionTemplate, revision: string, number: number, rendered = podTemplate(md, t, revision)): KubeObject {
+  const data: KeptRevision = { podTemplate: rendered, modelVersion: t.model.version, image: t.image };
   return {
     apiVersion: 'apps/v1',
     kind: 'ControllerRevision',

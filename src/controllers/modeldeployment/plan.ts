@@ -22,7 +22,7 @@ import {
   deploymentOf,
   desiredControllerRevision,
   desiredCronJob,
-  desiredDeployment,
+  podTemplate,
   desiredHpa,
   desiredReplicas,
   desiredService,
@@ -174,10 +174,10 @@ export function plan(o: Observed, now: Date): Plan {
     if (stableRef && data?.podTemplate) desired.push(deploymentOf(md, stableRef.revision, 'stable', data.podTemplate, data.modelVersion));
   };
   /** The ControllerRevision of the revision about to run, if it has none yet. */
-  const keep = (t: RevisionTemplate, revision: string): void => {
+  const keep = (t: RevisionTemplate, revision: string, rendered: Record<string, unknown>): void => {
     if (kept.has(revision)) return;
     const number = Math.max(0, ...[...kept.values()].map((cr) => cr.revision ?? 0)) + 1;
-    desired.push(desiredControllerRevision(md, t, revision, number));
+    desired.push(desiredControllerRevision(md, t, revision, number, rendered));
   };
 
   // Drain: revisions traffic has left keep running until their delay has passed.
@@ -208,6 +208,9 @@ export function plan(o: Observed, now: Date): Plan {
     const revision = revisionOf(md, template);
     const target = byRevision.get(revision);
     const rollingOut = stableRef !== undefined && stableRef.revision !== revision;
+    // Rendered once: the Deployment and the ControllerRevision carry the same pod template.
+    const rendered = (): Record<string, unknown> => (renderedOnce ??= podTemplate(md, template, revision));
+    let renderedOnce: Record<string, unknown> | undefined;
 
     if (rollingOut && md.spec.paused) {
       // Nothing moves while paused: a revision already started stays as it is, and is still reported.
@@ -217,8 +220,8 @@ export function plan(o: Observed, now: Date): Plan {
       if (target) canaryRef = ref(template, revision);
     } else if (rollingOut && !isAvailable(target, wanted)) {
       // The new revision starts beside the stable one; traffic stays on stable until it is available.
-      keep(template, revision);
-      desired.push(desiredDeployment(md, template, revision, 'canary'), desiredService(md, stableRef.revision, md.spec.runtime.port));
+      keep(template, revision, rendered());
+      desired.push(deploymentOf(md, revision, 'canary', rendered(), template.model.version), desiredService(md, stableRef.revision, md.spec.runtime.port));
       stableDeployment();
       canaryRef = ref(template, revision);
       for (const d of o.deployments) {
@@ -233,10 +236,10 @@ export function plan(o: Observed, now: Date): Plan {
       if (!target) events.push({ type: 'Normal', reason: 'RevisionCreated', message: `starting revision ${revision} for model ${template.model.name} version ${template.model.version}` });
     } else {
       // The target revision is, or now becomes, the stable one.
-      keep(template, revision);
+      keep(template, revision, rendered());
       const batch = desiredCronJob(md, template, revision);
       const hpa = desiredHpa(md);
-      desired.push(desiredDeployment(md, template, revision, 'stable'), desiredService(md, revision, md.spec.runtime.port));
+      desired.push(deploymentOf(md, revision, 'stable', rendered(), template.model.version), desiredService(md, revision, md.spec.runtime.port));
       if (batch) desired.push(batch);
       if (hpa) desired.push(hpa);
       if (rollingOut) {
