@@ -1,0 +1,70 @@
+// Real MLServer processes on this machine, configured exactly as the mlserver preset configures a pod
+// (runtimeParts), with only what differs outside a pod changed: loopback, free ports, and the model read where
+// the storage initializer would have put it. Used by the tests and the benchmarks; the pod runner will reuse it.
+import { execFile } from 'node:child_process';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { runtimeParts } from '../src/controllers/modeldeployment/runtimes.ts';
+import { eventually } from './eventually.ts';
+import { freePorts, startComponent, stopProcess, tailOf } from './processes.ts';
+
+const TRAIN = join(import.meta.dirname, 'models', 'train.py');
+
+export interface Offline {
+  kind: string;
+  columns: string[];
+  rows: (number | string)[][];
+  predictions: number[];
+  accuracy: number;
+}
+
+/** Trains a model of a kind (local/models/train.py) into `dir`; returns where it is and what it predicts offline. */
+export async function trainModel(bin: string, dir: string, kind: string, version: number): Promise<{ modelDir: string; offline: Offline }> {
+  const modelDir = join(dir, `${kind}-${version}`);
+  await promisify(execFile)(join(bin, 'python'), [TRAIN, modelDir, '--kind', kind, '--version', String(version)]);
+  return { modelDir, offline: JSON.parse(readFileSync(join(modelDir, 'offline.json'), 'utf8')) as Offline };
+}
+
+export interface RunningServer {
+  base: string;
+  metricsUrl: string;
+  pid: number;
+  stop(): Promise<void>;
+}
+
+/** Starts MLServer for a scikit-learn model with the preset's settings; resolves once it is ready. */
+export async function startMlserver(opts: { bin: string; dir: string; modelDir: string; name: string; version: string }): Promise<RunningServer> {
+  const [http, grpc, metrics] = (await freePorts(3)) as [number, number, number];
+  const parts = runtimeParts({ preset: 'mlserver', model: { name: opts.name, version: opts.version, format: 'sklearn', uri: 's3://models/' }, port: 8080, storageInitializerImage: 'unused' });
+  const outsideAPod: Record<string, string> = { MLSERVER_MODEL_URI: opts.modelDir, MLSERVER_HTTP_PORT: String(http), MLSERVER_GRPC_PORT: String(grpc), MLSERVER_METRICS_PORT: String(metrics) };
+  const env: Record<string, string> = { ...Object.fromEntries(parts.env.map((e) => [e.name, outsideAPod[e.name] ?? e.value])), MLSERVER_HOST: '127.0.0.1' };
+  // An empty model repository: the model comes from the MLSERVER_MODEL_* settings alone, as in the pod.
+  const server = startComponent(`mlserver-${opts.name}-${opts.version}`, join(opts.bin, 'mlserver'), ['start', mkdtempSync(join(opts.dir, 'repo-'))], opts.dir, false, env);
+  const base = `http://127.0.0.1:${http}`;
+  const stop = (): Promise<void> => stopProcess(server, 10_000);
+  try {
+    await eventually('MLServer ready', async () => (await fetch(`${base}/v2/health/ready`)).ok, {
+      timeoutMs: 120_000,
+      intervalMs: 250,
+      abort: server.exited.catch((err: unknown) => {
+        throw new Error(`${String(err)}\n${tailOf(server.log)}`);
+      }),
+    });
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+  return { base, metricsUrl: `http://127.0.0.1:${metrics}/metrics`, pid: server.pid, stop };
+}
+
+/** A V2 inference request for rows of a table, decoded by MLServer into a pandas DataFrame. */
+export function frameRequest(columns: string[], rows: (number | string)[][]): string {
+  return JSON.stringify({
+    parameters: { content_type: 'pd' },
+    inputs: columns.map((name, c) => {
+      const data = rows.map((r) => r[c]);
+      return { name, shape: [rows.length], datatype: typeof data[0] === 'string' ? 'BYTES' : 'FP64', data };
+    }),
+  });
+}
