@@ -26,9 +26,11 @@ export const MODEL_VOLUME = 'model-store';
 
 /**
  * The storage initializer's default image (the controller's --storage-initializer-image overrides it, and
- * spec.runtime.storageInitializerImage overrides that). It takes `<uri> <dir>` and understands s3://, gs://,
- * https:// and MLflow registry URIs (models:/<name>/<version>, models:/<name>@<alias>), reading credentials and
- * MLFLOW_TRACKING_URI from its environment (spec.model.secretRef).
+ * spec.runtime.storageInitializerImage overrides that). It takes `<uri> <dir>`, understands s3://, gs:// and
+ * https://, and reads credentials from its environment (spec.model.secretRef). It does NOT understand MLflow
+ * registry URIs (models:/…): those need an MLflow-aware initializer image (spec.runtime.storageInitializerImage)
+ * until Slipway resolves registry URIs itself; with the default image such a pod fails in its init container,
+ * with the initializer's message in the pod's status.
  */
 export const DEFAULT_STORAGE_INITIALIZER_IMAGE = 'docker.io/kserve/storage-initializer:v0.15.2';
 
