@@ -3,6 +3,7 @@
 import { join } from 'node:path';
 import { ensureBinaries } from './toolchain.ts';
 import { defaultClusterDir, readState, startCluster, stopClusterAt } from './cluster.ts';
+import { removePodNetwork } from './podnet.ts';
 import { isOurProcess } from './processes.ts';
 
 const say = (line: string): void => {
@@ -37,6 +38,8 @@ async function main(cmd: string | undefined): Promise<void> {
     }
     case 'down': {
       say((await stopClusterAt(dir)) ? 'the local control plane is stopped' : 'no local control plane was running');
+      // The pod network (bridge and pod namespaces) goes with it, where this user may remove it.
+      if (process.getuid?.() === 0) await removePodNetwork().catch((err: unknown) => say(`could not remove the pod network: ${String(err)}`));
       return;
     }
     case 'status': {

@@ -91,3 +91,9 @@ export async function addPod(uid: string, address: string): Promise<PodNetwork> 
 export async function podNamespaces(): Promise<string[]> {
   return (await ip(['netns', 'list'])).split('\n').map((l) => l.split(' ')[0] ?? '').filter((n) => n.startsWith('slw-'));
 }
+
+/** Removes every pod namespace and the bridge: the machine's network as it was before the local environment. */
+export async function removePodNetwork(): Promise<void> {
+  for (const namespace of await podNamespaces()) await ip(['netns', 'del', namespace]).catch(() => undefined);
+  if (new RegExp(`^\\d+: ${BRIDGE}[:@]`, 'm').test(await ip(['-o', 'link', 'show']))) await ip(['link', 'del', BRIDGE]);
+}

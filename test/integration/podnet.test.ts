@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { promisify } from 'node:util';
 import { eventually } from '../../local/eventually.ts';
-import { addPod, BRIDGE, ensureBridge, podNamespaces, routeDevice } from '../../local/podnet.ts';
+import { addPod, BRIDGE, ensureBridge, podNamespaces, removePodNetwork, routeDevice } from '../../local/podnet.ts';
 import { startComponent, stopProcess } from '../../local/processes.ts';
 
 const run = promisify(execFile);
@@ -50,4 +50,18 @@ test('a pod serves on its own IP inside its namespace, reached through the bridg
   await pod.remove();
   assert.ok(!(await podNamespaces()).includes(pod.namespace), 'the namespace is gone');
   assert.ok(!(await run('ip', ['-o', 'link', 'show'])).stdout.includes(`slwh${pod.namespace.slice(4)}`), 'and its veth pair with it');
+});
+
+test('removing the pod network takes the bridge and every pod namespace away', async (t) => {
+  if (process.getuid?.() !== 0) {
+    t.skip('network namespaces need root');
+    return;
+  }
+  await ensureBridge();
+  const pod = await addPod(`test-remove-${process.pid}`, '10.244.4.4');
+  await removePodNetwork();
+  assert.ok(!(await podNamespaces()).includes(pod.namespace));
+  assert.notEqual(await routeDevice('10.244.4.4'), BRIDGE, 'the bridge no longer owns the range');
+  await assert.rejects(addPod('after', '10.244.4.5'), /refusing to run pods: 10\.244\.0\.2 would be sent out of/, 'without the bridge no pod is started');
+  await ensureBridge(); // as the other tests expect to find it
 });
