@@ -56,7 +56,6 @@ interface RawEvent {
 
 class InactivityError extends Error {}
 
-const METADATA_ONLY = 'application/json;as=PartialObjectMetadata';
 
 export class ListWatch<T extends KubeObject> {
   private readonly client: KubeClient;
@@ -159,6 +158,11 @@ export class ListWatch<T extends KubeObject> {
     });
   }
 
+  /** For a metadata-only list-watch, the representation to ask for (JSON of the whole object as the fallback). */
+  private accept(as: 'PartialObjectMetadata' | 'PartialObjectMetadataList'): { accept?: string } {
+    return this.opts.metadataOnly ? { accept: `application/json;as=${as};g=meta.k8s.io;v=v1, application/json` } : {};
+  }
+
   private query(): Record<string, string | undefined> {
     return { labelSelector: this.opts.labelSelector };
   }
@@ -175,7 +179,7 @@ export class ListWatch<T extends KubeObject> {
         query: { ...this.query(), limit: this.opts.pageSize, continue: cont },
         signal: this.abort.signal,
         timeoutMs: 60_000,
-        ...(this.opts.metadataOnly ? { accept: `${METADATA_ONLY}List;g=meta.k8s.io;v=v1, application/json` } : {}),
+        ...this.accept('PartialObjectMetadataList'),
       });
       for (const item of page.items ?? []) {
         // List items carry no apiVersion/kind; watch events do. Make them alike.
@@ -195,8 +199,7 @@ export class ListWatch<T extends KubeObject> {
     // The watchdog covers the whole watch, from the request on: a server that never sends the response
     // headers is as dead as one that goes silent afterwards.
     const conn = new AbortController();
-    const onStop = (): void => conn.abort(this.abort.signal.reason);
-    this.abort.signal.addEventListener('abort', onStop, { once: true });
+    const signal = AbortSignal.any([this.abort.signal, conn.signal]);
     let watchdog: NodeJS.Timeout | undefined;
     let inactive: InactivityError | undefined;
     const arm = (): void => {
@@ -220,8 +223,8 @@ export class ListWatch<T extends KubeObject> {
           allowWatchBookmarks: 'true',
           timeoutSeconds: String(timeoutSeconds),
         },
-        signal: conn.signal,
-        ...(this.opts.metadataOnly ? { accept: `${METADATA_ONLY};g=meta.k8s.io;v=v1, application/json` } : {}),
+        signal,
+        ...this.accept('PartialObjectMetadata'),
       });
       this.current = res;
       arm();
@@ -245,7 +248,6 @@ export class ListWatch<T extends KubeObject> {
       throw inactive ?? err;
     } finally {
       clearTimeout(watchdog);
-      this.abort.signal.removeEventListener('abort', onStop);
       this.current = undefined;
       res?.destroy();
     }

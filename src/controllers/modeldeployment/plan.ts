@@ -198,6 +198,19 @@ export function plan(o: Observed, now: Date): Plan {
     }
   };
 
+  /**
+   * Every Deployment but those of `keep` goes: one that served (`served`, or already draining) drains first, one
+   * that never served is deleted at once.
+   */
+  const retireAllBut = (keep: string[], served: string | undefined): void => {
+    for (const d of o.deployments) {
+      const r = d.metadata.labels?.[LABEL_REVISION] ?? '';
+      if (keep.includes(r)) continue;
+      if (r === served || retiring.has(r)) retire(d);
+      else deletes.push(childRef('Deployment', d));
+    }
+  };
+
   if ('blocker' in resolved) {
     blocker = resolved.blocker;
     // Keep serving what serves, at the scale in force; there is nothing new to create.
@@ -224,13 +237,8 @@ export function plan(o: Observed, now: Date): Plan {
       desired.push(deploymentOf(md, revision, 'canary', rendered(), template.model.version), desiredService(md, stableRef.revision, md.spec.runtime.port));
       stableDeployment();
       canaryRef = ref(template, revision);
-      for (const d of o.deployments) {
-        const r = d.metadata.labels?.[LABEL_REVISION] ?? '';
-        if (r === revision || r === stableRef.revision) continue;
-        // A revision superseded before it became stable (the spec changed again) never served: it goes now.
-        if (retiring.has(r)) retire(d);
-        else deletes.push(childRef('Deployment', d));
-      }
+      // A revision superseded before it became stable (the spec changed again) never served: it goes now.
+      retireAllBut([revision, stableRef.revision], undefined);
       blocker = deploymentTrouble(target);
       progressing = { reason: 'RolloutInProgress', message: `revision ${revision} (model version ${template.model.version}) is starting beside stable revision ${stableRef.revision}` };
       if (!target) events.push({ type: 'Normal', reason: 'RevisionCreated', message: `starting revision ${revision} for model ${template.model.name} version ${template.model.version}` });
@@ -247,13 +255,7 @@ export function plan(o: Observed, now: Date): Plan {
       }
       servingRef = ref(template, revision);
       if (isAvailable(target, wanted)) {
-        for (const d of o.deployments) {
-          const r = d.metadata.labels?.[LABEL_REVISION];
-          if (r === revision) continue;
-          // The revision that served until now drains; one that never served goes at once.
-          if (r === stableRef?.revision || retiring.has(r ?? '')) retire(d);
-          else deletes.push(childRef('Deployment', d));
-        }
+        retireAllBut([revision], stableRef?.revision);
       } else {
         blocker = deploymentTrouble(target);
         progressing = { reason: target ? 'ScalingUp' : 'Creating', message: `waiting for ${wanted} available replica(s) of revision ${revision}` };
@@ -261,7 +263,7 @@ export function plan(o: Observed, now: Date): Plan {
     }
   }
   // Revision history beyond spec.revisionHistoryLimit goes, oldest first; what runs is always kept.
-  const live = new Set([servingRef?.revision, canaryRef?.revision, ...[...byRevision.keys()]]);
+  const live = new Set([servingRef?.revision, canaryRef?.revision, ...byRevision.keys()]);
   const old = [...kept.entries()].filter(([r]) => !live.has(r)).sort(([, a], [, b]) => (b.revision ?? 0) - (a.revision ?? 0));
   for (const [, cr] of old.slice(md.spec.revisionHistoryLimit)) deletes.push(childRef('ControllerRevision', cr));
   if (!md.spec.batch) for (const c of o.cronJobs) deletes.push(childRef('CronJob', c));
