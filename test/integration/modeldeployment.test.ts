@@ -143,7 +143,7 @@ test('editing replicas converges, a hand edit of the Deployment is reverted, and
 
 test('an mlserver ModelDeployment gets its model fetched by a storage initializer before the server starts', async (t) => {
   const ns = await testNamespace(t);
-  await startController(t, cluster, ns, { args: ['--storage-initializer-image=registry.example.com/storage-initializer@sha256:' + 'c'.repeat(64)] });
+  const controller = await startController(t, cluster, ns, { args: ['--storage-initializer-image=registry.example.com/storage-initializer@sha256:' + 'c'.repeat(64)] });
   await apply(ns, 'churn', spec({ model: { name: 'churn', version: '3', uri: 'models:/churn@champion', format: 'mlflow', secretRef: { name: 'mlflow' } }, runtime: { preset: 'mlserver' } }));
   const rev = (await waitReady(ns)).status?.stable?.revision ?? '';
   interface PodSpec { initContainers: { name: string; image: string; args: string[]; envFrom: unknown[] }[]; containers: { env: { name: string; value?: string }[]; volumeMounts: unknown[] }[]; volumes: unknown[] }
@@ -154,8 +154,9 @@ test('an mlserver ModelDeployment gets its model fetched by a storage initialize
   assert.deepEqual(podSpec.containers[0]?.volumeMounts, [{ name: 'model-store', mountPath: '/mnt/models', readOnly: true }]);
   // Read back as stored, the pod template plans no write: the preset is in the API server's normal form too.
   const before = await apiServerMetrics(cluster.kubectl);
+  const reconciles = await controller.metric('slipway_reconcile_total');
   await cluster.kubectl(['annotate', 'mdep', 'churn', '-n', ns, 'resync=1']);
-  await new Promise((r) => setTimeout(r, 2_000));
+  await eventually('the annotation reconciled', async () => (await controller.metric('slipway_reconcile_total')) > reconciles && (await controller.metric('slipway_workqueue_in_flight')) === 0);
   const writes = writesBetween(before, await apiServerMetrics(cluster.kubectl));
   assert.equal(writes.get('APPLY deployments') ?? 0, 0, JSON.stringify(Object.fromEntries(writes)));
 });

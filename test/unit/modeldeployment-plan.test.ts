@@ -6,7 +6,7 @@ import type { ModelDeployment } from '../../src/api/modeldeployment.ts';
 import { modelDeploymentSpec } from '../../src/api/modeldeployment.ts';
 import { LABEL_REVISION, revisionOf, revisionTemplate } from '../../src/controllers/modeldeployment/children.ts';
 import { onlyStatusChanged } from '../../src/controllers/modeldeployment/observe.ts';
-import { plan, stalledStatus, type Observed } from '../../src/controllers/modeldeployment/plan.ts';
+import { NOT_OWNED_RETRY_MS, plan, stalledStatus, type Observed } from '../../src/controllers/modeldeployment/plan.ts';
 import type { KubeObject } from '../../src/kube/resources.ts';
 import type { Deployment } from '../../src/kube/workloads.ts';
 
@@ -419,7 +419,7 @@ test('a write the API server refuses is recorded as Stalled once; the same refus
   const { m } = converge(md());
   assert.equal(stalledStatus(m, 'ApplyFailed', message, m.status, LATER)?.phase, 'Degraded', 'stalled while the stable revision serves, as the planner says it');
 });
-test('children missing from the cache are marked for creation, so the actuator can check who owns the name', () => {
+test('children missing from the cache are marked for creation, whose names the planner checks for other owners', () => {
   const first = plan(observed(md()), NOW);
   assert.deepEqual(kinds(first.create), kinds(first.apply), 'on a new ModelDeployment every child is a creation');
   const { m, children } = converge(md());
@@ -439,4 +439,21 @@ test('only a change beyond the status makes a ModelDeployment event worth a reco
   assert.equal(onlyStatusChanged(a, { ...a, metadata: { ...a.metadata, generation: 2 } }), false);
   assert.equal(onlyStatusChanged(a, { ...a, metadata: { ...a.metadata, labels: { team: 'x' } } }), false);
   assert.equal(onlyStatusChanged(a, { ...a, metadata: { ...a.metadata, deletionTimestamp: '2026-11-24T12:00:00Z' } }), false);
+});
+
+test('a name another object holds stalls the ModelDeployment with ObjectNotOwned, writes no child, and looks again later', () => {
+  const theirs: KubeObject = { apiVersion: 'v1', kind: 'Service', metadata: { name: 'churn', namespace: 'marketing', uid: 'someone-else' } };
+  const occupant = (kind: string, name: string) => (kind === 'Service' && name === 'churn' ? theirs : undefined);
+  const p = plan({ ...observed(md()), occupant }, NOW);
+  assert.deepEqual([p.apply, p.create, p.delete], [[], [], []], 'not that object, nor any other child');
+  assert.deepEqual([condition(p, 'Stalled')?.status, condition(p, 'Stalled')?.reason], ['True', 'ObjectNotOwned']);
+  assert.match(condition(p, 'Stalled')?.message ?? '', /^Service churn already exists and is not managed by this ModelDeployment/);
+  assert.deepEqual(p.events.map((e) => [e.type, e.reason]), [['Warning', 'ObjectNotOwned']]);
+  assert.deepEqual(p.requeue, { afterMs: NOT_OWNED_RETRY_MS, reason: 'ObjectNotOwned' });
+  assert.equal(p.status.phase, 'Failed');
+  // The same name held by this ModelDeployment's own child (a cache that lags behind) is no obstacle.
+  const ours = { ...theirs, metadata: { ...theirs.metadata, ownerReferences: [{ apiVersion: 'slipway.dev/v1alpha1', kind: 'ModelDeployment', name: 'churn', uid: 'uid-1', controller: true }] } };
+  const again = plan({ ...observed(md()), occupant: (kind: string) => (kind === 'Service' ? ours : undefined) }, NOW);
+  assert.ok(again.apply.length > 0);
+  assert.equal(condition(again, 'Stalled')?.status, 'False');
 });

@@ -35,7 +35,7 @@ export class ModelDeploymentReconciler implements Reconciler {
     this.now = opts.now ?? (() => new Date());
     this.log = manager.log.child({ controller: this.name });
     this.caches = new ModelDeploymentCaches(manager, opts.namespace);
-    this.actuator = new ModelDeploymentActuator(manager.client, opts.events, this.now, (kind, ns, name) => this.caches.lookup(kind, ns, name));
+    this.actuator = new ModelDeploymentActuator(manager.client, opts.events, this.now);
   }
 
   async reconcile(key: string): Promise<ReconcileResult | undefined> {
@@ -50,9 +50,8 @@ export class ModelDeploymentReconciler implements Reconciler {
       return undefined;
     }
     const p = plan({ ...this.caches.observe(parsed.data), config: this.config }, this.now());
-    const acted = await this.actuator.act(parsed.data, p);
-    const requeue = acted.requeue ?? p.requeue;
-    return requeue ? { requeueAfterMs: requeue.afterMs, reason: requeue.reason } : undefined;
+    await this.actuator.act(parsed.data, p);
+    return p.requeue ? { requeueAfterMs: p.requeue.afterMs, reason: p.requeue.reason } : undefined;
   }
 
   /**

@@ -89,6 +89,7 @@ export class ModelDeploymentCaches {
       cronJobs: owned('CronJob'),
       hpas: owned('HorizontalPodAutoscaler'),
       revisions: owned('ControllerRevision'),
+      occupant: (kind, name) => this.lookup(kind, md.metadata.namespace ?? 'default', name),
     };
     const ref = md.spec.environmentRef;
     if (ref) {

@@ -47,6 +47,11 @@ export interface Observed {
   hpas: KubeObject[];
   /** One ControllerRevision per revision kept (what its pods run). */
   revisions: KubeObject[];
+  /**
+   * Any object of a child kind by name in the ModelDeployment's namespace, Slipway's or not (from the caches):
+   * who holds a name Slipway is about to create.
+   */
+  occupant?: (kind: ChildKind, name: string) => KubeObject | undefined;
   /** The controller's settings that shape what pods run. */
   config?: { storageInitializerImage?: string | undefined };
   /** Present when spec.environmentRef is set. */
@@ -70,7 +75,7 @@ export interface PlannedEvent {
 export interface Plan {
   /** Configurations to server-side apply: only those the live objects do not already match. */
   apply: KubeObject[];
-  /** Those of `apply` that no child of this ModelDeployment has the name of yet: they are created. */
+  /** Those of `apply` that no child of this ModelDeployment has the name of yet: they are created (see occupant). */
   create: KubeObject[];
   delete: ChildRef[];
   /** The complete status; `statusChanged` says whether it differs from the one stored. */
@@ -87,6 +92,8 @@ interface Blocker {
 }
 
 const ENV_RETRY_MS = 5 * 60_000;
+/** How often a ModelDeployment blocked by someone else's object looks again. */
+export const NOT_OWNED_RETRY_MS = 60_000;
 /** How long a replaced revision drains when spec.rollout does not say (Argo Rollouts' default too). */
 export const DEFAULT_SCALE_DOWN_DELAY_SECONDS = 30;
 
@@ -269,6 +276,30 @@ export function plan(o: Observed, now: Date): Plan {
   if (!md.spec.batch) for (const c of o.cronJobs) deletes.push(childRef('CronJob', c));
   if (!md.spec.autoscaling) for (const h of o.hpas) deletes.push(childRef('HorizontalPodAutoscaler', h));
 
+  const children = [...o.deployments, ...o.services, ...o.cronJobs, ...o.hpas, ...o.revisions];
+  const liveOf = (d: KubeObject): KubeObject | undefined => children.find((l) => l.kind === d.kind && l.metadata.name === d.metadata.name);
+  const apply = desired.filter((d) => {
+    const current = liveOf(d);
+    return !current || !isSubset(d, current);
+  });
+  const create = apply.filter((d) => !liveOf(d));
+  // Slipway never takes what is not its own: if a child it would create has its name taken by an object this
+  // ModelDeployment does not control, nothing is written (not that object, nor any other) and the
+  // ModelDeployment is Stalled, naming it. Its deletion sends no event here: look again after a while.
+  const foreign = create.filter((d) => {
+    const other = o.occupant?.(d.kind as ChildKind, d.metadata.name);
+    return other !== undefined && !(other.metadata.ownerReferences ?? []).some((r) => r.controller && r.uid === md.metadata.uid);
+  });
+  if (foreign.length > 0) {
+    const names = foreign.map((d) => `${d.kind} ${d.metadata.name}`).join(', ');
+    blocker = {
+      reason: 'ObjectNotOwned',
+      message: `${names} already exists and is not managed by this ModelDeployment: Slipway leaves it as it is. Rename the ModelDeployment, or delete or rename the existing object`,
+      stalled: true,
+    };
+    events.length = 0; // nothing planned happens, so nothing of it is announced
+  }
+
   // Status, from the revision that serves.
   const serving = servingRef ? byRevision.get(servingRef.revision) : undefined;
   const available = servingRef !== undefined && isAvailable(serving, wanted);
@@ -312,13 +343,9 @@ export function plan(o: Observed, now: Date): Plan {
   stripUndefined(status);
   events.push(...transitionEvents(previous.conditions, conditions));
 
-  const children = [...o.deployments, ...o.services, ...o.cronJobs, ...o.hpas, ...o.revisions];
-  const liveOf = (d: KubeObject): KubeObject | undefined => children.find((l) => l.kind === d.kind && l.metadata.name === d.metadata.name);
-  const apply = desired.filter((d) => {
-    const current = liveOf(d);
-    return !current || !isSubset(d, current);
-  });
-  const result: Plan = { apply, create: apply.filter((d) => !liveOf(d)), delete: deletes, status, statusChanged: !jsonEqual(status, md.status ?? {}), events };
+  const result: Plan = foreign.length > 0
+    ? { apply: [], create: [], delete: [], status, statusChanged: !jsonEqual(status, md.status ?? {}), events, requeue: { afterMs: NOT_OWNED_RETRY_MS, reason: 'ObjectNotOwned' } }
+    : { apply, create, delete: deletes, status, statusChanged: !jsonEqual(status, md.status ?? {}), events };
   if (blocker?.reason === 'EnvironmentNotFound' || blocker?.reason === 'EnvironmentNotReady') {
     // Watches on ProjectEnvironments bring the change; this is the safety net.
     result.requeue = { afterMs: ENV_RETRY_MS, reason: blocker.reason };
