@@ -22,3 +22,27 @@ export function isSubset(desired: unknown, live: unknown): boolean {
 export function jsonEqual(a: unknown, b: unknown): boolean {
   return isSubset(a, b) && isSubset(b, a);
 }
+
+/**
+ * A canonical JSON rendering: keys in UTF-16 code-unit order (never a locale's collation, which differs between
+ * machines), undefined fields left out. The same value always renders to the same text.
+ */
+export function canonicalJson(value: unknown): string {
+  if (value === null || typeof value !== 'object') return JSON.stringify(value) ?? 'null';
+  if (Array.isArray(value)) {
+    let out = '[';
+    for (let i = 0; i < value.length; i++) out += (i ? ',' : '') + canonicalJson(value[i]);
+    return `${out}]`;
+  }
+  // Array.prototype.sort without a comparator orders by UTF-16 code units: the same on every machine and locale.
+  const o = value as Record<string, unknown>;
+  let out = '{';
+  let first = true;
+  for (const k of Object.keys(o).sort()) {
+    const v = o[k];
+    if (v === undefined) continue;
+    out += `${first ? '' : ','}${JSON.stringify(k)}:${canonicalJson(v)}`;
+    first = false;
+  }
+  return `${out}}`;
+}

@@ -4,6 +4,7 @@ import { createHash } from 'node:crypto';
 import { API_VERSION } from '../../api/common.ts';
 import type { ModelDeployment, ModelDeploymentSpec } from '../../api/modeldeployment.ts';
 import { canonicalResources } from '../../kube/quantity.ts';
+import { canonicalJson } from '../compare.ts';
 import { DEFAULT_STORAGE_INITIALIZER_IMAGE, runtimeParts, type RuntimeParts } from './runtimes.ts';
 import type { KubeObject, OwnerReference } from '../../kube/resources.ts';
 
@@ -38,30 +39,6 @@ export function revisionTemplate(spec: ModelDeploymentSpec, image: string, defau
 /** What the runtime preset adds to the pods of a revision (nothing for `custom`). */
 function partsOf(t: RevisionTemplate): RuntimeParts {
   return runtimeParts({ preset: t.runtime.preset, model: t.model, port: t.runtime.port, storageInitializerImage: t.storageInitializerImage });
-}
-
-/**
- * A canonical JSON rendering: keys in UTF-16 code-unit order (never a locale's collation, which differs between
- * machines), undefined fields left out. The same value always renders to the same text.
- */
-export function canonicalJson(value: unknown): string {
-  if (value === null || typeof value !== 'object') return JSON.stringify(value) ?? 'null';
-  if (Array.isArray(value)) {
-    let out = '[';
-    for (let i = 0; i < value.length; i++) out += (i ? ',' : '') + canonicalJson(value[i]);
-    return `${out}]`;
-  }
-  // Array.prototype.sort without a comparator orders by UTF-16 code units: the same on every machine and locale.
-  const o = value as Record<string, unknown>;
-  let out = '{';
-  let first = true;
-  for (const k of Object.keys(o).sort()) {
-    const v = o[k];
-    if (v === undefined) continue;
-    out += `${first ? '' : ','}${JSON.stringify(k)}:${canonicalJson(v)}`;
-    first = false;
-  }
-  return `${out}}`;
 }
 
 /**
@@ -183,10 +160,6 @@ export function podTemplate(md: ModelDeployment, t: RevisionTemplate, revision: 
       ...(volumes ? { volumes } : {}),
     },
   };
-}
-
-export function desiredDeployment(md: ModelDeployment, t: RevisionTemplate, revision: string, role: Role): KubeObject {
-  return deploymentOf(md, revision, role, podTemplate(md, t, revision), t.model.version);
 }
 
 /** A revision's Deployment around a given pod template: a new one, or one kept in a ControllerRevision. */
