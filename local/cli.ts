@@ -1,5 +1,6 @@
 // `npm run cluster:up|down|build|status`: a local control plane that keeps running between commands.
-// `eval "$(npm run -s cluster:up)"` sets KUBECONFIG and puts the built kubectl and helm first on PATH.
+// `eval "$(npm run -s cluster:up)"` sets KUBECONFIG and puts the built kubectl and helm first on PATH;
+// `cluster:up -- --serve` adds the data plane (the pod runner that runs MLServer pods for real).
 import { join } from 'node:path';
 import { ensureBinaries } from './toolchain.ts';
 import { defaultClusterDir, readState, startCluster, stopClusterAt } from './cluster.ts';
@@ -31,7 +32,7 @@ async function main(cmd: string | undefined): Promise<void> {
       }
       if (running) await stopClusterAt(dir);
       const t0 = Date.now();
-      const cluster = await startCluster({ dir, persistent: true, log: say });
+      const cluster = await startCluster({ dir, persistent: true, serve: process.argv.includes('--serve'), log: say });
       say(`ready in ${((Date.now() - t0) / 1000).toFixed(1)} s; logs in ${join(dir, 'logs')}; npm run cluster:down stops it`);
       process.stdout.write(exports(cluster.kubeconfig, cluster.binDir));
       return;

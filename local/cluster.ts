@@ -12,6 +12,10 @@ import { eventually } from './eventually.ts';
 import { kubeconfigYaml, makePki, type Pki } from './pki.ts';
 import { freePorts, startComponent, stopProcess, type ComponentRecord, type Started } from './processes.ts';
 import { cacheRoot, ensureBinaries, KUBE_VERSION, moduleDir } from './toolchain.ts';
+import { runnerPodSelectorKey } from './images.ts';
+import { KWOK_POD_CIDR } from './pod-runner.ts';
+import { ensureBridge } from './podnet.ts';
+import { ensurePythonEnv } from './python.ts';
 
 const execFileAsync = promisify(execFile);
 
@@ -38,6 +42,10 @@ function kwokStage(text: string): string {
   if (stage.metadata.name === 'pod-ready') {
     stage.spec.selector.matchExpressions.push({ key: '.spec.containers.[0].image', operator: 'NotIn', values: [NEVER_READY_IMAGE] });
   }
+  if (stage.metadata.name.startsWith('pod-')) {
+    // Pods of runtime images are the pod runner's: KWOK neither fakes them Ready nor deletes them under it.
+    stage.spec.selector.matchExpressions.push({ key: runnerPodSelectorKey(), operator: 'NotIn', values: ['true'] });
+  }
   return yaml.dump(stage, { lineWidth: -1 });
 }
 
@@ -55,6 +63,11 @@ export interface ClusterOptions {
   upstreamCrds?: boolean;
   /** Keep the API server's audit log of writes (default true; benchmarks turn it off to measure Slipway alone). */
   audit?: boolean;
+  /**
+   * The data plane: the pod bridge and the pod runner, which runs pods of runtime images (MLServer) as real
+   * processes. Needs root (network namespaces). Without it, such pods stay Pending: nothing runs them.
+   */
+  serve?: boolean;
   log?: (line: string) => void;
 }
 
@@ -214,8 +227,8 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
     state.components = started.map(({ name, pid, bin, log, startTime }) => ({ name, pid, bin, log, startTime }));
     writeFileSync(stateFile(opts.dir), JSON.stringify(state, null, 2));
   };
-  const start = (name: string, args: string[]): Started => {
-    const c = startComponent(name, bin(name), args, logs, persistent);
+  const start = (name: string, args: string[], program = bin(name)): Started => {
+    const c = startComponent(name, program, args, logs, persistent);
     started.push(c);
     saveState();
     return c;
@@ -228,6 +241,14 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
   };
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
+
+  const startDataPlane = async (): Promise<void> => {
+    if (process.getuid?.() !== 0) throw new Error('the local data plane (serve) needs root: pods get network namespaces and a bridge');
+    const pythonBin = await ensurePythonEnv(log);
+    await ensureBridge();
+    const runner = start('pod-runner', [join(import.meta.dirname, 'pod-runner-main.ts'), `--kubeconfig=${kubeconfig}`, `--dir=${join(opts.dir, 'pods')}`, `--python-bin=${pythonBin}`], process.execPath);
+    await eventually('the pod runner', () => readFileSync(runner.log, 'utf8').includes('pod runner ready'), { abort: runner.exited, timeoutMs: 60_000, intervalMs: 100 });
+  };
 
   try {
     const etcd = start('etcd', [
@@ -332,7 +353,8 @@ leaderElection: {leaderElect: false}
       `--server-address=127.0.0.1:${kwokPort}`,
       `--tls-cert-file=${pki.adminCert}`,
       `--tls-private-key-file=${pki.adminKey}`,
-      `--cidr=${POD_CIDR}`,
+      // The lower half of the pod range; the pod runner gives its pods addresses from the upper half.
+      `--cidr=${KWOK_POD_CIDR}`,
       '--node-lease-duration-seconds=40',
     ]);
     const anyExit = Promise.race([kcm.exited, scheduler.exited, kwok.exited, apiserver.exited, etcd.exited]);
@@ -362,6 +384,7 @@ leaderElection: {leaderElect: false}
         await kubectl(['wait', '--for=condition=Established', '--timeout=60s', 'crd/httproutes.gateway.networking.k8s.io', ...ISTIO_CRDS.map((n) => `crd/${n}`)]);
       })());
     }
+    if (opts.serve) tasks.push(startDataPlane());
     await Promise.all(tasks);
     state.readySeconds = (Date.now() - t0) / 1000;
     saveState();
