@@ -13,7 +13,7 @@
 // container's output goes to <dir>/<namespace>_<pod>_<uid>/<container>.log.
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { closeSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
@@ -23,6 +23,7 @@ import { EventRecorder, type EventSpec } from '../src/kube/events.ts';
 import { Informer } from '../src/kube/informer.ts';
 import { Resources, type KubeObject } from '../src/kube/resources.ts';
 import { rfc3339 } from '../src/kube/time.ts';
+import { cacheRoot } from './toolchain.ts';
 import { isRunnerImage, KNOWN_IMAGES, localImage, type LocalPrograms } from './images.ts';
 import { addPod, assertPodRangeIsLocal, GATEWAY, podNamespaces, type PodNetwork } from './podnet.ts';
 
@@ -241,9 +242,18 @@ class PodWorker {
   private async backoff(c: ContainerRun): Promise<void> {
     const ranFor = Date.now() - c.startedAt;
     c.backoffMs = ranFor > BACKOFF_RESET_MS || c.backoffMs === 0 ? BACKOFF_INITIAL_MS : Math.min(c.backoffMs * 2, BACKOFF_MAX_MS);
-    const message = `back-off ${Math.round(c.backoffMs / 1000)}s restarting failed container=${c.spec.name} pod=${this.pod.metadata.name}`;
-    c.state = { waiting: { reason: 'CrashLoopBackOff', message } };
-    this.event('Warning', 'BackOff', `Back-off restarting failed container ${c.spec.name} in pod ${this.pod.metadata.name}`);
+    const waiting = 'waiting' in c.state ? c.state.waiting : undefined;
+    if (waiting?.reason === 'ErrImagePull' || waiting?.reason === 'ImagePullBackOff') {
+      // As the kubelet: an image that cannot be had is retried with a back-off of its own, and says so.
+      c.state = { waiting: { reason: 'ImagePullBackOff', message: `Back-off pulling image "${c.spec.image}": ${waiting.message?.replace(/^.*?": /, '') ?? ''}` } };
+      this.event('Normal', 'BackOff', `Back-off pulling image "${c.spec.image}"`);
+    } else if (waiting) {
+      // A configuration error (a missing secret, a volume it cannot mount) stays as the reason while it waits.
+    } else {
+      const message = `back-off ${Math.round(c.backoffMs / 1000)}s restarting failed container=${c.spec.name} pod=${this.pod.metadata.name}`;
+      c.state = { waiting: { reason: 'CrashLoopBackOff', message } };
+      this.event('Warning', 'BackOff', `Back-off restarting failed container ${c.spec.name} in pod ${this.pod.metadata.name}`);
+    }
     this.publish();
     await sleep(c.backoffMs, this.stopped.signal);
   }
@@ -597,6 +607,24 @@ async function killNamespace(namespace: string): Promise<void> {
   }
 }
 
+function takeMachineLock(file: string): void {
+  mkdirSync(dirname(file), { recursive: true });
+  try {
+    const holder = Number(readFileSync(file, 'utf8'));
+    if (holder !== process.pid && holder > 0) {
+      try {
+        process.kill(holder, 0);
+        throw new Error(`another local pod runner (pid ${holder}) is running on this machine: one data plane at a time (npm run cluster:down stops the other)`);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ESRCH') throw err;
+      }
+    }
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+  }
+  writeFileSync(file, String(process.pid));
+}
+
 export interface PodRunnerOptions {
   client: KubeClient;
   dir: string;
@@ -613,6 +641,8 @@ export class PodRunner {
   private readonly workers = new Map<string, PodWorker>();
   private readonly stopping = new Map<string, Promise<void>>();
   private readonly pods: Informer<Pod>;
+  /** One pod runner per machine: two would hand out the same addresses on the one bridge. */
+  private readonly lock = join(cacheRoot(), 'pod-runner.pid');
 
   constructor(opts: PodRunnerOptions) {
     this.client = opts.client;
@@ -632,9 +662,14 @@ export class PodRunner {
 
   async start(): Promise<void> {
     await assertPodRangeIsLocal();
+    takeMachineLock(this.lock);
     mkdirSync(this.dir, { recursive: true });
-    // Processes do not outlive a runner (parent-death signal): whatever namespaces an earlier runner left go.
-    for (const ns of await podNamespaces()) {
+    // Processes do not outlive a runner (parent-death signal): the namespaces an earlier runner of this cluster
+    // left behind go (their pods are started again below).
+    const existing = new Set(await podNamespaces());
+    for (const entry of readdirSync(this.dir)) {
+      const ns = namespaceOf(entry.split('_').pop() ?? '');
+      if (!existing.has(ns)) continue;
       await killNamespace(ns);
       await execFileAsync('ip', ['netns', 'del', ns]).catch(() => undefined);
     }
@@ -647,6 +682,7 @@ export class PodRunner {
     await Promise.all([...this.workers.values()].map((w) => w.stop(graceMs)));
     await Promise.all(this.stopping.values());
     this.workers.clear();
+    rmSync(this.lock, { force: true });
   }
 
   /** A bound service-account token, as the kubelet requests one for a projected volume. */

@@ -10,7 +10,7 @@ export const RUNTIME_PRESETS = ['custom', 'mlserver'] as const;
 export const MLSERVER_FORMATS = ['sklearn', 'xgboost', 'lightgbm', 'mlflow'] as const;
 
 /** Object stores, HTTPS, a PVC, or the MLflow model registry by version or alias. Also a CEL pattern (no backslash). */
-export const MODEL_URI_PATTERN = '^((s3|gs|https|pvc)://.+|models:/[^/@]+(/[0-9]+|@[A-Za-z0-9_-]+))$';
+export const MODEL_URI_PATTERN = '^((s3|gs|https?|pvc)://.+|models:/[^/@]+(/[0-9]+|@[A-Za-z0-9_-]+))$';
 
 const model = z.object({
   name: name63.meta({ description: 'Model name as the runtime serves it.' }),
@@ -19,12 +19,12 @@ const model = z.object({
     z
       .string()
       .max(2048)
-      .refine((v) => new RegExp(MODEL_URI_PATTERN).test(v), 'must be s3://, gs://, https://, pvc://<claim>/<path>, models:/<name>/<version> or models:/<name>@<alias>'),
+      .refine((v) => new RegExp(MODEL_URI_PATTERN).test(v), 'must be s3://, gs://, http(s)://, pvc://<claim>/<path>, models:/<name>/<version> or models:/<name>@<alias>'),
     {
       rule: `self.matches('${MODEL_URI_PATTERN}')`,
-      message: 'model.uri must be s3://<bucket>/<path>, gs://<bucket>/<path>, https://<host>/<path>, pvc://<claim>/<path>, or an MLflow registry URI: models:/<name>/<version> or models:/<name>@<alias>',
+      message: 'model.uri must be s3://<bucket>/<path>, gs://<bucket>/<path>, http(s)://<host>/<path>, pvc://<claim>/<path>, or an MLflow registry URI: models:/<name>/<version> or models:/<name>@<alias>',
     },
-  ).meta({ description: 'Where the model is fetched from: s3://, gs://, https://, pvc://<claim>/<path>, models:/<name>/<version> or models:/<name>@<alias> (MLflow registry).' }),
+  ).meta({ description: 'Where the model is fetched from: s3://, gs://, http(s):// (in-cluster servers), pvc://<claim>/<path>, models:/<name>/<version> or models:/<name>@<alias> (MLflow registry).' }),
   format: z.enum(MODEL_FORMATS).meta({ description: 'Serialisation format of the model.' }),
   secretRef: z.object({ name: name253 }).optional().meta({
     description: 'A Secret whose keys become the storage initializer\'s environment: AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY/AWS_ENDPOINT_URL, GOOGLE_APPLICATION_CREDENTIALS, MLFLOW_TRACKING_URI, MLFLOW_TRACKING_TOKEN, …',

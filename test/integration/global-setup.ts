@@ -14,18 +14,22 @@ export async function globalSetup(): Promise<void> {
     process.env.SLIPWAY_TEST_KUBECONFIG = state.kubeconfig;
     process.env.SLIPWAY_TEST_BIN_DIR = state.binDir;
     process.env.SLIPWAY_TEST_AUDIT_LOG = auditLogOf(state.dir);
+    if (state.components.some((c) => c.name === 'pod-runner')) process.env.SLIPWAY_TEST_SERVING = '1';
     await installSlipwayCrds(kubectlRunner(state.binDir, state.kubeconfig));
     return;
   }
   const base = existsSync('/dev/shm') ? '/dev/shm' : tmpdir();
   cluster = await startCluster({
     dir: join(base, `slipway-test-${process.pid}`),
+    // The data plane (pods that really serve) needs root for network namespaces; tests that need it skip without.
+    serve: process.getuid?.() === 0,
     log: (line) => process.stderr.write(`[cluster] ${line}\n`),
   });
   process.env.SLIPWAY_TEST_KUBECONFIG = cluster.kubeconfig;
   process.env.SLIPWAY_TEST_BIN_DIR = cluster.binDir;
   process.env.SLIPWAY_TEST_CLUSTER_DIR = cluster.dir;
   process.env.SLIPWAY_TEST_AUDIT_LOG = auditLogOf(cluster.dir);
+  if (process.getuid?.() === 0) process.env.SLIPWAY_TEST_SERVING = '1';
   await installSlipwayCrds(cluster.kubectl);
   const stopOnSignal = (signal: NodeJS.Signals): void => {
     void cluster?.stop().finally(() => process.kill(process.pid, signal));

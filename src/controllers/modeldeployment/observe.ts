@@ -7,11 +7,14 @@ import { objectKey, Resources, type KubeObject, type ResourceType } from '../../
 import type { Manager } from '../../runtime/manager.ts';
 import { jsonEqual } from '../compare.ts';
 import type { ChildKind, Observed } from './plan.ts';
+import { summarize, type PodStatusView, type PodSummary } from './pods.ts';
+import { LABEL_MODEL_DEPLOYMENT, LABEL_REVISION } from './children.ts';
 
 const MANAGED = 'app.kubernetes.io/managed-by=slipway';
 const NOT_MANAGED = 'app.kubernetes.io/managed-by!=slipway';
 const OWNER_INDEX = 'owner';
 const ENV_INDEX = 'environment';
+const REVISION_INDEX = 'revision';
 
 export const CHILD_RESOURCES: Record<ChildKind, ResourceType> = {
   Deployment: Resources.Deployment,
@@ -28,6 +31,8 @@ export class ModelDeploymentCaches {
   /** The names of everything else of those kinds (metadata only): what Slipway must not take. */
   private readonly others: Record<ChildKind, Informer<KubeObject>>;
   private readonly environments: Informer<KubeObject>;
+  /** The pods of Slipway's revisions: why a revision is not ready, for its condition. */
+  private readonly pods: Informer<KubeObject>;
 
   constructor(manager: Manager, namespace: string | undefined) {
     const ns = namespace ? { namespace } : {};
@@ -50,6 +55,7 @@ export class ModelDeploymentCaches {
       ControllerRevision: other(Resources.ControllerRevision),
     };
     this.environments = manager.informer(Resources.ProjectEnvironment, ns);
+    this.pods = manager.informer(Resources.Pod, { ...ns, labelSelector: MANAGED, indexers: { [REVISION_INDEX]: revisionKeys } });
   }
 
   /** Calls `enqueue` with the key of every ModelDeployment a change concerns: keys, never events. */
@@ -64,6 +70,12 @@ export class ModelDeploymentCaches {
         }
       });
     }
+    this.pods.on((e) => {
+      // Only a change in what the condition says (ready, or why not) concerns the ModelDeployment.
+      if (e.type === 'MODIFIED' && e.old && jsonEqual(summarize(e.old), summarize(e.obj))) return;
+      const md = e.obj.metadata.labels?.[LABEL_MODEL_DEPLOYMENT];
+      if (md) enqueue(`${e.obj.metadata.namespace}/${md}`);
+    });
     this.environments.on((e) => {
       for (const md of this.modelDeployments.store.byIndex(ENV_INDEX, objectKey(e.obj))) enqueue(objectKey(md));
     });
@@ -79,6 +91,11 @@ export class ModelDeploymentCaches {
     return this.modelDeployments.store.get(key);
   }
 
+  /** What the pods of one revision of a ModelDeployment report. */
+  podsOf(namespace: string, name: string, revision: string): PodSummary[] {
+    return this.pods.store.byIndex(REVISION_INDEX, `${namespace}/${name}/${revision}`).map((p) => summarize(p as PodStatusView));
+  }
+
   observe(md: ModelDeployment): Observed {
     const uid = md.metadata.uid ?? '';
     const owned = (kind: ChildKind): KubeObject[] => this.children[kind].store.byIndex(OWNER_INDEX, uid);
@@ -90,6 +107,7 @@ export class ModelDeploymentCaches {
       hpas: owned('HorizontalPodAutoscaler'),
       revisions: owned('ControllerRevision'),
       occupant: (kind, name) => this.lookup(kind, md.metadata.namespace ?? 'default', name),
+      pods: (revision) => this.podsOf(md.metadata.namespace ?? 'default', md.metadata.name, revision),
     };
     const ref = md.spec.environmentRef;
     if (ref) {
@@ -129,4 +147,11 @@ export function onlyStatusChanged(old: KubeObject, now: KubeObject): boolean {
 function environmentKeys(o: KubeObject): string[] {
   const ref = (o as { spec?: { environmentRef?: { name?: string } } }).spec?.environmentRef?.name;
   return ref ? [`${o.metadata.namespace}/${ref}`] : [];
+}
+
+function revisionKeys(o: KubeObject): string[] {
+  const labels = o.metadata.labels ?? {};
+  const md = labels[LABEL_MODEL_DEPLOYMENT];
+  const revision = labels[LABEL_REVISION];
+  return md && revision ? [`${o.metadata.namespace}/${md}/${revision}`] : [];
 }

@@ -33,6 +33,7 @@ import {
   type KeptRevision,
   type RevisionTemplate,
 } from './children.ts';
+import { revisionProblem, type PodSummary } from './pods.ts';
 
 export type EnvironmentObservation =
   | { found: false }
@@ -52,6 +53,8 @@ export interface Observed {
    * who holds a name Slipway is about to create.
    */
   occupant?: (kind: ChildKind, name: string) => KubeObject | undefined;
+  /** What the pods of a revision report (ready, or why not). */
+  pods?: (revision: string) => PodSummary[];
   /** The controller's settings that shape what pods run. */
   config?: { storageInitializerImage?: string | undefined };
   /** Present when spec.environmentRef is set. */
@@ -126,6 +129,16 @@ function isAvailable(d: Deployment | undefined, wanted: number): boolean {
   if ((s.observedGeneration ?? 0) < (d.metadata.generation ?? 1)) return false;
   if (wanted === 0) return (s.replicas ?? 0) === 0;
   return (s.availableReplicas ?? 0) >= wanted && (s.updatedReplicas ?? 0) >= wanted;
+}
+
+/** `: pod …: why` when a pod of the revision reports what is wrong with it; empty otherwise. */
+function podProblemOf(o: Observed, revision: string): string {
+  const problem = o.pods ? revisionProblem(o.pods(revision)) : undefined;
+  return problem ? `: ${problem}` : '';
+}
+
+function withPodProblem(b: Blocker | undefined, o: Observed, revision: string): Blocker | undefined {
+  return b && { ...b, message: `${b.message}${podProblemOf(o, revision)}` };
 }
 
 /** What the Deployment controller says is wrong with a revision, if anything. */
@@ -246,8 +259,8 @@ export function plan(o: Observed, now: Date): Plan {
       canaryRef = ref(template, revision);
       // A revision superseded before it became stable (the spec changed again) never served: it goes now.
       retireAllBut([revision, stableRef.revision], undefined);
-      blocker = deploymentTrouble(target);
-      progressing = { reason: 'RolloutInProgress', message: `revision ${revision} (model version ${template.model.version}) is starting beside stable revision ${stableRef.revision}` };
+      blocker = withPodProblem(deploymentTrouble(target), o, revision);
+      progressing = { reason: 'RolloutInProgress', message: `revision ${revision} (model version ${template.model.version}) is starting beside stable revision ${stableRef.revision}${podProblemOf(o, revision)}` };
       if (!target) events.push({ type: 'Normal', reason: 'RevisionCreated', message: `starting revision ${revision} for model ${template.model.name} version ${template.model.version}` });
     } else {
       // The target revision is, or now becomes, the stable one.
@@ -264,8 +277,8 @@ export function plan(o: Observed, now: Date): Plan {
       if (isAvailable(target, wanted)) {
         retireAllBut([revision], stableRef?.revision);
       } else {
-        blocker = deploymentTrouble(target);
-        progressing = { reason: target ? 'ScalingUp' : 'Creating', message: `waiting for ${wanted} available replica(s) of revision ${revision}` };
+        blocker = withPodProblem(deploymentTrouble(target), o, revision);
+        progressing = { reason: target ? 'ScalingUp' : 'Creating', message: `waiting for ${wanted} available replica(s) of revision ${revision}${podProblemOf(o, revision)}` };
       }
     }
   }
