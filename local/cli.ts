@@ -11,30 +11,34 @@ const say = (line: string): void => {
   process.stderr.write(`${line}\n`);
 };
 
-function exports(kubeconfig: string, binDir: string): string {
-  return `export KUBECONFIG=${kubeconfig}\nexport PATH=${binDir}:$PATH\n`;
+function exports(state: { kubeconfig: string; binDir: string; gateway?: { url: string }; prometheus?: { url: string } }): string {
+  const gateway = (state.gateway ? `export SLIPWAY_GATEWAY_URL=${state.gateway.url}\n` : '') + (state.prometheus ? `export SLIPWAY_PROMETHEUS_URL=${state.prometheus.url}\n` : '');
+  return `export KUBECONFIG=${state.kubeconfig}\nexport PATH=${state.binDir}:$PATH\n${gateway}`;
 }
 
 async function main(cmd: string | undefined): Promise<void> {
   const dir = defaultClusterDir();
   switch (cmd) {
     case 'build': {
-      const r = await ensureBinaries(say);
-      say(r.built.length ? `built ${r.built.length} binaries in ${r.seconds.toFixed(0)} s into ${r.binDir}` : `binaries are up to date in ${r.binDir}`);
+      // The control plane, then the data plane's tools (gateway, Prometheus), each set cached under its own hash.
+      for (const set of ['cluster', 'dataplane'] as const) {
+        const r = await ensureBinaries(say, set);
+        say(r.built.length ? `built ${r.built.join(', ')} in ${r.seconds.toFixed(0)} s into ${r.binDir}` : `${set} binaries are up to date in ${r.binDir}`);
+      }
       return;
     }
     case 'up': {
       const running = readState(dir);
       if (running && running.components.every(isOurProcess)) {
         say(`the local control plane is already running at ${running.server} (npm run cluster:down stops it)`);
-        process.stdout.write(exports(running.kubeconfig, running.binDir));
+        process.stdout.write(exports(running));
         return;
       }
       if (running) await stopClusterAt(dir);
       const t0 = Date.now();
       const cluster = await startCluster({ dir, persistent: true, serve: process.argv.includes('--serve'), log: say });
       say(`ready in ${((Date.now() - t0) / 1000).toFixed(1)} s; logs in ${join(dir, 'logs')}; npm run cluster:down stops it`);
-      process.stdout.write(exports(cluster.kubeconfig, cluster.binDir));
+      process.stdout.write(exports(cluster));
       return;
     }
     case 'down': {
@@ -51,7 +55,7 @@ async function main(cmd: string | undefined): Promise<void> {
         return;
       }
       for (const c of state.components) say(`${c.name.padEnd(24)} pid ${c.pid} ${isOurProcess(c) ? 'running' : 'gone'}`);
-      process.stdout.write(exports(state.kubeconfig, state.binDir));
+      process.stdout.write(exports(state));
       return;
     }
     default:

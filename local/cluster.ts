@@ -15,6 +15,8 @@ import { cacheRoot, ensureBinaries, KUBE_VERSION, moduleDir } from './toolchain.
 import { runnerPodSelectorKey } from './images.ts';
 import { KWOK_POD_CIDR } from './pod-runner.ts';
 import { ensureBridge } from './podnet.ts';
+import { startGateway, type GatewayInfo } from './gateway.ts';
+import { startPrometheus, type PrometheusInfo } from './prometheus.ts';
 import { ensurePythonEnv } from './python.ts';
 
 const execFileAsync = promisify(execFile);
@@ -79,6 +81,9 @@ export interface ClusterState {
   components: ComponentRecord[];
   startedAt: string;
   readySeconds: number;
+  /** With `serve`: the Gateway that routes to serving pods, and the Prometheus that scrapes them. */
+  gateway?: GatewayInfo;
+  prometheus?: PrometheusInfo;
 }
 
 export interface Cluster extends ClusterState {
@@ -156,7 +161,8 @@ function nodeManifest(name: string): object {
 export function upstreamCrdDocuments(): string {
   const gw = moduleDir(GATEWAY_API.module, GATEWAY_API.version);
   const docs: string[] = [];
-  for (const kind of ['gatewayclasses', 'gateways', 'httproutes', 'grpcroutes', 'referencegrants']) {
+  // BackendTLSPolicy too: Traefik's Gateway provider lists it and does not start without it.
+  for (const kind of ['gatewayclasses', 'gateways', 'httproutes', 'grpcroutes', 'referencegrants', 'backendtlspolicies']) {
     docs.push(readFileSync(join(gw, 'config/crd/standard', `gateway.networking.k8s.io_${kind}.yaml`), 'utf8'));
   }
   const istio = moduleDir(ISTIO_API.module, ISTIO_API.version);
@@ -165,7 +171,7 @@ export function upstreamCrdDocuments(): string {
     const name = (doc as { metadata?: { name?: string } } | null)?.metadata?.name;
     if (name && ISTIO_CRDS.includes(name)) docs.push(yaml.dump(doc, { lineWidth: -1, noRefs: true }));
   }
-  if (docs.length !== 7) throw new Error(`expected 7 upstream CRDs, found ${docs.length}`);
+  if (docs.length !== 8) throw new Error(`expected 8 upstream CRDs, found ${docs.length}`);
   return docs.map((d) => d.replace(/^---\s*\n/, '')).join('\n---\n');
 }
 
@@ -248,6 +254,25 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
     await ensureBridge();
     const runner = start('pod-runner', [join(import.meta.dirname, 'pod-runner-main.ts'), `--kubeconfig=${kubeconfig}`, `--dir=${join(opts.dir, 'pods')}`, `--python-bin=${pythonBin}`], process.execPath);
     await eventually('the pod runner', () => readFileSync(runner.log, 'utf8').includes('pod runner ready'), { abort: runner.exited, timeoutMs: 60_000, intervalMs: 100 });
+    const tools = await ensureBinaries(log, 'dataplane');
+    state.gateway = await startGateway({
+      kubectl,
+      start,
+      server,
+      caCert: pki.caCert,
+      binDir: tools.binDir,
+      ports: (await freePorts(2)) as [number, number],
+      waitFor: (what, probe, abort) => eventually(what, probe, { abort, timeoutMs: 60_000, intervalMs: 250 }),
+    });
+    state.prometheus = await startPrometheus({
+      start,
+      binDir: tools.binDir,
+      dir: opts.dir,
+      port: ((await freePorts(1)) as [number])[0],
+      config: { server, caCert: pki.caCert, clientCert: pki.adminCert, clientKey: pki.adminKey, gatewayMetrics: state.gateway.metricsUrl },
+      waitFor: (what, probe, abort) => eventually(what, probe, { abort, timeoutMs: 60_000, intervalMs: 250 }),
+    });
+    saveState();
   };
 
   try {
@@ -378,13 +403,15 @@ leaderElection: {leaderElect: false}
       // The ServiceAccount controller runs: pods can be admitted in the default namespace.
       eventually('the default ServiceAccount', () => kubectl(['get', 'serviceaccount', 'default', '-n', 'default', '-o', 'name']), { abort: anyExit, timeoutMs: 60_000 }),
     ];
-    if (opts.upstreamCrds ?? true) {
-      tasks.push((async () => {
-        await kubectl(['apply', '--server-side', '--field-manager=slipway-test-cluster', '-f', '-'], upstreamCrdDocuments());
-        await kubectl(['wait', '--for=condition=Established', '--timeout=60s', 'crd/httproutes.gateway.networking.k8s.io', ...ISTIO_CRDS.map((n) => `crd/${n}`)]);
-      })());
-    }
-    if (opts.serve) tasks.push(startDataPlane());
+    const crds = opts.upstreamCrds ?? true
+      ? (async () => {
+          await kubectl(['apply', '--server-side', '--field-manager=slipway-test-cluster', '-f', '-'], upstreamCrdDocuments());
+          await kubectl(['wait', '--for=condition=Established', '--timeout=60s', 'crd/httproutes.gateway.networking.k8s.io', 'crd/gateways.gateway.networking.k8s.io', 'crd/backendtlspolicies.gateway.networking.k8s.io', ...ISTIO_CRDS.map((n) => `crd/${n}`)]);
+        })()
+      : Promise.resolve();
+    tasks.push(crds);
+    // The data plane's gateway needs the Gateway API CRDs.
+    if (opts.serve) tasks.push(crds.then(startDataPlane));
     await Promise.all(tasks);
     state.readySeconds = (Date.now() - t0) / 1000;
     saveState();

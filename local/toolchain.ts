@@ -10,6 +10,8 @@ import { fileURLToPath } from 'node:url';
 
 export const KUBE_VERSION = 'v1.37.2';
 export const HELM_VERSION = 'v4.3.1';
+export const TRAEFIK_VERSION = 'v3.6.12';
+export const PROMETHEUS_VERSION = '3.16.0';
 /** Raise when the recipe below changes in a way the go.mod/go.sum hash cannot see. */
 const RECIPE_REVISION = 1;
 const MIN_GO = [1, 26] as const;
@@ -22,6 +24,8 @@ interface Tool {
   /** Go package → file name in the bin directory. */
   packages: Record<string, string>;
   ldflags: string[];
+  /** Go build tags. */
+  tags?: string[];
 }
 
 function versionFlags(pkg: string): string[] {
@@ -56,6 +60,26 @@ export const TOOLS: Tool[] = [
   },
 ];
 
+/**
+ * The data plane's tools, a set of their own: built only when the local environment serves (cluster:up --serve,
+ * the tests as root), cached under their own hash so that adding one never rebuilds the control plane.
+ */
+export const DATA_PLANE_TOOLS: Tool[] = [
+  // Traefik v3.6: the newest release whose module graph the module proxy serves in full (v3.7 needs DNS SDKs it does not).
+  { module: 'traefik', packages: { 'github.com/traefik/traefik/v3/cmd/traefik': 'traefik' }, ldflags: [`-X github.com/traefik/traefik/v3/pkg/version.Version=${TRAEFIK_VERSION}`] },
+  // Prometheus 3.16 (module v0.316.0) with Kubernetes service discovery alone: the Debian package leaves
+  // kubernetes_sd_configs out, and the other discovery plugins would only add cloud SDKs to compile.
+  {
+    module: 'prometheus',
+    packages: { 'github.com/prometheus/prometheus/cmd/prometheus': 'prometheus' },
+    ldflags: [`-X github.com/prometheus/common/version.Version=${PROMETHEUS_VERSION}`, '-X github.com/prometheus/common/version.Branch=release'],
+    tags: ['remove_all_sd', 'enable_kubernetes_sd'],
+  },
+];
+
+export type Toolset = 'cluster' | 'dataplane';
+const TOOLSETS: Record<Toolset, Tool[]> = { cluster: TOOLS, dataplane: DATA_PLANE_TOOLS };
+
 export const BINARIES = TOOLS.flatMap((t) => Object.values(t.packages));
 
 export function cacheRoot(): string {
@@ -84,18 +108,18 @@ export function checkGo(): string {
 }
 
 /** Hash of everything that decides the binaries' content. */
-export function toolsHash(goVersion: string): string {
+export function toolsHash(goVersion: string, set: Toolset = 'cluster'): string {
   const h = createHash('sha256');
   h.update(`recipe ${RECIPE_REVISION}\n${goVersion}\n`);
-  for (const tool of TOOLS) {
+  for (const tool of TOOLSETS[set]) {
     for (const file of ['go.mod', 'go.sum']) h.update(readFileSync(join(toolsDir, tool.module, file)));
     h.update(JSON.stringify(tool));
   }
   return h.digest('hex').slice(0, 16);
 }
 
-export function binDir(goVersion = checkGo()): string {
-  return join(cacheRoot(), 'cluster', toolsHash(goVersion), 'bin');
+export function binDir(goVersion = checkGo(), set: Toolset = 'cluster'): string {
+  return join(cacheRoot(), set, toolsHash(goVersion, set), 'bin');
 }
 
 function run(cmd: string, args: string[], cwd: string, log: (line: string) => void): Promise<void> {
@@ -161,18 +185,19 @@ export interface BuildResult {
  * Returns the directory holding every binary, building what is missing. Each binary is linked into a scratch
  * directory and renamed into place, so an interrupted build never leaves a half-written file behind.
  */
-export async function ensureBinaries(log: (line: string) => void = () => {}): Promise<BuildResult> {
+export async function ensureBinaries(log: (line: string) => void = () => {}, set: Toolset = 'cluster'): Promise<BuildResult> {
   const started = Date.now();
   const goVersion = checkGo();
-  const bin = binDir(goVersion);
+  const bin = binDir(goVersion, set);
+  const tools = TOOLSETS[set];
   const missing = (tool: Tool): boolean => Object.values(tool.packages).some((b) => !existsSync(join(bin, b)));
-  if (!TOOLS.some(missing)) return { binDir: bin, built: [], seconds: 0 };
+  if (!tools.some(missing)) return { binDir: bin, built: [], seconds: 0 };
 
   mkdirSync(bin, { recursive: true });
   checkDisk(dirname(bin), 8, log);
   const built: string[] = [];
   await withLock(dirname(bin), async () => {
-    for (const tool of TOOLS.filter(missing)) {
+    for (const tool of tools.filter(missing)) {
       const scratch = join(dirname(bin), `scratch-${process.pid}`);
       rmSync(scratch, { recursive: true, force: true });
       mkdirSync(scratch);
@@ -184,7 +209,8 @@ export async function ensureBinaries(log: (line: string) => void = () => {}): Pr
       // One invocation for all of a module's commands, so the packages they share compile once; with several
       // packages `-o dir/` names each binary after its package's last path element.
       const out = pkgs.length === 1 ? join(scratch, names[0] ?? '') : `${scratch}/`;
-      await run('go', ['build', '-ldflags', ldflags, '-o', out, ...pkgs], join(toolsDir, tool.module), log);
+      const tags = tool.tags?.length ? ['-tags', tool.tags.join(',')] : [];
+      await run('go', ['build', ...tags, '-ldflags', ldflags, '-o', out, ...pkgs], join(toolsDir, tool.module), log);
       for (const name of names) renameSync(join(scratch, name), join(bin, name));
       rmSync(scratch, { recursive: true, force: true });
       built.push(...names);

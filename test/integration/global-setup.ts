@@ -3,9 +3,15 @@
 import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { auditLogOf, defaultClusterDir, installSlipwayCrds, kubectlRunner, readState, startCluster, type Cluster } from '../../local/cluster.ts';
+import { auditLogOf, defaultClusterDir, installSlipwayCrds, kubectlRunner, readState, startCluster, type Cluster, type ClusterState } from '../../local/cluster.ts';
 
 let cluster: Cluster | undefined;
+
+/** Where the data plane's gateway and Prometheus answer, for the tests that send traffic and read metrics. */
+function dataPlaneEnv(state: ClusterState): void {
+  if (state.gateway) process.env.SLIPWAY_TEST_GATEWAY_URL = state.gateway.url;
+  if (state.prometheus) process.env.SLIPWAY_TEST_PROMETHEUS_URL = state.prometheus.url;
+}
 
 export async function globalSetup(): Promise<void> {
   if (process.env.SLIPWAY_TEST_REUSE_CLUSTER === '1') {
@@ -15,6 +21,7 @@ export async function globalSetup(): Promise<void> {
     process.env.SLIPWAY_TEST_BIN_DIR = state.binDir;
     process.env.SLIPWAY_TEST_AUDIT_LOG = auditLogOf(state.dir);
     if (state.components.some((c) => c.name === 'pod-runner')) process.env.SLIPWAY_TEST_SERVING = '1';
+    dataPlaneEnv(state);
     await installSlipwayCrds(kubectlRunner(state.binDir, state.kubeconfig));
     return;
   }
@@ -30,6 +37,7 @@ export async function globalSetup(): Promise<void> {
   process.env.SLIPWAY_TEST_CLUSTER_DIR = cluster.dir;
   process.env.SLIPWAY_TEST_AUDIT_LOG = auditLogOf(cluster.dir);
   if (process.getuid?.() === 0) process.env.SLIPWAY_TEST_SERVING = '1';
+  dataPlaneEnv(cluster);
   await installSlipwayCrds(cluster.kubectl);
   const stopOnSignal = (signal: NodeJS.Signals): void => {
     void cluster?.stop().finally(() => process.kill(process.pid, signal));

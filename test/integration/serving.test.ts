@@ -14,7 +14,10 @@ import { test, type TestContext } from 'node:test';
 import { promisify } from 'node:util';
 import { eventually } from '../../local/eventually.ts';
 import { MLSERVER_IMAGE } from '../../local/images.ts';
+import { runLoad } from '../../local/loadgen.ts';
 import { frameRequest, trainModel, type Offline } from '../../local/mlserver.ts';
+import { SCRAPE_INTERVAL_SECONDS } from '../../local/prometheus.ts';
+import { wilsonInterval } from '../../src/stats/binomial.ts';
 import { namespaceOf } from '../../local/pod-runner.ts';
 import { GATEWAY } from '../../local/podnet.ts';
 import { freePorts } from '../../local/processes.ts';
@@ -157,4 +160,65 @@ test('bad input on an mlserver ModelDeployment is named in its Ready condition w
       assert.deepEqual((await infer(stableIp, offline)).predictions, offline.predictions, 'the stable revision keeps serving');
     });
   }
+});
+
+interface PromVector { data: { result: { metric: Record<string, string>; value: [number, string] }[] } }
+
+/** Per-pod inference counts as Prometheus has them, keyed by the pod's model_deployment label. */
+async function promCounts(prometheus: string, ns: string): Promise<Map<string, number>> {
+  const query = `sum by (model_deployment, pod) ({__name__=~"model_infer_request_success(_total)?", namespace="${ns}"})`;
+  const res = (await (await fetch(`${prometheus}/api/v1/query?query=${encodeURIComponent(query)}`)).json()) as PromVector;
+  return new Map(res.data.result.map((r) => [r.metric.model_deployment ?? '', Number(r.value[1])]));
+}
+
+test('an HTTPRoute weighted 80/20 over two ModelDeployments splits real traffic through the gateway, and Prometheus counts each pod\'s requests', { skip: !serving && 'the local data plane needs root (SLIPWAY_TEST_SERVING=1)' }, async (t) => {
+  const gateway = process.env.SLIPWAY_TEST_GATEWAY_URL ?? '';
+  const prometheus = process.env.SLIPWAY_TEST_PROMETHEUS_URL ?? '';
+  assert.ok(gateway && prometheus, 'the data plane has a gateway and a Prometheus');
+  const bin = await ensurePythonEnv((line) => t.diagnostic(line));
+  const root = mkdtempSync(join(tmpdir(), 'slipway-models-'));
+  const { offline } = await trainModel(bin, root, 'good', 1);
+  await trainModel(bin, root, 'better', 2);
+  const store = await modelStore(t, root);
+  const ns = await testNamespace(t);
+  await startController(t, cluster, ns);
+  await cluster.kubectl(['apply', '-n', ns, '-f', '-'], [manifest('iris-a', mdSpec(`${store}/good-1/model.joblib`, '1')), manifest('iris-b', mdSpec(`${store}/better-2/model.joblib`, '2'))].join('\n'));
+  await cluster.kubectl(['wait', '--for=condition=Ready', '--timeout=120s', '-n', ns, 'mdep/iris-a', 'mdep/iris-b']);
+  await cluster.kubectl(['apply', '-n', ns, '-f', '-'], JSON.stringify({
+    apiVersion: 'gateway.networking.k8s.io/v1',
+    kind: 'HTTPRoute',
+    metadata: { name: 'iris' },
+    spec: {
+      parentRefs: [{ name: 'slipway', namespace: 'slipway-system' }],
+      rules: [{ backendRefs: [{ name: 'iris-a', port: 80, weight: 80 }, { name: 'iris-b', port: 80, weight: 20 }] }],
+    },
+  }));
+  const url = `${gateway}/v2/models/iris/infer`;
+  const body = frameRequest(offline.columns, [offline.rows[0] ?? []]);
+  // The route is live once Traefik has read it: until then the gateway answers 404.
+  const sent = new Map<string, number>();
+  await eventually('the route serving', async () => {
+    const [s] = await runLoad({ url, body, rate: 1, durationSeconds: 1 });
+    if (s?.version) sent.set(s.version, (sent.get(s.version) ?? 0) + 1);
+    return s?.status === 200;
+  }, { timeoutMs: 60_000, intervalMs: 250 });
+
+  const samples = await runLoad({ url, body, rate: 100, durationSeconds: 20 });
+  const failed = samples.filter((s) => s.status !== 200);
+  assert.equal(failed.length, 0, `every request answered: ${JSON.stringify(failed.slice(0, 3))}`);
+  for (const s of samples) sent.set(s.version ?? '', (sent.get(s.version ?? '') ?? 0) + 1);
+  const toB = samples.filter((s) => s.version === '2').length;
+  const interval = wilsonInterval(toB, samples.length, 0.99);
+  t.diagnostic(`version 2 answered ${toB} of ${samples.length} (99% interval ${interval.low.toFixed(4)}–${interval.high.toFixed(4)})`);
+  assert.ok(interval.low <= 0.2 && 0.2 <= interval.high, `the 99% interval of the measured share covers the 20% weight: ${JSON.stringify(interval)}`);
+  assert.equal(samples.filter((s) => s.version !== '1' && s.version !== '2').length, 0, 'every answer names one of the two versions');
+
+  // Prometheus, discovering the pods through the API server, has each pod's count within a scrape interval or two.
+  const expected = new Map([['iris-a', sent.get('1') ?? 0], ['iris-b', sent.get('2') ?? 0]]);
+  const counted = await eventually('Prometheus counts matching the load generator', async () => {
+    const c = await promCounts(prometheus, ns);
+    if ([...expected].every(([md, n]) => c.get(md) === n)) return c;
+    throw new Error(`Prometheus ${JSON.stringify([...c])} vs sent ${JSON.stringify([...expected])}`);
+  }, { timeoutMs: 3 * SCRAPE_INTERVAL_SECONDS * 1000, intervalMs: 500 });
+  t.diagnostic(`Prometheus per pod: ${JSON.stringify([...counted])}`);
 });
