@@ -11,8 +11,11 @@ const say = (line: string): void => {
   process.stderr.write(`${line}\n`);
 };
 
-function exports(state: { kubeconfig: string; binDir: string; gateway?: { url: string }; prometheus?: { url: string } }): string {
-  const gateway = (state.gateway ? `export SLIPWAY_GATEWAY_URL=${state.gateway.url}\n` : '') + (state.prometheus ? `export SLIPWAY_PROMETHEUS_URL=${state.prometheus.url}\n` : '');
+function exports(state: { kubeconfig: string; binDir: string; gateway?: { url: string }; prometheus?: { url: string }; registry?: { url: string } }): string {
+  const gateway =
+    (state.gateway ? `export SLIPWAY_GATEWAY_URL=${state.gateway.url}\n` : '') +
+    (state.prometheus ? `export SLIPWAY_PROMETHEUS_URL=${state.prometheus.url}\n` : '') +
+    (state.registry ? `export MLFLOW_TRACKING_URI=${state.registry.url}\n` : '');
   return `export KUBECONFIG=${state.kubeconfig}\nexport PATH=${state.binDir}:$PATH\n${gateway}`;
 }
 

@@ -17,6 +17,7 @@ import { KWOK_POD_CIDR } from './pod-runner.ts';
 import { ensureBridge } from './podnet.ts';
 import { startGateway, type GatewayInfo } from './gateway.ts';
 import { startPrometheus, type PrometheusInfo } from './prometheus.ts';
+import { startRegistry, type RegistryInfo } from './registry.ts';
 import { ensurePythonEnv } from './python.ts';
 
 const execFileAsync = promisify(execFile);
@@ -84,6 +85,8 @@ export interface ClusterState {
   /** With `serve`: the Gateway that routes to serving pods, and the Prometheus that scrapes them. */
   gateway?: GatewayInfo;
   prometheus?: PrometheusInfo;
+  /** With `serve`: the MLflow tracking server (model registry), reachable from the host and from pods. */
+  registry?: RegistryInfo;
 }
 
 export interface Cluster extends ClusterState {
@@ -233,8 +236,8 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
     state.components = started.map(({ name, pid, bin, log, startTime }) => ({ name, pid, bin, log, startTime }));
     writeFileSync(stateFile(opts.dir), JSON.stringify(state, null, 2));
   };
-  const start = (name: string, args: string[], program = bin(name)): Started => {
-    const c = startComponent(name, program, args, logs, persistent);
+  const start = (name: string, args: string[], program = bin(name), env?: Record<string, string>): Started => {
+    const c = startComponent(name, program, args, logs, persistent, env);
     started.push(c);
     saveState();
     return c;
@@ -254,6 +257,12 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
     await ensureBridge();
     const runner = start('pod-runner', [join(import.meta.dirname, 'pod-runner-main.ts'), `--kubeconfig=${kubeconfig}`, `--dir=${join(opts.dir, 'pods')}`, `--python-bin=${pythonBin}`], process.execPath);
     await eventually('the pod runner', () => readFileSync(runner.log, 'utf8').includes('pod runner ready'), { abort: runner.exited, timeoutMs: 60_000, intervalMs: 100 });
+    state.registry = await startRegistry({
+      start,
+      dir: opts.dir,
+      pythonBin: await ensurePythonEnv(log, 'registry'),
+      waitFor: (what, probe, abort) => eventually(what, probe, { abort, timeoutMs: 120_000, intervalMs: 250 }),
+    });
     const tools = await ensureBinaries(log, 'dataplane');
     state.gateway = await startGateway({
       kubectl,

@@ -6,7 +6,8 @@
 import { join } from 'node:path';
 import type { Started } from './processes.ts';
 
-export const GATEWAY_NAMESPACE = 'slipway-system';
+// Not slipway-system: that is where Slipway itself is installed (and uninstalled, namespace and all).
+export const GATEWAY_NAMESPACE = 'slipway-local';
 export const GATEWAY_NAME = 'slipway';
 export const GATEWAY_CLASS = 'traefik';
 const SERVICE_ACCOUNT = 'traefik';

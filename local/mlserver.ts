@@ -10,6 +10,7 @@ import { eventually } from './eventually.ts';
 import { freePorts, startComponent, stopProcess, tailOf } from './processes.ts';
 
 const TRAIN = join(import.meta.dirname, 'models', 'train.py');
+const REGISTER = join(import.meta.dirname, 'models', 'register.py');
 
 export interface Offline {
   kind: string;
@@ -24,6 +25,13 @@ export async function trainModel(bin: string, dir: string, kind: string, version
   const modelDir = join(dir, `${kind}-${version}`);
   await promisify(execFile)(join(bin, 'python'), [TRAIN, modelDir, '--kind', kind, '--version', String(version)]);
   return { modelDir, offline: JSON.parse(readFileSync(join(modelDir, 'offline.json'), 'utf8')) as Offline };
+}
+
+/** Registers a trained model directory as a new version in the MLflow registry at `trackingUri` (local/models/register.py). */
+export async function registerModel(registryBin: string, trackingUri: string, modelDir: string, name: string, alias?: string): Promise<{ name: string; version: string; source: string }> {
+  const args = [REGISTER, modelDir, '--name', name, ...(alias ? ['--alias', alias] : [])];
+  const { stdout } = await promisify(execFile)(join(registryBin, 'python'), args, { env: { ...process.env, MLFLOW_TRACKING_URI: trackingUri, MLFLOW_DISABLE_TELEMETRY: 'true', DO_NOT_TRACK: 'true' } });
+  return JSON.parse(stdout.trim().split('\n').pop() ?? '{}') as { name: string; version: string; source: string };
 }
 
 export interface RunningServer {

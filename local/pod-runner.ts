@@ -25,13 +25,14 @@ import { Resources, type KubeObject } from '../src/kube/resources.ts';
 import { rfc3339 } from '../src/kube/time.ts';
 import { cacheRoot } from './toolchain.ts';
 import { isRunnerImage, KNOWN_IMAGES, localImage, type LocalPrograms } from './images.ts';
-import { addPod, assertPodRangeIsLocal, GATEWAY, podNamespaces, type PodNetwork } from './podnet.ts';
+import { addPod, assertPodRangeIsLocal, GATEWAY, killNamespace, podNamespaces, type PodNetwork } from './podnet.ts';
 
 const execFileAsync = promisify(execFile);
 const isNotFound = (err: unknown): boolean => classify(err) === 'NotFound';
 
 /** The runner's addresses: the upper half of the pod range (KWOK's fake pods take the lower half). */
-export const RUNNER_RANGE = { first: [128, 2] as const, last: [255, 254] as const };
+/** The pod runner's pods take 10.244.128.2 to 10.244.255.239; the top of the range is for the local services (the model registry). */
+export const RUNNER_RANGE = { first: [128, 2] as const, last: [255, 239] as const };
 export const KWOK_POD_CIDR = '10.244.0.0/17';
 
 const BACKOFF_INITIAL_MS = 10_000;
@@ -587,23 +588,6 @@ function lastLines(file: string, lines = 20, bytes = 2048): string {
     return readFileSync(file, 'utf8').trimEnd().split('\n').slice(-lines).join('\n').slice(-bytes);
   } catch {
     return '';
-  }
-}
-
-/** Every process left in a namespace (a server's workers that outlived it) gets SIGKILL. */
-async function killNamespace(namespace: string): Promise<void> {
-  for (let i = 0; i < 20; i++) {
-    const out = await execFileAsync('ip', ['netns', 'pids', namespace]).then((r) => r.stdout, () => '');
-    const pids = out.split('\n').map(Number).filter((p) => p > 0);
-    if (pids.length === 0) return;
-    for (const pid of pids) {
-      try {
-        process.kill(pid, 'SIGKILL');
-      } catch {
-        // gone
-      }
-    }
-    await sleep(100);
   }
 }
 

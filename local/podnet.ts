@@ -92,8 +92,27 @@ export async function podNamespaces(): Promise<string[]> {
   return (await ip(['netns', 'list'])).split('\n').map((l) => l.split(' ')[0] ?? '').filter((n) => n.startsWith('slw-'));
 }
 
-/** Removes every pod namespace and the bridge: the machine's network as it was before the local environment. */
+/** Every process left in a namespace gets SIGKILL (a server's workers that outlived it, a crashed runner's pods). */
+export async function killNamespace(namespace: string): Promise<void> {
+  for (let i = 0; i < 20; i++) {
+    const pids = (await ip(['netns', 'pids', namespace]).catch(() => '')).split('\n').map(Number).filter((p) => p > 0);
+    if (pids.length === 0) return;
+    for (const pid of pids) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // gone already
+      }
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/** Removes every pod namespace (and what runs in it) and the bridge: the machine's network as it was before. */
 export async function removePodNetwork(): Promise<void> {
-  for (const namespace of await podNamespaces()) await ip(['netns', 'del', namespace]).catch(() => undefined);
+  for (const namespace of await podNamespaces()) {
+    await killNamespace(namespace);
+    await ip(['netns', 'del', namespace]).catch(() => undefined);
+  }
   if (new RegExp(`^\\d+: ${BRIDGE}[:@]`, 'm').test(await ip(['-o', 'link', 'show']))) await ip(['link', 'del', BRIDGE]);
 }

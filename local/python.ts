@@ -7,7 +7,12 @@ import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node
 import { join } from 'node:path';
 import { cacheRoot } from './toolchain.ts';
 
-const LOCK = join(import.meta.dirname, 'python', 'requirements.lock');
+/** One environment per lock: MLServer and its runtimes (serving), MLflow's tracking server and client (registry). */
+const LOCKS = {
+  serving: join(import.meta.dirname, 'python', 'requirements.lock'),
+  registry: join(import.meta.dirname, 'python', 'mlflow.lock'),
+} as const;
+export type PythonEnv = keyof typeof LOCKS;
 const PYTHON = process.env.SLIPWAY_PYTHON ?? 'python3';
 
 function run(cmd: string, args: string[], log: (line: string) => void): Promise<string> {
@@ -29,19 +34,20 @@ function run(cmd: string, args: string[], log: (line: string) => void): Promise<
 }
 
 /** The directory of the locked environment (not necessarily built yet). */
-export async function pythonEnvDir(): Promise<string> {
+export async function pythonEnvDir(env: PythonEnv = 'serving'): Promise<string> {
   const version = (await run(PYTHON, ['-c', 'import sys; print(sys.version.split()[0])'], () => {})).trim();
-  const hash = createHash('sha256').update(`python ${version}\n`).update(readFileSync(LOCK)).digest('hex').slice(0, 16);
+  const hash = createHash('sha256').update(`python ${version}\n`).update(readFileSync(LOCKS[env])).digest('hex').slice(0, 16);
   return join(cacheRoot(), 'python', hash);
 }
 
 /** Builds the environment if the cache does not have it; returns its bin directory. */
-export async function ensurePythonEnv(log: (line: string) => void = () => {}): Promise<string> {
-  const dir = await pythonEnvDir();
+export async function ensurePythonEnv(log: (line: string) => void = () => {}, env: PythonEnv = 'serving'): Promise<string> {
+  const LOCK = LOCKS[env];
+  const dir = await pythonEnvDir(env);
   const done = join(dir, '.complete');
   if (existsSync(done)) return join(dir, 'bin');
   const t0 = Date.now();
-  log(`building the Python environment (MLServer) from ${LOCK}`);
+  log(`building the Python environment (${env}) from ${LOCK}`);
   // A venv is not relocatable, so it is built where it lives; the marker written last tells a complete one from
   // one a crash left half-built (which is built again).
   mkdirSync(join(dir, '..'), { recursive: true });

@@ -63,7 +63,8 @@ async function fetchArtifacts(base: URL, artifactPath: string, dir: string, pref
   const { files = [] } = (await (await get(list, authHeaders())).json()) as ArtifactList;
   let count = 0;
   for (const f of files) {
-    const rel = f.path.slice(artifactPath ? artifactPath.length + 1 : 0);
+    // The listing names files relative to the listed directory (older servers: relative to the root).
+    const rel = artifactPath && f.path.startsWith(`${artifactPath}/`) ? f.path.slice(artifactPath.length + 1) : f.path;
     const full = artifactPath ? `${artifactPath}/${rel}` : f.path;
     if (f.is_dir) {
       count += await fetchArtifacts(base, full, dir, join(prefix, rel));

@@ -13,9 +13,10 @@ import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { promisify } from 'node:util';
 import { eventually } from '../../local/eventually.ts';
+import { GATEWAY_NAME, GATEWAY_NAMESPACE } from '../../local/gateway.ts';
 import { MLSERVER_IMAGE } from '../../local/images.ts';
 import { runLoad } from '../../local/loadgen.ts';
-import { frameRequest, trainModel, type Offline } from '../../local/mlserver.ts';
+import { frameRequest, registerModel, trainModel, type Offline } from '../../local/mlserver.ts';
 import { SCRAPE_INTERVAL_SECONDS } from '../../local/prometheus.ts';
 import { wilsonInterval } from '../../src/stats/binomial.ts';
 import { namespaceOf } from '../../local/pod-runner.ts';
@@ -189,7 +190,7 @@ test('an HTTPRoute weighted 80/20 over two ModelDeployments splits real traffic 
     kind: 'HTTPRoute',
     metadata: { name: 'iris' },
     spec: {
-      parentRefs: [{ name: 'slipway', namespace: 'slipway-system' }],
+      parentRefs: [{ name: GATEWAY_NAME, namespace: GATEWAY_NAMESPACE }],
       rules: [{ backendRefs: [{ name: 'iris-a', port: 80, weight: 80 }, { name: 'iris-b', port: 80, weight: 20 }] }],
     },
   }));
@@ -221,4 +222,34 @@ test('an HTTPRoute weighted 80/20 over two ModelDeployments splits real traffic 
     throw new Error(`Prometheus ${JSON.stringify([...c])} vs sent ${JSON.stringify([...expected])}`);
   }, { timeoutMs: 3 * SCRAPE_INTERVAL_SECONDS * 1000, intervalMs: 500 });
   t.diagnostic(`Prometheus per pod: ${JSON.stringify([...counted])}`);
+});
+
+test('a ModelDeployment of an MLflow registry version (models:/name@alias) serves that version; a version the registry lacks is named', { skip: !serving && 'the local data plane needs root (SLIPWAY_TEST_SERVING=1)' }, async (t) => {
+  const registry = process.env.SLIPWAY_TEST_REGISTRY_URL ?? '';
+  assert.ok(registry, 'the data plane has a model registry');
+  const bin = await ensurePythonEnv((line) => t.diagnostic(line));
+  const registryBin = await ensurePythonEnv((line) => t.diagnostic(line), 'registry');
+  const root = mkdtempSync(join(tmpdir(), 'slipway-models-'));
+  const { modelDir, offline } = await trainModel(bin, root, 'better', 1);
+  // A name of this test's own: the registry outlives test runs on a reused cluster.
+  const name = `iris-${Date.now().toString(36)}`;
+  const registered = await registerModel(registryBin, registry, modelDir, name, 'champion');
+  t.diagnostic(`registered ${name} version ${registered.version} at ${registered.source}`);
+  const ns = await testNamespace(t);
+  // The initializer finds the registry as MLflow clients do: MLFLOW_TRACKING_URI, from the model's secret.
+  await cluster.kubectl(['create', 'secret', 'generic', 'mlflow', '-n', ns, `--from-literal=MLFLOW_TRACKING_URI=${registry}`]);
+  await startController(t, cluster, ns);
+  const spec = (uri: string, version: string): Obj => ({ ...mdSpec(uri, version), model: { name: 'iris', version, uri, format: 'sklearn', secretRef: { name: 'mlflow' } } });
+  await cluster.kubectl(['apply', '-n', ns, '-f', '-'], manifest('iris', spec(`models:/${name}@champion`, registered.version)));
+  await cluster.kubectl(['wait', '--for=condition=Ready', '--timeout=120s', '-n', ns, 'mdep/iris']);
+  const [pod] = await pods(ns);
+  const answer = await infer(pod?.status?.podIP ?? '', offline);
+  assert.deepEqual(answer.predictions, offline.predictions, 'the registered model answers as it does offline');
+
+  await cluster.kubectl(['apply', '-n', ns, '-f', '-'], manifest('iris', spec(`models:/${name}/99`, '99')));
+  await eventually('Ready=False naming the missing version', async () => {
+    const r = ready((await getJson<Md>(cluster, ['get', 'mdep', 'iris', '-n', ns])).status);
+    if (r?.status === 'False' && /init container storage-initializer failed \(exit 1.*\): models:\/iris-\w+\/99: .*not found/i.test(r.message)) return true;
+    throw new Error(`Ready=${r?.status}: ${r?.message}`);
+  }, { timeoutMs: 120_000, intervalMs: 500 });
 });

@@ -1,0 +1,62 @@
+// The local model registry: an MLflow tracking server (from the locked `registry` Python environment) with its
+// metadata in SQLite and its artifact store on local disk, served through MLflow's artifact proxy
+// (mlflow-artifacts:/). It runs in a network namespace of its own on the pod bridge, at an address pods reach
+// (the storage initializer fetches models:/ URIs from it) and with no route off this machine; telemetry is
+// switched off besides.
+import { execFile } from 'node:child_process';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { addPod, killNamespace, podNamespaces } from './podnet.ts';
+import type { Started } from './processes.ts';
+
+const run = promisify(execFile);
+
+/** The registry's address: the top of the pod range, which the pod runner never hands out. */
+export const REGISTRY_IP = '10.244.255.254';
+const REGISTRY_PORT = 5000;
+const REGISTRY_ID = 'slipway-model-registry';
+/** MLflow's own switches for usage telemetry, off. */
+export const NO_TELEMETRY = { MLFLOW_DISABLE_TELEMETRY: 'true', DO_NOT_TRACK: 'true' };
+
+export interface RegistryInfo {
+  /** MLFLOW_TRACKING_URI for the host and for pods alike. */
+  url: string;
+}
+
+export interface RegistryContext {
+  start: (name: string, args: string[], program: string, env?: Record<string, string>) => Started;
+  dir: string;
+  pythonBin: string;
+  waitFor: (what: string, probe: () => Promise<boolean>, abort: Promise<never>) => Promise<unknown>;
+}
+
+export async function startRegistry(ctx: RegistryContext): Promise<RegistryInfo> {
+  const dir = join(ctx.dir, 'registry');
+  mkdirSync(join(dir, 'artifacts'), { recursive: true });
+  // A namespace a previous run left behind (cluster:up after a crash) goes first.
+  const net = await addPod(REGISTRY_ID, REGISTRY_IP).catch(async (err: unknown) => {
+    for (const ns of await podNamespaces()) {
+      if ((await run('ip', ['-n', ns, 'addr', 'show']).then((r) => r.stdout, () => '')).includes(`${REGISTRY_IP}/`)) {
+        await killNamespace(ns);
+        await run('ip', ['netns', 'del', ns]);
+        return addPod(REGISTRY_ID, REGISTRY_IP);
+      }
+    }
+    throw err;
+  });
+  const url = `http://${REGISTRY_IP}:${REGISTRY_PORT}`;
+  const [cmd, args] = net.exec(join(ctx.pythonBin, 'mlflow'), [
+    'server',
+    '--host', '0.0.0.0',
+    '--port', String(REGISTRY_PORT),
+    '--workers', '1',
+    '--backend-store-uri', `sqlite:///${join(dir, 'mlflow.db')}`,
+    '--artifacts-destination', join(dir, 'artifacts'),
+    '--serve-artifacts',
+    '--allowed-hosts', `${REGISTRY_IP}:${REGISTRY_PORT},${REGISTRY_IP}`,
+  ]);
+  const server = ctx.start('mlflow', args, cmd, { ...NO_TELEMETRY, PATH: `${ctx.pythonBin}:${process.env.PATH ?? ''}` });
+  await ctx.waitFor('the MLflow tracking server', async () => (await fetch(`${url}/health`, { signal: AbortSignal.timeout(2000) }).catch(() => undefined))?.ok === true, server.exited);
+  return { url };
+}
