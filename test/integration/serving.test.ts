@@ -179,7 +179,7 @@ test('an HTTPRoute weighted 80/20 over two ModelDeployments splits real traffic 
   const bin = await ensurePythonEnv((line) => t.diagnostic(line));
   const root = mkdtempSync(join(tmpdir(), 'slipway-models-'));
   const { offline } = await trainModel(bin, root, 'good', 1);
-  await trainModel(bin, root, 'better', 2);
+  const better = (await trainModel(bin, root, 'better', 2)).offline;
   const store = await modelStore(t, root);
   const ns = await testNamespace(t);
   await startController(t, cluster, ns);
@@ -203,6 +203,14 @@ test('an HTTPRoute weighted 80/20 over two ModelDeployments splits real traffic 
     if (s?.version) sent.set(s.version, (sent.get(s.version) ?? 0) + 1);
     return s?.status === 200;
   }, { timeoutMs: 60_000, intervalMs: 250 });
+
+  // Through the gateway, every held-out row at once: exactly what the version that answered predicts offline.
+  for (let i = 0; i < 5; i++) {
+    const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: frameRequest(offline.columns, offline.rows) });
+    const answer = (await res.json()) as { model_version: string; outputs: { data: number[] }[] };
+    sent.set(answer.model_version, (sent.get(answer.model_version) ?? 0) + 1);
+    assert.deepEqual(answer.outputs[0]?.data, answer.model_version === '1' ? offline.predictions : better.predictions, `version ${answer.model_version} through the gateway`);
+  }
 
   const samples = await runLoad({ url, body, rate: 100, durationSeconds: 20 });
   const failed = samples.filter((s) => s.status !== 200);
