@@ -6,16 +6,17 @@ import { ensureBinaries } from './toolchain.ts';
 import { defaultClusterDir, readState, startCluster, stopClusterAt } from './cluster.ts';
 import { removePodNetwork } from './podnet.ts';
 import { isOurProcess } from './processes.ts';
+import { registryEnv } from './mlserver.ts';
 
 const say = (line: string): void => {
   process.stderr.write(`${line}\n`);
 };
 
-function exports(state: { kubeconfig: string; binDir: string; gateway?: { url: string }; prometheus?: { url: string }; registry?: { url: string } }): string {
+function exports(state: { kubeconfig: string; binDir: string; gateway?: { url: string }; prometheus?: { url: string }; registry?: { url: string; username: string; password: string } }): string {
   const gateway =
     (state.gateway ? `export SLIPWAY_GATEWAY_URL=${state.gateway.url}\n` : '') +
     (state.prometheus ? `export SLIPWAY_PROMETHEUS_URL=${state.prometheus.url}\n` : '') +
-    (state.registry ? `export MLFLOW_TRACKING_URI=${state.registry.url}\n` : '');
+    (state.registry ? Object.entries(registryEnv(state.registry)).map(([k, v]) => `export ${k}=${v}\n`).join('') : '');
   return `export KUBECONFIG=${state.kubeconfig}\nexport PATH=${state.binDir}:$PATH\n${gateway}`;
 }
 

@@ -27,10 +27,16 @@ export async function trainModel(bin: string, dir: string, kind: string, version
   return { modelDir, offline: JSON.parse(readFileSync(join(modelDir, 'offline.json'), 'utf8')) as Offline };
 }
 
+/** What an MLflow client (and the storage initializer) is given to reach the registry. */
+export function registryEnv(registry: { url: string; username: string; password: string }): Record<string, string> {
+  return { MLFLOW_TRACKING_URI: registry.url, MLFLOW_TRACKING_USERNAME: registry.username, MLFLOW_TRACKING_PASSWORD: registry.password };
+}
+
 /** Registers a trained model directory as a new version in the MLflow registry at `trackingUri` (local/models/register.py). */
-export async function registerModel(registryBin: string, trackingUri: string, modelDir: string, name: string, alias?: string): Promise<{ name: string; version: string; source: string }> {
+export async function registerModel(registryBin: string, registry: { url: string; username: string; password: string }, modelDir: string, name: string, alias?: string): Promise<{ name: string; version: string; source: string }> {
   const args = [REGISTER, modelDir, '--name', name, ...(alias ? ['--alias', alias] : [])];
-  const { stdout } = await promisify(execFile)(join(registryBin, 'python'), args, { env: { ...process.env, MLFLOW_TRACKING_URI: trackingUri, MLFLOW_DISABLE_TELEMETRY: 'true', DO_NOT_TRACK: 'true' } });
+  const env = { ...process.env, ...registryEnv(registry), MLFLOW_DISABLE_TELEMETRY: 'true', DO_NOT_TRACK: 'true' };
+  const { stdout } = await promisify(execFile)(join(registryBin, 'python'), args, { env });
   return JSON.parse(stdout.trim().split('\n').pop() ?? '{}') as { name: string; version: string; source: string };
 }
 

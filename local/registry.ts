@@ -4,7 +4,8 @@
 // (the storage initializer fetches models:/ URIs from it) and with no route off this machine; telemetry is
 // switched off besides.
 import { execFile } from 'node:child_process';
-import { mkdirSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { addPod, killNamespace, podNamespaces } from './podnet.ts';
@@ -22,6 +23,9 @@ export const NO_TELEMETRY = { MLFLOW_DISABLE_TELEMETRY: 'true', DO_NOT_TRACK: 't
 export interface RegistryInfo {
   /** MLFLOW_TRACKING_URI for the host and for pods alike. */
   url: string;
+  /** The admin's credentials (MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD): MLflow's basic-auth app is on. */
+  username: string;
+  password: string;
 }
 
 export interface RegistryContext {
@@ -34,6 +38,19 @@ export interface RegistryContext {
 export async function startRegistry(ctx: RegistryContext): Promise<RegistryInfo> {
   const dir = join(ctx.dir, 'registry');
   mkdirSync(join(dir, 'artifacts'), { recursive: true });
+  // Credentials as a real registry has them, so that a model's Secret is needed and a wrong one is refused.
+  const username = 'admin';
+  const password = randomBytes(12).toString('hex');
+  const authConfig = join(dir, 'basic_auth.ini');
+  writeFileSync(authConfig, [
+    '[mlflow]',
+    'default_permission = READ',
+    `database_uri = sqlite:///${join(dir, 'basic_auth.db')}`,
+    `admin_username = ${username}`,
+    `admin_password = ${password}`,
+    'authorization_function = mlflow.server.auth:authenticate_request_basic_auth',
+    '',
+  ].join('\n'), { mode: 0o600 });
   // A namespace a previous run left behind (cluster:up after a crash) goes first.
   const net = await addPod(REGISTRY_ID, REGISTRY_IP).catch(async (err: unknown) => {
     for (const ns of await podNamespaces()) {
@@ -55,8 +72,10 @@ export async function startRegistry(ctx: RegistryContext): Promise<RegistryInfo>
     '--artifacts-destination', join(dir, 'artifacts'),
     '--serve-artifacts',
     '--allowed-hosts', `${REGISTRY_IP}:${REGISTRY_PORT},${REGISTRY_IP}`,
+    '--app-name', 'basic-auth',
   ]);
-  const server = ctx.start('mlflow', args, cmd, { ...NO_TELEMETRY, PATH: `${ctx.pythonBin}:${process.env.PATH ?? ''}` });
+  const env = { ...NO_TELEMETRY, MLFLOW_AUTH_CONFIG_PATH: authConfig, MLFLOW_FLASK_SERVER_SECRET_KEY: randomBytes(24).toString('hex'), PATH: `${ctx.pythonBin}:${process.env.PATH ?? ''}` };
+  const server = ctx.start('mlflow', args, cmd, env);
   await ctx.waitFor('the MLflow tracking server', async () => (await fetch(`${url}/health`, { signal: AbortSignal.timeout(2000) }).catch(() => undefined))?.ok === true, server.exited);
-  return { url };
+  return { url, username, password };
 }

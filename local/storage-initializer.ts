@@ -94,6 +94,7 @@ async function fetchRegistryModel(uri: string, dir: string): Promise<void> {
     const cause = (err as { cause?: { code?: string } }).cause;
     fail(`cannot reach the MLflow tracking server at ${base.href}: ${cause?.code ?? String(err)}`);
   });
+  if (res.status === 401 || res.status === 403) fail(`${uri}: ${res.status} ${res.statusText} from ${base.href} (wrong or missing credentials: MLFLOW_TRACKING_USERNAME/PASSWORD or MLFLOW_TRACKING_TOKEN)`);
   if (res.status === 404 || res.status === 400) fail(`${uri}: ${((await res.json().catch(() => ({}))) as { message?: string }).message ?? `${res.status} from the registry`}`);
   if (!res.ok) fail(`${uri}: ${res.status} ${res.statusText} from ${base.href}`);
   const { model_version: mv } = (await res.json()) as { model_version: { source: string; version: string } };

@@ -11,7 +11,7 @@ let cluster: Cluster | undefined;
 function dataPlaneEnv(state: ClusterState): void {
   if (state.gateway) process.env.SLIPWAY_TEST_GATEWAY_URL = state.gateway.url;
   if (state.prometheus) process.env.SLIPWAY_TEST_PROMETHEUS_URL = state.prometheus.url;
-  if (state.registry) process.env.SLIPWAY_TEST_REGISTRY_URL = state.registry.url;
+  if (state.registry) process.env.SLIPWAY_TEST_REGISTRY = JSON.stringify(state.registry);
 }
 
 export async function globalSetup(): Promise<void> {

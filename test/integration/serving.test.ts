@@ -16,7 +16,7 @@ import { eventually } from '../../local/eventually.ts';
 import { GATEWAY_NAME, GATEWAY_NAMESPACE } from '../../local/gateway.ts';
 import { MLSERVER_IMAGE } from '../../local/images.ts';
 import { runLoad } from '../../local/loadgen.ts';
-import { frameRequest, registerModel, trainModel, type Offline } from '../../local/mlserver.ts';
+import { frameRequest, registerModel, registryEnv, trainModel, type Offline } from '../../local/mlserver.ts';
 import { SCRAPE_INTERVAL_SECONDS } from '../../local/prometheus.ts';
 import { wilsonInterval } from '../../src/stats/binomial.ts';
 import { namespaceOf } from '../../local/pod-runner.ts';
@@ -179,11 +179,12 @@ test('an HTTPRoute weighted 80/20 over two ModelDeployments splits real traffic 
   const bin = await ensurePythonEnv((line) => t.diagnostic(line));
   const root = mkdtempSync(join(tmpdir(), 'slipway-models-'));
   const { offline } = await trainModel(bin, root, 'good', 1);
-  const better = (await trainModel(bin, root, 'better', 2)).offline;
+  // Trained with the same split as good (train.py's --version picks the held-out rows), so both predict the same rows.
+  const better = (await trainModel(bin, root, 'better', 1)).offline;
   const store = await modelStore(t, root);
   const ns = await testNamespace(t);
   await startController(t, cluster, ns);
-  await cluster.kubectl(['apply', '-n', ns, '-f', '-'], [manifest('iris-a', mdSpec(`${store}/good-1/model.joblib`, '1')), manifest('iris-b', mdSpec(`${store}/better-2/model.joblib`, '2'))].join('\n'));
+  await cluster.kubectl(['apply', '-n', ns, '-f', '-'], [manifest('iris-a', mdSpec(`${store}/good-1/model.joblib`, '1')), manifest('iris-b', mdSpec(`${store}/better-1/model.joblib`, '2'))].join('\n'));
   await cluster.kubectl(['wait', '--for=condition=Ready', '--timeout=120s', '-n', ns, 'mdep/iris-a', 'mdep/iris-b']);
   await cluster.kubectl(['apply', '-n', ns, '-f', '-'], JSON.stringify({
     apiVersion: 'gateway.networking.k8s.io/v1',
@@ -232,8 +233,8 @@ test('an HTTPRoute weighted 80/20 over two ModelDeployments splits real traffic 
   t.diagnostic(`Prometheus per pod: ${JSON.stringify([...counted])}`);
 });
 
-test('a ModelDeployment of an MLflow registry version (models:/name@alias) serves that version; a version the registry lacks is named', { skip: !serving && 'the local data plane needs root (SLIPWAY_TEST_SERVING=1)' }, async (t) => {
-  const registry = process.env.SLIPWAY_TEST_REGISTRY_URL ?? '';
+test('a ModelDeployment of an MLflow registry version (models:/name@alias) serves that version; a missing version and wrong credentials are named', { skip: !serving && 'the local data plane needs root (SLIPWAY_TEST_SERVING=1)' }, async (t) => {
+  const registry = JSON.parse(process.env.SLIPWAY_TEST_REGISTRY ?? 'null') as { url: string; username: string; password: string } | null;
   assert.ok(registry, 'the data plane has a model registry');
   const bin = await ensurePythonEnv((line) => t.diagnostic(line));
   const registryBin = await ensurePythonEnv((line) => t.diagnostic(line), 'registry');
@@ -244,20 +245,28 @@ test('a ModelDeployment of an MLflow registry version (models:/name@alias) serve
   const registered = await registerModel(registryBin, registry, modelDir, name, 'champion');
   t.diagnostic(`registered ${name} version ${registered.version} at ${registered.source}`);
   const ns = await testNamespace(t);
-  // The initializer finds the registry as MLflow clients do: MLFLOW_TRACKING_URI, from the model's secret.
-  await cluster.kubectl(['create', 'secret', 'generic', 'mlflow', '-n', ns, `--from-literal=MLFLOW_TRACKING_URI=${registry}`]);
+  // The initializer finds the registry as MLflow clients do, from the model's Secret.
+  const secret = (secretName: string, env: Record<string, string>): Promise<string> =>
+    cluster.kubectl(['create', 'secret', 'generic', secretName, '-n', ns, ...Object.entries(env).map(([k, v]) => `--from-literal=${k}=${v}`)]);
+  await secret('mlflow', registryEnv(registry));
+  await secret('mlflow-wrong', registryEnv({ ...registry, password: 'not-the-password' }));
   await startController(t, cluster, ns);
-  const spec = (uri: string, version: string): Obj => ({ ...mdSpec(uri, version), model: { name: 'iris', version, uri, format: 'sklearn', secretRef: { name: 'mlflow' } } });
+  const spec = (uri: string, version: string, secretName = 'mlflow'): Obj => ({ ...mdSpec(uri, version), model: { name: 'iris', version, uri, format: 'sklearn', secretRef: { name: secretName } } });
   await cluster.kubectl(['apply', '-n', ns, '-f', '-'], manifest('iris', spec(`models:/${name}@champion`, registered.version)));
   await cluster.kubectl(['wait', '--for=condition=Ready', '--timeout=120s', '-n', ns, 'mdep/iris']);
   const [pod] = await pods(ns);
   const answer = await infer(pod?.status?.podIP ?? '', offline);
   assert.deepEqual(answer.predictions, offline.predictions, 'the registered model answers as it does offline');
 
-  await cluster.kubectl(['apply', '-n', ns, '-f', '-'], manifest('iris', spec(`models:/${name}/99`, '99')));
-  await eventually('Ready=False naming the missing version', async () => {
-    const r = ready((await getJson<Md>(cluster, ['get', 'mdep', 'iris', '-n', ns])).status);
-    if (r?.status === 'False' && /init container storage-initializer failed \(exit 1.*\): models:\/iris-\w+\/99: .*not found/i.test(r.message)) return true;
-    throw new Error(`Ready=${r?.status}: ${r?.message}`);
-  }, { timeoutMs: 120_000, intervalMs: 500 });
+  const failsWith = async (what: string, s: Obj, message: RegExp): Promise<void> => {
+    await cluster.kubectl(['apply', '-n', ns, '-f', '-'], manifest('iris', s));
+    await eventually(`Ready=False naming ${what}`, async () => {
+      const r = ready((await getJson<Md>(cluster, ['get', 'mdep', 'iris', '-n', ns])).status);
+      if (r?.status === 'False' && message.test(r.message)) return true;
+      throw new Error(`Ready=${r?.status}: ${r?.message}`);
+    }, { timeoutMs: 120_000, intervalMs: 500 });
+  };
+  await failsWith('the missing version', spec(`models:/${name}/99`, '99'), /init container storage-initializer failed \(exit 1.*\): models:\/iris-\w+\/99: .*not found/i);
+  await failsWith('wrong credentials', spec(`models:/${name}@champion`, '98', 'mlflow-wrong'), /init container storage-initializer failed \(exit 1.*\): .*401 .*wrong or missing credentials/);
+  assert.deepEqual((await infer(pod?.status?.podIP ?? '', offline)).predictions, offline.predictions, 'the stable revision keeps serving');
 });
