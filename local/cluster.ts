@@ -321,6 +321,9 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
       '--endpoint-reconciler-type=none',
       '--allow-privileged=true',
       '--authorization-mode=Node,RBAC',
+      // `kubectl logs` goes through the node's server, which KWOK runs on loopback.
+      `--kubelet-client-certificate=${pki.adminCert}`,
+      `--kubelet-client-key=${pki.adminKey}`,
       '--profiling=false',
       ...(opts.audit === false
         ? []
@@ -377,7 +380,13 @@ leaderElection: {leaderElect: false}
     const kwokDir = moduleDir(KWOK.module, KWOK.version);
     const kwokConfig = join(opts.dir, 'kwok.yaml');
     writeFileSync(kwokConfig, KWOK_STAGES.map((p) => kwokStage(readFileSync(join(kwokDir, p), 'utf8'))).join('\n---\n'));
+    if (opts.serve) {
+      // The pod runner tells KWOK where its containers' output is (Logs objects), so `kubectl logs` works.
+      await kubectl(['apply', '--server-side', '--field-manager=slipway-test-cluster', '-f', join(kwokDir, 'kustomize/crd/bases/kwok.x-k8s.io_logs.yaml')]);
+      await kubectl(['wait', '--for=condition=Established', '--timeout=60s', 'crd/logs.kwok.x-k8s.io']);
+    }
     const kwok = start('kwok', [
+      ...(opts.serve ? ['--enable-crds=Logs'] : []),
       `--kubeconfig=${kubeconfig}`,
       `--config=${kwokConfig}`,
       '--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake',

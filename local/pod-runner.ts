@@ -13,7 +13,7 @@
 // container's output goes to <dir>/<namespace>_<pod>_<uid>/<container>.log.
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { connect } from 'node:net';
 import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
@@ -170,6 +170,7 @@ class PodWorker {
         this.volumes.set(v.name, hostDir);
       }
       this.net = await addPod(this.pod.metadata.uid ?? this.pod.metadata.name, this.ip);
+      await this.runner.serveLogs(this.pod, [...this.init, ...this.main].map((c) => c.spec.name), this.dir);
       this.publish();
       for (const c of this.init) {
         while (!this.stopping) {
@@ -272,11 +273,28 @@ class PodWorker {
       this.publish();
       return -1;
     }
+    // The previous run's output stays readable (`kubectl logs --previous`), as a container runtime keeps it.
     const log = join(this.dir, `${c.spec.name}.log`);
+    if (existsSync(log)) renameSync(log, join(this.dir, `${c.spec.name}.previous.log`));
     const fd = openSync(log, 'a');
     const [cmd, args] = this.net!.exec(argv[0], argv[1]);
-    const proc = spawn('setpriv', ['--pdeathsig', 'KILL', '--', cmd, ...args], { cwd: this.dir, env, stdio: ['ignore', fd, fd], detached: true });
-    closeSync(fd);
+    const proc = spawn('setpriv', ['--pdeathsig', 'KILL', '--', cmd, ...args], { cwd: this.dir, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    const out = criLog(fd, 'stdout');
+    const err = criLog(fd, 'stderr');
+    proc.stdout.on('data', out.write);
+    proc.stderr.on('data', err.write);
+    let open = 2;
+    const closeOne = (): void => {
+      if (--open === 0) closeSync(fd);
+    };
+    proc.stdout.on('close', () => {
+      out.end();
+      closeOne();
+    });
+    proc.stderr.on('close', () => {
+      err.end();
+      closeOne();
+    });
     c.proc = proc;
     c.startedAt = Date.now();
     const startedAt = now();
@@ -583,9 +601,37 @@ function signalGroup(pid: number, signal: NodeJS.Signals): void {
 const SIGNALS: Record<string, number> = { SIGHUP: 1, SIGINT: 2, SIGKILL: 9, SIGSEGV: 11, SIGTERM: 15 };
 const signalNumber = (s: NodeJS.Signals): number => SIGNALS[s] ?? 0;
 
+/**
+ * A process's output as a container runtime writes it (the CRI log format that `kubectl logs` reads through the
+ * node): `<RFC 3339 time> <stream> <F|P> <text>` per line, P for a line that goes on in the next record.
+ */
+function criLog(fd: number, stream: 'stdout' | 'stderr'): { write: (chunk: Buffer) => void; end: () => void } {
+  let pending = '';
+  const record = (text: string, tag: 'F' | 'P'): void => {
+    writeSync(fd, `${new Date().toISOString()} ${stream} ${tag} ${text}\n`);
+  };
+  return {
+    write: (chunk) => {
+      const lines = (pending + chunk.toString('utf8')).split('\n');
+      pending = lines.pop() ?? '';
+      for (const line of lines) record(line, 'F');
+      if (pending.length > 16 * 1024) {
+        record(pending, 'P');
+        pending = '';
+      }
+    },
+    end: () => {
+      if (pending) record(pending, 'F');
+      pending = '';
+    },
+  };
+}
+
+/** The last lines a container wrote (its termination message with FallbackToLogsOnError), without the log's framing. */
 function lastLines(file: string, lines = 20, bytes = 2048): string {
   try {
-    return readFileSync(file, 'utf8').trimEnd().split('\n').slice(-lines).join('\n').slice(-bytes);
+    const text = readFileSync(file, 'utf8').trimEnd().split('\n').map((l) => l.split(' ').slice(3).join(' '));
+    return text.slice(-lines).join('\n').slice(-bytes);
   } catch {
     return '';
   }
@@ -667,6 +713,25 @@ export class PodRunner {
     await Promise.all(this.stopping.values());
     this.workers.clear();
     rmSync(this.lock, { force: true });
+  }
+
+  /**
+   * Tells KWOK, which answers the API server's log requests for the nodes, where each container's output is: a
+   * `Logs` object per pod (owned by the pod, so it goes with it). Best effort: without it only `kubectl logs` is lost.
+   */
+  async serveLogs(pod: Pod, containers: string[], dir: string): Promise<void> {
+    const namespace = pod.metadata.namespace ?? 'default';
+    const body = {
+      apiVersion: 'kwok.x-k8s.io/v1alpha1',
+      kind: 'Logs',
+      metadata: { name: pod.metadata.name, namespace, ownerReferences: [{ apiVersion: 'v1', kind: 'Pod', name: pod.metadata.name, uid: pod.metadata.uid ?? '' }] },
+      spec: { logs: containers.map((c) => ({ containers: [c], logsFile: join(dir, `${c}.log`), previousLogsFile: join(dir, `${c}.previous.log`), follow: true })) },
+    };
+    await this.client
+      .request({ method: 'POST', path: `/apis/kwok.x-k8s.io/v1alpha1/namespaces/${encodeURIComponent(namespace)}/logs`, body })
+      .catch((err: unknown) => {
+        if (classify(err) !== 'Conflict') this.log(`logs of ${namespace}/${pod.metadata.name}: ${String(err)}`);
+      });
   }
 
   /** A bound service-account token, as the kubelet requests one for a projected volume. */

@@ -115,6 +115,11 @@ test('an mlserver ModelDeployment is Ready only once its server answers, predict
     return s && s.restartCount === 1 && s.ready ? p : undefined;
   }, { timeoutMs: 90_000, intervalMs: 500 });
   assert.equal(restarted.status?.podIP, pod.status.podIP, 'the pod keeps its address across a container restart');
+  // kubectl logs reads the processes' output through the node (KWOK), the current run's and the previous one's.
+  const podName = pod.metadata.name;
+  assert.match(await cluster.kubectl(['logs', '-n', ns, podName, '-c', 'storage-initializer']), /fetched http:\/\/10\.244\.0\.1:\d+\/good-1\/model\.joblib into/);
+  assert.match(await cluster.kubectl(['logs', '-n', ns, podName, '-c', 'model-server', '--previous']), /Uvicorn running on http:\/\/0\.0\.0\.0:8080/);
+  await eventually('the restarted server\'s output', async () => /Uvicorn running on http:\/\/0\.0\.0\.0:8080/.test(await cluster.kubectl(['logs', '-n', ns, podName, '-c', 'model-server'])), { timeoutMs: 30_000 });
   assert.deepEqual((await infer(pod.status.podIP, offline)).predictions, offline.predictions);
 
   // Deleting the ModelDeployment stops its processes and frees its address and namespace.
