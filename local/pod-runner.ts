@@ -23,7 +23,6 @@ import { EventRecorder, type EventSpec } from '../src/kube/events.ts';
 import { Informer } from '../src/kube/informer.ts';
 import { Resources, type KubeObject } from '../src/kube/resources.ts';
 import { rfc3339 } from '../src/kube/time.ts';
-import { cacheRoot } from './toolchain.ts';
 import { isRunnerImage, KNOWN_IMAGES, localImage, type LocalPrograms } from './images.ts';
 import { addPod, assertPodRangeIsLocal, GATEWAY, killNamespace, podNamespaces, type PodNetwork } from './podnet.ts';
 
@@ -671,8 +670,8 @@ export class PodRunner {
   private readonly workers = new Map<string, PodWorker>();
   private readonly stopping = new Map<string, Promise<void>>();
   private readonly pods: Informer<Pod>;
-  /** One pod runner per machine: two would hand out the same addresses on the one bridge. */
-  private readonly lock = join(cacheRoot(), 'pod-runner.pid');
+  /** One pod runner per machine (whatever its cache directory): two would hand out the same addresses on the one bridge. */
+  private readonly lock = '/run/slipway/pod-runner.pid';
 
   constructor(opts: PodRunnerOptions) {
     this.client = opts.client;

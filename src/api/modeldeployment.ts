@@ -180,6 +180,22 @@ const rollout = cel(
     message: 'a rollout step runs analysis, so rollout.analysis must define the metrics',
     fieldPath: '.analysis',
   },
+  // Steps that make no sense are refused here rather than reordered or guessed at.
+  {
+    rule: '!has(self.steps) || self.steps.filter(s, has(s.setWeight)).map(s, s.setWeight).isSorted()',
+    message: 'rollout.steps: each setWeight must be at least the one before it (traffic moves to the canary step by step; going back is an abort)',
+    fieldPath: '.steps',
+  },
+  {
+    rule: '!has(self.steps) || self.steps.filter(s, has(s.setWeight) && s.setWeight == 100).size() == 0 || (has(self.steps[size(self.steps) - 1].setWeight) && self.steps[size(self.steps) - 1].setWeight == 100 && self.steps.filter(s, has(s.setWeight) && s.setWeight == 100).size() == 1)',
+    message: 'rollout.steps: setWeight 100 completes the rollout, so it can only be the last step (it may be left out: after the last step the canary takes all traffic)',
+    fieldPath: '.steps',
+  },
+  {
+    rule: '!has(self.steps) || size(self.steps) == 0 || !has(self.steps[size(self.steps) - 1].pause) || has(self.steps[size(self.steps) - 1].pause.duration)',
+    message: 'rollout.steps: a pause without a duration as the last step waits for a promote that could only finish the rollout; give it a duration, or end with setWeight 100 after it',
+    fieldPath: '.steps',
+  },
 );
 
 export const modelDeploymentSpec = cel(

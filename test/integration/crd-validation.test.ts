@@ -47,6 +47,9 @@ const rejected: { what: string; spec: Obj; name?: string; message: RegExp }[] = 
   { what: 'the mlserver runtime for an onnx model', spec: { ...base(), model: { ...(base().model as Obj), format: 'onnx' }, runtime: { preset: 'mlserver' } }, message: /spec.model.format: Invalid value: runtime mlserver cannot serve format onnx\. Valid pairs: mlserver with sklearn, xgboost, lightgbm, mlflow; custom with any format/ },
   { what: 'the mlserver runtime on the v1 protocol', spec: { ...base(), runtime: { preset: 'mlserver', protocol: 'v1' } }, message: /runtime mlserver speaks the V2 \(Open Inference\) protocol/ },
   { what: 'an MLflow registry URI with neither version nor alias', spec: { ...base(), model: { ...(base().model as Obj), uri: 'models:/churn' } }, message: /model.uri must be s3:\/\/<bucket>\/<path>, .* or an MLflow registry URI: models:\/<name>\/<version> or models:\/<name>@<alias>/ },
+  { what: 'rollout steps whose weight goes down', spec: { ...base(), rollout: { steps: [{ setWeight: 50 }, { pause: { duration: '1m' } }, { setWeight: 20 }] } }, message: /spec.rollout.steps: Invalid value: .*each setWeight must be at least the one before it/ },
+  { what: 'rollout steps that reach 100% before the last step', spec: { ...base(), rollout: { steps: [{ setWeight: 10 }, { setWeight: 100 }, { pause: { duration: '1m' } }] } }, message: /setWeight 100 completes the rollout, so it can only be the last step/ },
+  { what: 'rollout steps ending in a pause without a duration', spec: { ...base(), rollout: { steps: [{ setWeight: 10 }, { pause: {} }] } }, message: /a pause without a duration as the last step waits for a promote that could only finish the rollout/ },
   { what: 'a batch memory limit that is not a quantity', spec: { ...base(), batch: { schedule: '@daily', resources: { limits: { memory: '2 gigs' } } } }, message: /spec.batch.resources.limits\[memory\]: Invalid value: "2 gigs": must be a quantity/ },
 ];
 
@@ -59,7 +62,7 @@ for (const c of rejected) {
 
 test('a valid ModelDeployment with a full rollout is accepted and defaulted', async (t) => {
   const ns = await testNamespace(t);
-  const spec = { ...base(), rollout: { steps: [{ setWeight: 10 }, { pause: { duration: '5m' } }, { analysis: {} }], analysis } };
+  const spec = { ...base(), rollout: { steps: [{ setWeight: 10 }, { pause: { duration: '5m' } }, { analysis: {} }, { setWeight: 50 }, { pause: {} }, { setWeight: 100 }], analysis } };
   await cluster.kubectl(['create', '-n', ns, '-f', '-'], md('churn', spec));
   const got = JSON.parse(await cluster.kubectl(['get', 'mdep', 'churn', '-n', ns, '-o', 'json'])) as { spec: { runtime: Obj; rollout: { analysis: Obj; autoRollback: boolean } } };
   assert.deepEqual(got.spec.runtime, { preset: 'custom', port: 8080, protocol: 'v2', metricsPath: '/metrics' });
