@@ -137,9 +137,11 @@ export class Informer<T extends KubeObject> {
   readonly synced: Promise<void>;
   private isSynced = false;
 
-  constructor(client: KubeClient, resource: ResourceType, opts: ListWatchOptions & { indexers?: Record<string, IndexFunc<T>>; hooks?: InformerHooks } = {}) {
+  constructor(client: KubeClient, resource: ResourceType, opts: ListWatchOptions & { indexers?: Record<string, IndexFunc<T>>; hooks?: InformerHooks; transform?: (obj: T) => T } = {}) {
     this.resource = resource;
     this.store = new Store<T>(opts.indexers);
+    // What the cache keeps of each object, when the readers need only part of it (e.g. a pod's status).
+    const transform = opts.transform ?? ((o: T): T => o);
     this.synced = new Promise((r) => (this.syncedResolve = r));
     const hooks = opts.hooks ?? {};
     this.listWatch = new ListWatch<T>(
@@ -147,12 +149,12 @@ export class Informer<T extends KubeObject> {
       resource,
       {
         onList: (items) => {
-          for (const e of this.store.replace(items.map(trimForCache))) this.emit(e, hooks);
+          for (const e of this.store.replace(items.map((o) => transform(trimForCache(o))))) this.emit(e, hooks);
           this.isSynced = true;
           this.syncedResolve();
         },
         onEvent: (type, obj) => {
-          trimForCache(obj);
+          obj = transform(trimForCache(obj));
           if (type === 'DELETED') {
             const old = this.store.remove(obj);
             this.emit({ type, obj: old ?? obj }, hooks);

@@ -59,14 +59,16 @@ export class Manager {
   }
 
   /** The shared informer of a resource type (one list-watch per type and selector in the process). */
-  informer<T extends KubeObject>(resource: ResourceType, opts: ListWatchOptions & { indexers?: Record<string, IndexFunc<T>> } = {}): Informer<T> {
+  informer<T extends KubeObject>(resource: ResourceType, opts: ListWatchOptions & { indexers?: Record<string, IndexFunc<T>>; transform?: (obj: T) => T } = {}): Informer<T> {
     const id = `${resource.group}/${resource.plural}?${opts.labelSelector ?? ''}${opts.metadataOnly ? '&metadata' : ''}`;
     let informer = this.informers.get(id);
     if (!informer) {
       const name = opts.metadataOnly ? `${resource.plural} (metadata)` : resource.plural;
+      const { transform, ...listWatch } = opts;
       informer = new Informer<KubeObject>(this.client, resource, {
-        ...opts,
+        ...listWatch,
         indexers: opts.indexers as Record<string, IndexFunc<KubeObject>> | undefined ?? {},
+        ...(transform ? { transform: transform as unknown as (obj: KubeObject) => KubeObject } : {}),
         hooks: {
           onRestart: (_res, reason, err) => {
             this.metrics.watchRestarts.inc({ resource: name, reason });

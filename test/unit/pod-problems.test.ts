@@ -2,7 +2,7 @@
 // pod statuses as a kubelet reports them.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { podProblem, revisionProblem, summarize, type PodStatusView } from '../../src/controllers/modeldeployment/pods.ts';
+import { podForCache, podProblem, revisionProblem, summarize, type PodStatusView } from '../../src/controllers/modeldeployment/pods.ts';
 
 const pod = (name: string, status: NonNullable<PodStatusView['status']>): PodStatusView => ({ metadata: { name }, status });
 const notReady = [{ type: 'Ready', status: 'False' }];
@@ -52,4 +52,21 @@ test('a ready pod has no problem, whatever it went through; a long message is cu
 test('a revision names its first troubled pod by name, and how many more there are', () => {
   assert.equal(revisionProblem([{ name: 'b', ready: false, problem: 'p2' }, { name: 'a', ready: false, problem: 'p1' }, { name: 'c', ready: true, problem: undefined }]), 'pod a: p1 (and 1 more pod)');
   assert.equal(revisionProblem([{ name: 'a', ready: false, problem: undefined }]), undefined);
+});
+
+test('the cache keeps what the problem is read from, and drops the spec', () => {
+  const full = {
+    metadata: { name: 'a', namespace: 'ns', uid: 'u', labels: { 'slipway.dev/revision': 'r1' }, annotations: { big: 'x'.repeat(1000) } },
+    spec: { containers: [{ name: 'model-server', image: 'i', env: [{ name: 'A', value: 'x'.repeat(1000) }] }] },
+    status: {
+      conditions: [{ type: 'Ready', status: 'False', lastTransitionTime: 't' }],
+      initContainerStatuses: [{ name: 'init', restartCount: 1, state: { waiting: { reason: 'CrashLoopBackOff' } }, lastState: { terminated: { exitCode: 1, message: 'cannot fetch: 404 Not Found' } } }],
+    },
+  } as unknown as PodStatusView;
+  const cached = podForCache(full);
+  assert.equal(podProblem(cached), podProblem(full));
+  assert.equal(podProblem(cached), 'init container init failed (exit 1, 1 restart): cannot fetch: 404 Not Found');
+  assert.equal('spec' in cached, false);
+  assert.equal(cached.metadata.annotations, undefined);
+  assert.deepEqual(cached.metadata.labels, { 'slipway.dev/revision': 'r1' });
 });

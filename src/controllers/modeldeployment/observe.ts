@@ -7,7 +7,7 @@ import { objectKey, Resources, type KubeObject, type ResourceType } from '../../
 import type { Manager } from '../../runtime/manager.ts';
 import { jsonEqual } from '../compare.ts';
 import type { ChildKind, Observed } from './plan.ts';
-import { summarize, type PodStatusView, type PodSummary } from './pods.ts';
+import { podForCache, summarize, type PodStatusView, type PodSummary } from './pods.ts';
 import { LABEL_MODEL_DEPLOYMENT, LABEL_REVISION } from './children.ts';
 
 const MANAGED = 'app.kubernetes.io/managed-by=slipway';
@@ -55,7 +55,7 @@ export class ModelDeploymentCaches {
       ControllerRevision: other(Resources.ControllerRevision),
     };
     this.environments = manager.informer(Resources.ProjectEnvironment, ns);
-    this.pods = manager.informer(Resources.Pod, { ...ns, labelSelector: MANAGED, indexers: { [REVISION_INDEX]: revisionKeys } });
+    this.pods = manager.informer(Resources.Pod, { ...ns, labelSelector: MANAGED, indexers: { [REVISION_INDEX]: revisionKeys }, transform: (p) => podForCache(p as PodStatusView) });
   }
 
   /** Calls `enqueue` with the key of every ModelDeployment a change concerns: keys, never events. */

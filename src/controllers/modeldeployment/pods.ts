@@ -27,6 +27,31 @@ export interface PodStatusView extends KubeObject {
   };
 }
 
+/**
+ * What the controller's cache keeps of a pod: its identity and labels, and the status fields `podProblem` reads;
+ * the spec (often the larger part) is dropped.
+ */
+export function podForCache(pod: PodStatusView): PodStatusView {
+  const { name, namespace, uid, resourceVersion, labels } = pod.metadata;
+  const s = pod.status ?? {};
+  const container = (c: ContainerStatus): ContainerStatus => ({
+    name: c.name,
+    ...(c.ready !== undefined ? { ready: c.ready } : {}),
+    ...(c.restartCount !== undefined ? { restartCount: c.restartCount } : {}),
+    ...(c.state ? { state: c.state } : {}),
+    ...(c.lastState ? { lastState: c.lastState } : {}),
+  });
+  return {
+    metadata: { name, ...(namespace ? { namespace } : {}), ...(uid ? { uid } : {}), ...(resourceVersion ? { resourceVersion } : {}), ...(labels ? { labels } : {}) },
+    status: {
+      ...(s.phase ? { phase: s.phase } : {}),
+      ...(s.conditions ? { conditions: s.conditions.map(({ type, status, reason, message }) => ({ type, status, ...(reason ? { reason } : {}), ...(message ? { message } : {}) })) } : {}),
+      ...(s.initContainerStatuses ? { initContainerStatuses: s.initContainerStatuses.map(container) } : {}),
+      ...(s.containerStatuses ? { containerStatuses: s.containerStatuses.map(container) } : {}),
+    },
+  };
+}
+
 /** What a pod reports about itself, reduced to what the plan needs. */
 export interface PodSummary {
   name: string;
