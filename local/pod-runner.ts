@@ -162,11 +162,24 @@ class PodWorker {
   async run(): Promise<void> {
     try {
       mkdirSync(this.dir, { recursive: true });
-      for (const v of this.pod.spec.volumes ?? []) {
-        const hostDir = join(this.dir, 'volumes', v.name);
-        mkdirSync(hostDir, { recursive: true });
-        await this.fillVolume(v, hostDir);
-        this.volumes.set(v.name, hostDir);
+      // A volume that cannot be set up yet (a Secret not created yet) is tried again, as a kubelet does.
+      for (let delay = BACKOFF_INITIAL_MS; ; delay = Math.min(delay * 2, 120_000)) {
+        try {
+          for (const v of this.pod.spec.volumes ?? []) {
+            const hostDir = join(this.dir, 'volumes', v.name);
+            mkdirSync(hostDir, { recursive: true });
+            await this.fillVolume(v, hostDir);
+            this.volumes.set(v.name, hostDir);
+          }
+          break;
+        } catch (err) {
+          if (!(err instanceof ConfigError)) throw err;
+          for (const c of [...this.init, ...this.main]) c.state = { waiting: { reason: 'ContainerCreating', message: err.message } };
+          this.event('Warning', 'FailedMount', err.message);
+          this.publish();
+          await sleep(delay, this.stopped.signal);
+          if (this.stopping) return;
+        }
       }
       this.net = await addPod(this.pod.metadata.uid ?? this.pod.metadata.name, this.ip);
       await this.runner.serveLogs(this.pod, [...this.init, ...this.main].map((c) => c.spec.name), this.dir);

@@ -238,7 +238,7 @@ test('an HTTPRoute weighted 80/20 over two ModelDeployments splits real traffic 
   t.diagnostic(`Prometheus per pod: ${JSON.stringify([...counted])}`);
 });
 
-test('a ModelDeployment of an MLflow registry version (models:/name@alias) serves that version; a missing version and wrong credentials are named', { skip: !serving && 'the local data plane needs root (SLIPWAY_TEST_SERVING=1)' }, async (t) => {
+test('a ModelDeployment of an MLflow registry version (models:/name@alias) serves that version; a missing Secret, a missing version and wrong credentials are named', { skip: !serving && 'the local data plane needs root (SLIPWAY_TEST_SERVING=1)' }, async (t) => {
   const registry = JSON.parse(process.env.SLIPWAY_TEST_REGISTRY ?? 'null') as { url: string; username: string; password: string } | null;
   assert.ok(registry, 'the data plane has a model registry');
   const bin = await ensurePythonEnv((line) => t.diagnostic(line));
@@ -253,24 +253,25 @@ test('a ModelDeployment of an MLflow registry version (models:/name@alias) serve
   // The initializer finds the registry as MLflow clients do, from the model's Secret.
   const secret = (secretName: string, env: Record<string, string>): Promise<string> =>
     cluster.kubectl(['create', 'secret', 'generic', secretName, '-n', ns, ...Object.entries(env).map(([k, v]) => `--from-literal=${k}=${v}`)]);
-  await secret('mlflow', registryEnv(registry));
   await secret('mlflow-wrong', registryEnv({ ...registry, password: 'not-the-password' }));
   await startController(t, cluster, ns);
   const spec = (uri: string, version: string, secretName = 'mlflow'): Obj => ({ ...mdSpec(uri, version), model: { name: 'iris', version, uri, format: 'sklearn', secretRef: { name: secretName } } });
-  await cluster.kubectl(['apply', '-n', ns, '-f', '-'], manifest('iris', spec(`models:/${name}@champion`, registered.version)));
-  await cluster.kubectl(['wait', '--for=condition=Ready', '--timeout=120s', '-n', ns, 'mdep/iris']);
-  const [pod] = await pods(ns);
-  const answer = await infer(pod?.status?.podIP ?? '', offline);
-  assert.deepEqual(answer.predictions, offline.predictions, 'the registered model answers as it does offline');
-
-  const failsWith = async (what: string, s: Obj, message: RegExp): Promise<void> => {
-    await cluster.kubectl(['apply', '-n', ns, '-f', '-'], manifest('iris', s));
+  const failsWith = async (what: string, s: Obj | undefined, message: RegExp): Promise<void> => {
+    if (s) await cluster.kubectl(['apply', '-n', ns, '-f', '-'], manifest('iris', s));
     await eventually(`Ready=False naming ${what}`, async () => {
       const r = ready((await getJson<Md>(cluster, ['get', 'mdep', 'iris', '-n', ns])).status);
       if (r?.status === 'False' && message.test(r.message)) return true;
       throw new Error(`Ready=${r?.status}: ${r?.message}`);
     }, { timeoutMs: 120_000, intervalMs: 500 });
   };
+  // The Secret the model names does not exist yet: said so; once it is created, the pod goes on by itself.
+  await failsWith('the missing Secret', spec(`models:/${name}@champion`, registered.version), /init container storage-initializer: CreateContainerConfigError: secret "mlflow" not found/);
+  await secret('mlflow', registryEnv(registry));
+  await cluster.kubectl(['wait', '--for=condition=Ready', '--timeout=120s', '-n', ns, 'mdep/iris']);
+  const [pod] = await pods(ns);
+  const answer = await infer(pod?.status?.podIP ?? '', offline);
+  assert.deepEqual(answer.predictions, offline.predictions, 'the registered model answers as it does offline');
+
   await failsWith('the missing version', spec(`models:/${name}/99`, '99'), /init container storage-initializer failed \(exit 1.*\): models:\/iris-\w+\/99: .*not found/i);
   await failsWith('wrong credentials', spec(`models:/${name}@champion`, '98', 'mlflow-wrong'), /init container storage-initializer failed \(exit 1.*\): .*401 .*wrong or missing credentials/);
   assert.deepEqual((await infer(pod?.status?.podIP ?? '', offline)).predictions, offline.predictions, 'the stable revision keeps serving');
