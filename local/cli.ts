@@ -46,9 +46,11 @@ async function main(cmd: string | undefined): Promise<void> {
       return;
     }
     case 'down': {
+      const served = readState(dir)?.components.some((c) => c.name === 'pod-runner') ?? false;
       say((await stopClusterAt(dir)) ? 'the local control plane is stopped' : 'no local control plane was running');
-      // The pod network (bridge and pod namespaces) goes with it, where this user may remove it.
-      if (process.getuid?.() === 0) await removePodNetwork().catch((err: unknown) => say(`could not remove the pod network: ${String(err)}`));
+      // The pod network (bridge and pod namespaces) goes with the data plane that made it, where this user may
+      // remove it; stopping a cluster without one leaves another cluster's data plane alone.
+      if (served && process.getuid?.() === 0) await removePodNetwork().catch((err: unknown) => say(`could not remove the pod network: ${String(err)}`));
       return;
     }
     case 'status': {
