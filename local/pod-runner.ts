@@ -246,9 +246,9 @@ class PodWorker {
   /** Keeps a container running: start, probe, wait for it to exit, back off, start again. */
   private async supervise(c: ContainerRun): Promise<void> {
     while (!this.stopping) {
-      const code = await this.runOnce(c, false);
+      // restartPolicy Always: whatever the exit code, the container starts again after the back-off.
+      await this.runOnce(c, false);
       if (this.stopping) return;
-      void code;
       await this.backoff(c);
     }
   }
@@ -281,7 +281,7 @@ class PodWorker {
     } catch (err) {
       const e = err instanceof ConfigError ? err : new ConfigError('CreateContainerConfigError', String(err));
       c.state = { waiting: { reason: e.reason, message: e.message } };
-      this.event('Warning', e.reason === 'ErrImagePull' ? 'Failed' : 'Failed', e.message);
+      this.event('Warning', 'Failed', e.message);
       this.publish();
       return -1;
     }
