@@ -1,0 +1,183 @@
+#!/usr/bin/env node
+// kubectl slipway: ModelDeployments at a glance. Installed as `kubectl-slipway` (package.json bin), kubectl finds
+// it on PATH. Read-only for now: get, status (with --watch), history.
+//
+//   kubectl slipway get [NAME] [-n NS | -A] [-o json|yaml]
+//   kubectl slipway status NAME [-n NS] [-w] [-o json|yaml]
+//   kubectl slipway history NAME [-n NS] [-o json|yaml]
+import { parseArgs } from 'node:util';
+import yaml from 'js-yaml';
+import { KubeClient } from '../kube/client.ts';
+import { KubeApiError } from '../kube/errors.ts';
+import { ListWatch } from '../kube/list-watch.ts';
+import { Resources, type KubeObject } from '../kube/resources.ts';
+import type { PodStatusView } from '../controllers/modeldeployment/pods.ts';
+import { colour, plain, renderHistory, renderList, renderStatus, type EventView, type MdView, type RevisionView } from './render.ts';
+
+const USAGE = `kubectl slipway: ModelDeployments at a glance
+
+  kubectl slipway get [NAME] [-n NAMESPACE | -A] [-o json|yaml]   list, or one
+  kubectl slipway status NAME [-n NAMESPACE] [-w] [-o json|yaml]  stable and canary, replicas, why pods are not ready, events
+  kubectl slipway history NAME [-n NAMESPACE] [-o json|yaml]      the revisions kept, oldest first
+
+Flags: --kubeconfig FILE, --context NAME, -n/--namespace, -A/--all-namespaces, -o/--output, -w/--watch, --no-color
+`;
+
+class UsageError extends Error {}
+
+interface Args {
+  command: string;
+  name: string | undefined;
+  namespace: string | undefined;
+  all: boolean;
+  output: 'text' | 'json' | 'yaml';
+  watch: boolean;
+  kubeconfig: string | undefined;
+  context: string | undefined;
+  color: boolean;
+}
+
+function parse(argv: string[]): Args {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      namespace: { type: 'string', short: 'n' },
+      'all-namespaces': { type: 'boolean', short: 'A', default: false },
+      output: { type: 'string', short: 'o' },
+      watch: { type: 'boolean', short: 'w', default: false },
+      kubeconfig: { type: 'string' },
+      context: { type: 'string' },
+      'no-color': { type: 'boolean', default: false },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+  });
+  const [command = 'help', name, ...rest] = positionals;
+  if (values.help) return { command: 'help' } as Args;
+  if (rest.length > 0) throw new UsageError(`unexpected arguments: ${rest.join(' ')}`);
+  const output = values.output ?? 'text';
+  if (!['text', 'json', 'yaml'].includes(output)) throw new UsageError(`--output must be json or yaml, not ${output}`);
+  if ((command === 'status' || command === 'history') && !name) throw new UsageError(`kubectl slipway ${command} needs the name of a ModelDeployment`);
+  return {
+    command,
+    name,
+    namespace: values.namespace,
+    all: values['all-namespaces'],
+    output: output as Args['output'],
+    watch: values.watch,
+    kubeconfig: values.kubeconfig,
+    context: values.context,
+    color: !values['no-color'] && process.stdout.isTTY === true && !process.env.NO_COLOR,
+  };
+}
+
+const mdPath = (ns: string | undefined, name?: string): string => `/apis/slipway.dev/v1alpha1${ns ? `/namespaces/${encodeURIComponent(ns)}` : ''}/modeldeployments${name ? `/${encodeURIComponent(name)}` : ''}`;
+
+async function list<T>(client: KubeClient, path: string, labelSelector?: string): Promise<T[]> {
+  return (await client.request<{ items: T[] }>({ method: 'GET', path, ...(labelSelector ? { query: { labelSelector } } : {}) })).items;
+}
+
+function print(value: unknown, output: Args['output']): void {
+  process.stdout.write(output === 'json' ? `${JSON.stringify(value, null, 2)}\n` : yaml.dump(value, { lineWidth: -1, noRefs: true }));
+}
+
+async function statusOf(client: KubeClient, ns: string, name: string): Promise<{ md: MdView; pods: PodStatusView[]; events: EventView[] }> {
+  const md = await client.request<MdView>({ method: 'GET', path: mdPath(ns, name) });
+  const [pods, events] = await Promise.all([
+    list<PodStatusView>(client, `/api/v1/namespaces/${encodeURIComponent(ns)}/pods`, `slipway.dev/model-deployment=${name}`),
+    list<EventView>(client, `/api/v1/namespaces/${encodeURIComponent(ns)}/events`),
+  ]);
+  const related = events.filter((e) => (e.involvedObject?.kind === 'ModelDeployment' && e.involvedObject.name === name) || (e.involvedObject?.kind === 'Pod' && pods.some((p) => p.metadata.name === e.involvedObject?.name)));
+  return { md, pods, events: related };
+}
+
+async function run(args: Args): Promise<void> {
+  if (args.command === 'help') {
+    process.stdout.write(USAGE);
+    return;
+  }
+  const client = await KubeClient.load({ ...(args.kubeconfig ? { kubeconfig: args.kubeconfig } : {}), ...(args.context ? { context: args.context } : {}), userAgent: 'kubectl-slipway/0.1.0' });
+  const ns = args.namespace ?? client.namespace;
+  args.namespace = ns; // for the error message
+  const style = args.color ? colour : plain;
+  const now = (): Date => new Date();
+  try {
+    switch (args.command) {
+      case 'get': {
+        if (args.name) {
+          const md = await client.request<MdView>({ method: 'GET', path: mdPath(ns, args.name) });
+          if (args.output !== 'text') return print(md, args.output);
+          process.stdout.write(`${renderList([md], { now: now(), style, allNamespaces: false })}\n`);
+          return;
+        }
+        const mds = await list<MdView>(client, mdPath(args.all ? undefined : ns));
+        if (args.output !== 'text') return print({ apiVersion: 'v1', kind: 'List', items: mds }, args.output);
+        process.stdout.write(`${renderList(mds, { now: now(), style, allNamespaces: args.all })}\n`);
+        return;
+      }
+      case 'status': {
+        const name = args.name ?? '';
+        const show = async (): Promise<void> => {
+          const s = await statusOf(client, ns, name);
+          if (args.output !== 'text') return print(s.md.status ?? {}, args.output);
+          const text = renderStatus(s.md, s, { now: now(), style });
+          process.stdout.write(args.watch && process.stdout.isTTY ? `\u001b[2J\u001b[H${text}\n` : `${text}\n${args.watch ? '\n' : ''}`);
+        };
+        await show();
+        if (!args.watch) return;
+        // Live: every change of the ModelDeployment shows it again, until Ctrl-C.
+        let last = '';
+        const watch = new ListWatch<KubeObject>(client, Resources.ModelDeployment, {
+          onList: () => undefined,
+          onEvent: (_type, obj) => {
+            if (obj.metadata.name !== name || obj.metadata.resourceVersion === last) return;
+            last = obj.metadata.resourceVersion ?? '';
+            void show().catch((err: unknown) => fail(err, args, ns));
+          },
+        }, { namespace: ns });
+        watch.start();
+        await new Promise<void>((resolve) => process.once('SIGINT', () => resolve()));
+        await watch.stop();
+        return;
+      }
+      case 'history': {
+        const name = args.name ?? '';
+        const md = await client.request<MdView>({ method: 'GET', path: mdPath(ns, name) });
+        const revisions = await list<RevisionView>(client, `/apis/apps/v1/namespaces/${encodeURIComponent(ns)}/controllerrevisions`, `slipway.dev/model-deployment=${name}`);
+        if (args.output !== 'text') return print(revisions.map((r) => ({ revision: r.revision, name: r.metadata.labels?.['slipway.dev/revision'], modelVersion: r.data?.modelVersion, image: r.data?.image, created: r.metadata.creationTimestamp })), args.output);
+        process.stdout.write(`${renderHistory(md, revisions, { now: now(), style })}\n`);
+        return;
+      }
+      default:
+        throw new UsageError(`unknown command ${args.command}`);
+    }
+  } finally {
+    client.close();
+  }
+}
+
+function fail(err: unknown, args: Args | undefined, ns: string | undefined): never {
+  let message: string;
+  if (err instanceof UsageError) message = `${err.message}\n\n${USAGE}`;
+  else if (err instanceof KubeApiError && err.code === 404) {
+    // A 404 without a Status body is the API server not knowing the resource at all.
+    const noCrd = /page not found/.test(err.statusMessage);
+    message = noCrd || !args?.name
+      ? `the API server does not know ModelDeployments: install Slipway's CRDs (kubectl apply --server-side -k crds/, or the Helm chart)`
+      : `modeldeployment "${args.name}" not found in namespace "${ns ?? ''}"`;
+  } else if (err instanceof KubeApiError && (err.code === 401 || err.code === 403)) message = `no permission: ${err.statusMessage}`;
+  else {
+    const cause = (err as { cause?: { code?: string } }).cause?.code ?? (err as { code?: string }).code;
+    message = cause && /^E[A-Z]+$/.test(cause) ? `cannot reach the API server: ${cause}` : err instanceof Error ? err.message : String(err);
+  }
+  process.stderr.write(`error: ${message}\n`);
+  process.exit(1);
+}
+
+let args: Args | undefined;
+try {
+  args = parse(process.argv.slice(2));
+  await run(args);
+} catch (err) {
+  fail(err, args, args?.namespace);
+}
