@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { promisify } from 'node:util';
 import yaml from 'js-yaml';
+import { eventually } from '../../local/eventually.ts';
 import { renderChart } from '../../scripts/gen-manifests.ts';
 import { startController } from './controller-process.ts';
 import { getJson, testCluster, testNamespace } from './harness.ts';
@@ -24,7 +25,39 @@ test('manifests/ is the chart rendered with its defaults (run npm run gen:manife
   await helm(['lint', '--strict', join(root, 'charts', 'slipway')]);
   assert.equal(readFileSync(join(root, 'manifests', 'slipway.yaml'), 'utf8'), renderChart(helmBin, root));
   const kinds = (yaml.loadAll(await cluster.kubectl(['kustomize', join(root, 'manifests')])) as { kind: string }[]).map((d) => d.kind).sort();
-  assert.deepEqual(kinds, ['ClusterRole', 'ClusterRoleBinding', 'CustomResourceDefinition', 'CustomResourceDefinition', 'CustomResourceDefinition', 'Deployment', 'Namespace', 'Role', 'RoleBinding', 'Service', 'ServiceAccount']);
+  assert.deepEqual(kinds, ['ClusterRole', 'ClusterRole', 'ClusterRole', 'ClusterRoleBinding', 'CustomResourceDefinition', 'CustomResourceDefinition', 'CustomResourceDefinition', 'Deployment', 'MutatingAdmissionPolicy', 'MutatingAdmissionPolicyBinding', 'Namespace', 'Role', 'RoleBinding', 'Service', 'ServiceAccount']);
+});
+
+test('a request to a ModelDeployment is stamped with who asked, as the API server authenticated them, and cannot be forged', async (t) => {
+  // The chart's MutatingAdmissionPolicy, alone (cluster-wide: removed afterwards).
+  // With the aggregated roles, so that a namespace editor (the edit ClusterRole) may write ModelDeployments.
+  const policy = (yaml.loadAll(renderChart(helmBin, root)) as { kind: string; metadata: { name: string } }[]).filter((d) => d.kind.startsWith('MutatingAdmissionPolicy') || d.metadata.name.includes('-aggregate-to-'));
+  assert.equal(policy.length, 4);
+  const docs = policy.map((d) => JSON.stringify(d)).join('\n');
+  t.after(() => cluster.kubectl(['delete', '--ignore-not-found', '-f', '-'], docs).then(() => undefined));
+  await cluster.kubectl(['apply', '--server-side', '-f', '-'], docs);
+  const ns = await testNamespace(t);
+  await cluster.kubectl(['create', 'serviceaccount', 'alice', '-n', ns]);
+  await cluster.kubectl(['create', 'rolebinding', 'alice', '-n', ns, '--clusterrole=edit', `--serviceaccount=${ns}:alice`]);
+  await cluster.kubectl(['create', '-n', ns, '-f', '-'], JSON.stringify({
+    apiVersion: 'slipway.dev/v1alpha1',
+    kind: 'ModelDeployment',
+    metadata: { name: 'churn' },
+    spec: { model: { name: 'churn-xgb', version: '8', uri: 's3://models/churn/', format: 'xgboost' }, image: 'registry.example.com/mlserver:1.6.1' },
+  }));
+  const stamp = async (): Promise<string> => (await cluster.kubectl(['get', 'mdep', 'churn', '-n', ns, '-o', 'jsonpath={.metadata.annotations.slipway\\.dev/requested-by}'])).trim();
+  const alice = `system:serviceaccount:${ns}:alice`;
+  // The policy is read by the API server a moment after it is created: the first request may precede it.
+  await eventually('the policy and the aggregated role in force', async () => {
+    await cluster.kubectl(['annotate', '--overwrite', '-n', ns, 'mdep/churn', `slipway.dev/request={"verb":"promote","id":"${Date.now()}"}`, `--as=${alice}`]);
+    return (await stamp()) === alice;
+  }, { timeoutMs: 30_000, intervalMs: 500 });
+  // Writing the stamp by hand changes nothing; a new request by someone else is stamped with them.
+  await cluster.kubectl(['annotate', '--overwrite', '-n', ns, 'mdep/churn', 'slipway.dev/requested-by=mallory', `--as=${alice}`]);
+  assert.equal(await stamp(), alice);
+  await cluster.kubectl(['annotate', '--overwrite', '-n', ns, 'mdep/churn', 'slipway.dev/request={"verb":"abort","id":"2"}', 'slipway.dev/requested-by=mallory']);
+  assert.notEqual(await stamp(), 'mallory');
+  assert.notEqual(await stamp(), alice, 'the admin\'s request is stamped with the admin');
 });
 
 test('kubectl apply -k manifests/ installs Slipway without Helm', async (t) => {
