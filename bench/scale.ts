@@ -3,7 +3,8 @@
 // full no-op resync as the API server counts them (expected: 0), and the controller's peak RSS.
 //   npm run bench:scale -- --count 1000
 import { spawn } from 'node:child_process';
-import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import yaml from 'js-yaml';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -23,8 +24,8 @@ const root = join(import.meta.dirname, '..');
 
 const percentile = (sorted: number[], p: number): number => sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)] ?? NaN;
 
-// The controller's own count of its requests: the API server's metrics do not tell clients apart (an APF
-// FlowSchema for a bench identity would); writes, below, are counted by the API server.
+// The controller's own count of its requests, printed beside the API server's (APF, for the controller's own
+// identity); writes, below, are counted by the API server too.
 const requests = (m: Samples): number => total(m, 'slipway_api_requests_total', /^(?!.*method="WATCH")/);
 const reconciles = (m: Samples): number => total(m, 'slipway_reconcile_total');
 
@@ -32,6 +33,41 @@ const reconciles = (m: Samples): number => total(m, 'slipway_reconcile_total');
 function cpuSeconds(pid: number): number {
   const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /, '').split(' ');
   return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
+const FLOW_SCHEMA = 'slipway-bench';
+
+/** A ServiceAccount for the controller (cluster-admin: this measures requests, not RBAC), a FlowSchema matching it, and its kubeconfig. */
+async function benchIdentity(kubectl: (args: string[], input?: string) => Promise<string>, adminKubeconfig: string, dir: string): Promise<string> {
+  await kubectl(['create', 'serviceaccount', 'slipway-bench', '-n', NS]);
+  await kubectl(['create', 'clusterrolebinding', 'slipway-bench', '--clusterrole=cluster-admin', `--serviceaccount=${NS}:slipway-bench`]);
+  await kubectl(['apply', '-f', '-'], JSON.stringify({
+    apiVersion: 'flowcontrol.apiserver.k8s.io/v1',
+    kind: 'FlowSchema',
+    metadata: { name: FLOW_SCHEMA },
+    spec: {
+      priorityLevelConfiguration: { name: 'workload-high' },
+      matchingPrecedence: 100,
+      distinguisherMethod: { type: 'ByUser' },
+      rules: [{
+        subjects: [{ kind: 'ServiceAccount', serviceAccount: { name: 'slipway-bench', namespace: NS } }],
+        resourceRules: [{ verbs: ['*'], apiGroups: ['*'], resources: ['*'], namespaces: ['*'], clusterScope: true }],
+        nonResourceRules: [{ verbs: ['*'], nonResourceURLs: ['*'] }],
+      }],
+    },
+  }));
+  const token = (await kubectl(['create', 'token', 'slipway-bench', '-n', NS, '--duration=6h'])).trim();
+  const admin = yaml.load(readFileSync(adminKubeconfig, 'utf8')) as { clusters: { cluster: Record<string, string> }[] };
+  const file = join(dir, 'bench-controller.kubeconfig');
+  writeFileSync(file, yaml.dump({
+    apiVersion: 'v1',
+    kind: 'Config',
+    clusters: [{ name: 'c', cluster: admin.clusters[0]?.cluster }],
+    users: [{ name: 'bench', user: { token } }],
+    contexts: [{ name: 'bench', context: { cluster: 'c', user: 'bench' } }],
+    'current-context': 'bench',
+  }), { mode: 0o600 });
+  return file;
 }
 
 function peakRssMiB(pid: number): number {
@@ -48,9 +84,12 @@ async function main(): Promise<void> {
     await cluster.kubectl(['create', 'namespace', NS]);
     await eventually('the default ServiceAccount', () => cluster.kubectl(['get', 'sa', 'default', '-n', NS, '-o', 'name']));
 
+    // The controller runs as a ServiceAccount of its own, which an APF FlowSchema of its own matches: the API
+    // server's apiserver_flowcontrol_dispatched_requests_total then counts exactly the controller's requests.
+    const controllerKubeconfig = await benchIdentity(cluster.kubectl, cluster.kubeconfig, dir);
     const [port] = (await freePorts(1)) as [number];
     const controller = spawn('setpriv', ['--pdeathsig', 'KILL', '--', process.execPath, join(root, 'src', 'main.ts'),
-      `--kubeconfig=${cluster.kubeconfig}`, `--namespace=${NS}`, '--no-leader-elect', `--metrics-port=${port}`, '--metrics-host=127.0.0.1',
+      `--kubeconfig=${controllerKubeconfig}`, `--namespace=${NS}`, '--no-leader-elect', `--metrics-port=${port}`, '--metrics-host=127.0.0.1',
       `--workers=${values.workers}`, '--resync-seconds=0'], { stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, SLIPWAY_LOG_LEVEL: 'warn' } });
     const metricsUrl = `http://127.0.0.1:${port}/metrics`;
     await eventually('the controller to be ready', async () => (await fetch(`http://127.0.0.1:${port}/readyz`)).ok, { timeoutMs: 30_000 });
@@ -118,6 +157,7 @@ async function main(): Promise<void> {
     }, { timeoutMs: 120_000, intervalMs: 3000 });
     const before = await scrape(metricsUrl);
     const serverBefore = await apiServerMetrics(cluster.kubectl);
+    const dispatched = (m: Samples): number => total(m, 'apiserver_flowcontrol_dispatched_requests_total', new RegExp(`flow_schema="${FLOW_SCHEMA}"`));
     process.kill(pid, 'SIGHUP');
     await eventually('the resync to finish', async () => {
       const now = await scrape(metricsUrl);
@@ -139,6 +179,7 @@ create→Deployment p50/p95/p99 ${percentile(toChild, 50).toFixed(2)} / ${percen
 total convergence          ${converged.toFixed(1)} s (first create to last Ready)
 reconciles to converge     ${reconciles(before)} (${(reconciles(before) / COUNT).toFixed(2)} per ModelDeployment)
 API requests per reconcile ${(requests(before) / reconciles(before)).toFixed(2)} (${requests(before)} requests, ${(requests(before) / COUNT).toFixed(1)} per ModelDeployment, watches excluded; the controller's own count)
+API requests, server's count ${dispatched(serverBefore)} (${(dispatched(serverBefore) / COUNT).toFixed(1)} per ModelDeployment: every request of the controller's identity the API server dispatched up to convergence, watch starts included; apiserver_flowcontrol_dispatched_requests_total)
 no-op resync               ${reconciles(after) - reconciles(before)} reconciles, ${sumOf(serverWrites)} writes counted by the API server ${JSON.stringify(Object.fromEntries(serverWrites))}, ${requests(after) - requests(before)} requests from the controller
 controller peak RSS        ${rss.toFixed(0)} MiB
 CPU seconds used           ${cpu}`);
