@@ -1,10 +1,12 @@
 // kubectl slipway, found by kubectl on PATH as a user installs it (package.json bin), against the local cluster:
 // the list, JSON output for scripts, the history after a new model version, and the errors a person can act on.
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { mkdtempSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { test } from 'node:test';
+import { eventually } from '../../local/eventually.ts';
 import { startController } from './controller-process.ts';
 import { testCluster, testNamespace } from './harness.ts';
 
@@ -48,3 +50,22 @@ test('kubectl slipway lists ModelDeployments, prints JSON for scripts, shows the
   await assert.rejects(cluster.kubectl(['slipway', 'status', 'nope', '-n', ns]), /error: modeldeployment "nope" not found in namespace "t-/);
   await assert.rejects(cluster.kubectl(['slipway', 'history']), /kubectl slipway history needs the name of a ModelDeployment/);
 });
+
+test('kubectl slipway status --watch shows the ModelDeployment again when it changes, until Ctrl-C', async (t) => {
+  const ns = await testNamespace(t);
+  await startController(t, cluster, ns);
+  await cluster.kubectl(['apply', '-n', ns, '-f', '-'], md('8'));
+  await cluster.kubectl(['wait', '--for=condition=Ready', '--timeout=60s', '-n', ns, 'mdep/churn']);
+  const child = spawn(process.execPath, [join(pluginDir, 'kubectl-slipway'), 'status', 'churn', '-n', ns, '-w', `--kubeconfig=${cluster.kubeconfig}`], { stdio: ['ignore', 'pipe', 'pipe'] });
+  t.after(() => child.kill('SIGKILL'));
+  let out = '';
+  child.stdout.on('data', (c: Buffer) => (out += c.toString()));
+  child.stderr.on('data', (c: Buffer) => (out += c.toString()));
+  await eventually('the first view', () => /^Stable:\s+revision [0-9a-f]{10}, model version 8/m.test(out), { timeoutMs: 30_000 });
+  await cluster.kubectl(['apply', '-n', ns, '-f', '-'], md('9'));
+  await eventually('a later view with the new version serving', () => /^Stable:\s+revision [0-9a-f]{10}, model version 9/m.test(out), { timeoutMs: 60_000, intervalMs: 250 });
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  child.kill('SIGINT');
+  assert.equal(await exited, 0, out.slice(-500));
+});
+
