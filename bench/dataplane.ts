@@ -5,7 +5,6 @@
 //   npm run bench:dataplane -- [--pods 12] [--step-seconds 5]
 import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
-import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs, promisify } from 'node:util';
@@ -15,9 +14,8 @@ import { eventually } from '../local/eventually.ts';
 import { GATEWAY_NAME, GATEWAY_NAMESPACE } from '../local/gateway.ts';
 import { MLSERVER_IMAGE } from '../local/images.ts';
 import { runLoad, summarize } from '../local/loadgen.ts';
-import { frameRequest, trainModel } from '../local/mlserver.ts';
-import { namespaceOf } from '../local/pod-runner.ts';
-import { GATEWAY } from '../local/podnet.ts';
+import { frameRequest, startModelStore, trainModel } from '../local/mlserver.ts';
+import { namespaceOf } from '../local/podnet.ts';
 import { freePorts } from '../local/processes.ts';
 import { ensurePythonEnv } from '../local/python.ts';
 
@@ -65,20 +63,12 @@ async function main(): Promise<void> {
 
     const models = mkdtempSync(join(tmpdir(), 'slipway-bench-models-'));
     const { offline } = await trainModel(bin, models, 'good', 1);
-    const store = createServer((req, res) => {
-      try {
-        res.writeHead(200).end(readFileSync(join(models, decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname))));
-      } catch {
-        res.writeHead(404).end();
-      }
-    });
-    await new Promise<void>((r) => store.listen(0, GATEWAY, r));
-    const storePort = (store.address() as { port: number }).port;
+    const store = await startModelStore(models);
     const md = (name: string, replicas: number): string => JSON.stringify({
       apiVersion: 'slipway.dev/v1alpha1',
       kind: 'ModelDeployment',
       metadata: { name },
-      spec: { model: { name: 'iris', version: '1', uri: `http://${GATEWAY}:${storePort}/good-1/model.joblib`, format: 'sklearn' }, image: MLSERVER_IMAGE, runtime: { preset: 'mlserver' }, replicas, rollout: { scaleDownDelaySeconds: 0 } },
+      spec: { model: { name: 'iris', version: '1', uri: `${store.url}/good-1/model.joblib`, format: 'sklearn' }, image: MLSERVER_IMAGE, runtime: { preset: 'mlserver' }, replicas, rollout: { scaleDownDelaySeconds: 0 } },
     });
     interface Pod { metadata: { name: string; uid: string; labels: Record<string, string> }; status?: { conditions?: { type: string; status: string }[] } }
     const pods = async (label: string): Promise<Pod[]> => (JSON.parse(await kubectl(['get', 'pods', '-n', NS, '-l', label, '-o', 'json'])) as { items: Pod[] }).items;

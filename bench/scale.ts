@@ -3,8 +3,7 @@
 // full no-op resync as the API server counts them (expected: 0), and the controller's peak RSS.
 //   npm run bench:scale -- --count 1000
 import { spawn } from 'node:child_process';
-import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import yaml from 'js-yaml';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -12,6 +11,7 @@ import { KubeClient } from '../src/kube/client.ts';
 import { ListWatch } from '../src/kube/list-watch.ts';
 import { Resources, type KubeObject } from '../src/kube/resources.ts';
 import { installSlipwayCrds, startCluster } from '../local/cluster.ts';
+import { writeTokenKubeconfig } from '../local/pki.ts';
 import { freePorts } from '../local/processes.ts';
 import { eventually } from '../local/eventually.ts';
 import { apiServerMetrics, sumOf, writesBetween } from '../test/support/apiserver-writes.ts';
@@ -57,17 +57,7 @@ async function benchIdentity(kubectl: (args: string[], input?: string) => Promis
     },
   }));
   const token = (await kubectl(['create', 'token', 'slipway-bench', '-n', NS, '--duration=6h'])).trim();
-  const admin = yaml.load(readFileSync(adminKubeconfig, 'utf8')) as { clusters: { cluster: Record<string, string> }[] };
-  const file = join(dir, 'bench-controller.kubeconfig');
-  writeFileSync(file, yaml.dump({
-    apiVersion: 'v1',
-    kind: 'Config',
-    clusters: [{ name: 'c', cluster: admin.clusters[0]?.cluster }],
-    users: [{ name: 'bench', user: { token } }],
-    contexts: [{ name: 'bench', context: { cluster: 'c', user: 'bench' } }],
-    'current-context': 'bench',
-  }), { mode: 0o600 });
-  return file;
+  return writeTokenKubeconfig(adminKubeconfig, token, join(dir, 'bench-controller.kubeconfig'));
 }
 
 function peakRssMiB(pid: number): number {

@@ -6,7 +6,7 @@ import { ensureBinaries } from './toolchain.ts';
 import { defaultClusterDir, readState, startCluster, stopClusterAt } from './cluster.ts';
 import { removePodNetwork } from './podnet.ts';
 import { isOurProcess } from './processes.ts';
-import { registryEnv } from './mlserver.ts';
+import { registryEnv } from './registry.ts';
 
 const say = (line: string): void => {
   process.stderr.write(`${line}\n`);

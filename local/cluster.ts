@@ -261,7 +261,6 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
       start,
       dir: opts.dir,
       pythonBin: await ensurePythonEnv(log, 'registry'),
-      waitFor: (what, probe, abort) => eventually(what, probe, { abort, timeoutMs: 120_000, intervalMs: 250 }),
     });
     const tools = await ensureBinaries(log, 'dataplane');
     state.gateway = await startGateway({
@@ -271,7 +270,6 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
       caCert: pki.caCert,
       binDir: tools.binDir,
       ports: (await freePorts(2)) as [number, number],
-      waitFor: (what, probe, abort) => eventually(what, probe, { abort, timeoutMs: 60_000, intervalMs: 250 }),
     });
     state.prometheus = await startPrometheus({
       start,
@@ -279,7 +277,6 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
       dir: opts.dir,
       port: ((await freePorts(1)) as [number])[0],
       config: { server, caCert: pki.caCert, clientCert: pki.adminCert, clientKey: pki.adminKey, gatewayMetrics: state.gateway.metricsUrl },
-      waitFor: (what, probe, abort) => eventually(what, probe, { abort, timeoutMs: 60_000, intervalMs: 250 }),
     });
     saveState();
   };

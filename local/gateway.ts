@@ -4,6 +4,7 @@
 // requests, by their weights, to the ready pod IPs their Services' EndpointSlices list (pods the pod runner runs).
 // Traefik is told never to call home (version check, usage statistics): nothing leaves this machine.
 import { join } from 'node:path';
+import { eventually } from './eventually.ts';
 import type { Started } from './processes.ts';
 
 // Not slipway-system: that is where Slipway itself is installed (and uninstalled, namespace and all).
@@ -79,7 +80,6 @@ export interface GatewayContext {
   caCert: string;
   binDir: string;
   ports: [number, number];
-  waitFor: (what: string, probe: () => Promise<boolean>, abort: Promise<never>) => Promise<unknown>;
 }
 
 export async function startGateway(ctx: GatewayContext): Promise<GatewayInfo> {
@@ -107,9 +107,9 @@ export async function startGateway(ctx: GatewayContext): Promise<GatewayInfo> {
     '--log.nocolor=true',
   ], join(ctx.binDir, 'traefik'));
   await ctx.kubectl(['apply', '--server-side', '--field-manager=slipway-local', '-f', '-'], gatewayObjects(port));
-  await ctx.waitFor('the Gateway Programmed by Traefik', async () => {
+  await eventually('the Gateway Programmed by Traefik', async () => {
     const out = await ctx.kubectl(['get', 'gateway', GATEWAY_NAME, '-n', GATEWAY_NAMESPACE, '-o', 'jsonpath={.status.conditions[?(@.type=="Programmed")].status}']);
     return out.trim() === 'True';
-  }, traefik.exited);
+  }, { abort: traefik.exited, timeoutMs: 60_000, intervalMs: 250 });
   return { url: `http://127.0.0.1:${port}`, port, metricsUrl: `http://127.0.0.1:${adminPort}/metrics`, namespace: GATEWAY_NAMESPACE, name: GATEWAY_NAME };
 }

@@ -54,7 +54,8 @@ export async function runLoad(opts: LoadOptions): Promise<Sample[]> {
 async function one(opts: LoadOptions, at: number): Promise<Sample> {
   const t0 = performance.now();
   try {
-    const res = await fetch(opts.url, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: opts.body, signal: AbortSignal.timeout(opts.timeoutMs ?? 10_000) });
+    // A redirect is recorded as its status, never followed: it could point anywhere.
+    const res = await fetch(opts.url, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: opts.body, redirect: 'manual', signal: AbortSignal.timeout(opts.timeoutMs ?? 10_000) });
     const text = await res.text();
     const latencyMs = performance.now() - t0;
     let version: string | undefined;

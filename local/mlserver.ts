@@ -3,10 +3,13 @@
 // the storage initializer would have put it. Used by the tests and the benchmarks; the pod runner will reuse it.
 import { execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { createServer } from 'node:http';
+import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { runtimeParts } from '../src/controllers/modeldeployment/runtimes.ts';
 import { eventually } from './eventually.ts';
+import { GATEWAY } from './podnet.ts';
+import { registryEnv } from './registry.ts';
 import { freePorts, startComponent, stopProcess, tailOf } from './processes.ts';
 
 const TRAIN = join(import.meta.dirname, 'models', 'train.py');
@@ -25,11 +28,6 @@ export async function trainModel(bin: string, dir: string, kind: string, version
   const modelDir = join(dir, `${kind}-${version}`);
   await promisify(execFile)(join(bin, 'python'), [TRAIN, modelDir, '--kind', kind, '--version', String(version)]);
   return { modelDir, offline: JSON.parse(readFileSync(join(modelDir, 'offline.json'), 'utf8')) as Offline };
-}
-
-/** What an MLflow client (and the storage initializer) is given to reach the registry. */
-export function registryEnv(registry: { url: string; username: string; password: string }): Record<string, string> {
-  return { MLFLOW_TRACKING_URI: registry.url, MLFLOW_TRACKING_USERNAME: registry.username, MLFLOW_TRACKING_PASSWORD: registry.password };
 }
 
 /** Registers a trained model directory as a new version in the MLflow registry at `trackingUri` (local/models/register.py). */
@@ -82,3 +80,25 @@ export function frameRequest(columns: string[], rows: (number | string)[][]): st
     }),
   });
 }
+
+/**
+ * Serves the files under `root` over HTTP on the pod bridge's host address, where the storage initializer in a pod
+ * reaches them (`http://10.244.0.1:<port>/<path>`): a model store for tests and benchmarks. 404 for anything else.
+ */
+export async function startModelStore(root: string): Promise<{ url: string; close: () => Promise<void> }> {
+  const base = resolve(root);
+  const server = createServer((req, res) => {
+    const file = resolve(base, `.${decodeURIComponent(new URL(req.url ?? '/', 'http://store').pathname)}`);
+    try {
+      if (!file.startsWith(`${base}/`)) throw new Error('outside the store');
+      res.writeHead(200).end(readFileSync(file));
+    } catch {
+      res.writeHead(404).end('not found');
+    }
+  });
+  await new Promise<void>((done) => server.listen(0, GATEWAY, done));
+  const address = server.address();
+  if (!address || typeof address === 'string') throw new Error('the model store has no address');
+  return { url: `http://${GATEWAY}:${address.port}`, close: () => new Promise((done) => server.close(() => done())) };
+}
+

@@ -2,7 +2,8 @@
 // (O=system:masters) that serves the API, authenticates every component, and signs service-account tokens,
 // the way kwokctl does it. Nothing here is meant to protect anything: it only makes TLS and RBAC real.
 import { execFileSync } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
+import yaml from 'js-yaml';
 import { join } from 'node:path';
 
 export interface Pki {
@@ -62,3 +63,21 @@ contexts:
 current-context: slipway-local
 `;
 }
+
+/**
+ * A kubeconfig for a bearer token (a ServiceAccount's) on the cluster an admin kubeconfig points at, written to
+ * `file` (mode 600): to act as that identity, so that RBAC and API Priority and Fairness see it.
+ */
+export function writeTokenKubeconfig(adminKubeconfig: string, token: string, file: string): string {
+  const admin = yaml.load(readFileSync(adminKubeconfig, 'utf8')) as { clusters: { cluster: Record<string, string> }[] };
+  writeFileSync(file, yaml.dump({
+    apiVersion: 'v1',
+    kind: 'Config',
+    clusters: [{ name: 'c', cluster: admin.clusters[0]?.cluster }],
+    users: [{ name: 'token', user: { token } }],
+    contexts: [{ name: 'token', context: { cluster: 'c', user: 'token' } }],
+    'current-context': 'token',
+  }), { mode: 0o600 });
+  return file;
+}
+

@@ -12,7 +12,6 @@
 // Status goes to the pod's status subresource; what happens goes to Events (`kubectl describe pod`). Each
 // container's output goes to <dir>/<namespace>_<pod>_<uid>/<container>.log.
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { connect } from 'node:net';
 import { dirname, join } from 'node:path';
@@ -24,7 +23,7 @@ import { Informer } from '../src/kube/informer.ts';
 import { Resources, type KubeObject } from '../src/kube/resources.ts';
 import { rfc3339 } from '../src/kube/time.ts';
 import { isRunnerImage, KNOWN_IMAGES, localImage, type LocalPrograms } from './images.ts';
-import { addPod, assertPodRangeIsLocal, GATEWAY, killNamespace, podNamespaces, type PodNetwork } from './podnet.ts';
+import { addPod, assertPodRangeIsLocal, GATEWAY, killNamespace, namespaceOf, podNamespaces, type PodNetwork } from './podnet.ts';
 
 const execFileAsync = promisify(execFile);
 const isNotFound = (err: unknown): boolean => classify(err) === 'NotFound';
@@ -844,6 +843,3 @@ export class PodRunner {
     return [...this.workers.values()].map((w) => w.ip);
   }
 }
-
-/** Namespace name of a pod's network (podnet.ts derives it from the uid the same way). */
-export const namespaceOf = (uid: string): string => `slw-${createHash('sha256').update(uid).digest('hex').slice(0, 8)}`;

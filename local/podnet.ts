@@ -59,12 +59,17 @@ export interface PodNetwork {
   remove(): Promise<void>;
 }
 
+const idOf = (uid: string): string => createHash('sha256').update(uid).digest('hex').slice(0, 8);
+
+/** The network namespace of the pod with this uid (its veth ends are named from the same id). */
+export const namespaceOf = (uid: string): string => `slw-${idOf(uid)}`;
+
 /** Gives a pod its namespace, its IP in the pod range, and a veth pair on the bridge. */
 export async function addPod(uid: string, address: string): Promise<PodNetwork> {
   if (!/^10\.244\.(\d{1,3})\.(\d{1,3})$/.test(address) || address === GATEWAY) throw new Error(`${address} is not a pod address in ${POD_CIDR}`);
   await assertPodRangeIsLocal();
-  const id = createHash('sha256').update(uid).digest('hex').slice(0, 8);
-  const namespace = `slw-${id}`;
+  const id = idOf(uid);
+  const namespace = namespaceOf(uid);
   const host = `slwh${id}`; // interface names have at most 15 characters
   const peer = `slwp${id}`;
   await ip(['netns', 'add', namespace]);

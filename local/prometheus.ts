@@ -6,6 +6,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import yaml from 'js-yaml';
+import { eventually } from './eventually.ts';
 import type { Started } from './processes.ts';
 
 export const SCRAPE_INTERVAL_SECONDS = 5;
@@ -33,7 +34,7 @@ export function prometheusConfig(opts: { server: string; caCert: string; clientC
         relabel_configs: [
           // Pods that ask to be scraped (the mlserver preset's annotations), on addresses the pod runner hands out.
           { source_labels: ['__meta_kubernetes_pod_annotation_prometheus_io_scrape'], regex: 'true', action: 'keep' },
-          { source_labels: ['__meta_kubernetes_pod_ip'], regex: '10\\.244\\.(12[89]|1[3-9][0-9]|2[0-5][0-9])\\.[0-9]+', action: 'keep' },
+          { source_labels: ['__meta_kubernetes_pod_ip'], regex: '10\\.244\\.(12[89]|1[3-9][0-9]|2[0-4][0-9]|25[0-5])\\.[0-9]+', action: 'keep' },
           { source_labels: ['__meta_kubernetes_pod_ip', '__meta_kubernetes_pod_annotation_prometheus_io_port'], regex: '(.+);([0-9]+)', replacement: '$1:$2', target_label: '__address__' },
           { source_labels: ['__meta_kubernetes_pod_annotation_prometheus_io_path'], regex: '(.+)', target_label: '__metrics_path__' },
           { source_labels: ['__meta_kubernetes_namespace'], target_label: 'namespace' },
@@ -53,7 +54,6 @@ export interface PrometheusContext {
   dir: string;
   port: number;
   config: Parameters<typeof prometheusConfig>[0];
-  waitFor: (what: string, probe: () => Promise<boolean>, abort: Promise<never>) => Promise<unknown>;
 }
 
 export async function startPrometheus(ctx: PrometheusContext): Promise<PrometheusInfo> {
@@ -69,6 +69,6 @@ export async function startPrometheus(ctx: PrometheusContext): Promise<Prometheu
     `--web.listen-address=127.0.0.1:${ctx.port}`,
     '--log.level=warn',
   ], join(ctx.binDir, 'prometheus'));
-  await ctx.waitFor('Prometheus ready', async () => (await fetch(`${url}/-/ready`).catch(() => undefined))?.ok === true, p.exited);
+  await eventually('Prometheus ready', async () => (await fetch(`${url}/-/ready`).catch(() => undefined))?.ok === true, { abort: p.exited, timeoutMs: 60_000, intervalMs: 250 });
   return { url, scrapeIntervalSeconds: SCRAPE_INTERVAL_SECONDS };
 }

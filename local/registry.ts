@@ -9,6 +9,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { addPod, killNamespace, podNamespaces } from './podnet.ts';
+import { eventually } from './eventually.ts';
 import type { Started } from './processes.ts';
 
 const run = promisify(execFile);
@@ -32,7 +33,6 @@ export interface RegistryContext {
   start: (name: string, args: string[], program: string, env?: Record<string, string>) => Started;
   dir: string;
   pythonBin: string;
-  waitFor: (what: string, probe: () => Promise<boolean>, abort: Promise<never>) => Promise<unknown>;
 }
 
 export async function startRegistry(ctx: RegistryContext): Promise<RegistryInfo> {
@@ -76,6 +76,12 @@ export async function startRegistry(ctx: RegistryContext): Promise<RegistryInfo>
   ]);
   const env = { ...NO_TELEMETRY, MLFLOW_AUTH_CONFIG_PATH: authConfig, MLFLOW_FLASK_SERVER_SECRET_KEY: randomBytes(24).toString('hex'), PATH: `${ctx.pythonBin}:${process.env.PATH ?? ''}` };
   const server = ctx.start('mlflow', args, cmd, env);
-  await ctx.waitFor('the MLflow tracking server', async () => (await fetch(`${url}/health`, { signal: AbortSignal.timeout(2000) }).catch(() => undefined))?.ok === true, server.exited);
+  // The first start of MLflow (database migrations) takes tens of seconds.
+  await eventually('the MLflow tracking server', async () => (await fetch(`${url}/health`, { signal: AbortSignal.timeout(2000) }).catch(() => undefined))?.ok === true, { abort: server.exited, timeoutMs: 120_000, intervalMs: 250 });
   return { url, username, password };
+}
+
+/** What an MLflow client (and the storage initializer) is given to reach the registry. */
+export function registryEnv(registry: { url: string; username: string; password: string }): Record<string, string> {
+  return { MLFLOW_TRACKING_URI: registry.url, MLFLOW_TRACKING_USERNAME: registry.username, MLFLOW_TRACKING_PASSWORD: registry.password };
 }

@@ -21,15 +21,29 @@ function checkLocal(url: URL): void {
   if (!LOCAL_HOST.test(url.hostname)) fail(`refusing to fetch ${url.href}: the local environment only reaches 127.0.0.0/8 and the pod range 10.244.0.0/16`);
 }
 
-async function get(url: URL, headers: Record<string, string> = {}): Promise<Response> {
-  checkLocal(url);
-  let res: Response;
-  try {
-    res = await fetch(url, { headers, signal: AbortSignal.timeout(30_000) });
-  } catch (err) {
-    const cause = (err as { cause?: { code?: string; message?: string } }).cause;
-    fail(`cannot fetch ${url.href}: ${cause?.code ?? cause?.message ?? String(err)}`);
+/**
+ * One fetch, redirects followed by hand (at most 5) so that every address is checked before anything is sent to
+ * it: a local server cannot send the initializer elsewhere.
+ */
+async function localFetch(url: URL, headers: Record<string, string>): Promise<Response> {
+  for (let hops = 0; ; hops++) {
+    checkLocal(url);
+    let res: Response;
+    try {
+      res = await fetch(url, { headers, redirect: 'manual', signal: AbortSignal.timeout(30_000) });
+    } catch (err) {
+      const cause = (err as { cause?: { code?: string; message?: string } }).cause;
+      fail(`cannot fetch ${url.href}: ${cause?.code ?? cause?.message ?? String(err)}`);
+    }
+    const location = res.headers.get('location');
+    if (res.status < 300 || res.status >= 400 || !location) return res;
+    if (hops >= 5) fail(`cannot fetch ${url.href}: too many redirects`);
+    url = new URL(location, url);
   }
+}
+
+async function get(url: URL, headers: Record<string, string> = {}): Promise<Response> {
+  const res = await localFetch(url, headers);
   if (res.status === 401 || res.status === 403) fail(`cannot fetch ${url.href}: ${res.status} ${res.statusText} (wrong or missing credentials)`);
   if (!res.ok) fail(`cannot fetch ${url.href}: ${res.status} ${res.statusText}`);
   return res;
@@ -90,10 +104,7 @@ async function fetchRegistryModel(uri: string, dir: string): Promise<void> {
   const q = version
     ? new URL(`api/2.0/mlflow/model-versions/get?name=${encodeURIComponent(name)}&version=${version}`, base)
     : new URL(`api/2.0/mlflow/registered-models/alias?name=${encodeURIComponent(name)}&alias=${encodeURIComponent(alias ?? '')}`, base);
-  const res = await fetch(q, { headers: authHeaders(), signal: AbortSignal.timeout(30_000) }).catch((err: unknown) => {
-    const cause = (err as { cause?: { code?: string } }).cause;
-    fail(`cannot reach the MLflow tracking server at ${base.href}: ${cause?.code ?? String(err)}`);
-  });
+  const res = await localFetch(q, authHeaders());
   if (res.status === 401 || res.status === 403) fail(`${uri}: ${res.status} ${res.statusText} from ${base.href} (wrong or missing credentials: MLFLOW_TRACKING_USERNAME/PASSWORD or MLFLOW_TRACKING_TOKEN)`);
   if (res.status === 404 || res.status === 400) fail(`${uri}: ${((await res.json().catch(() => ({}))) as { message?: string }).message ?? `${res.status} from the registry`}`);
   if (!res.ok) fail(`${uri}: ${res.status} ${res.statusText} from ${base.href}`);

@@ -5,7 +5,8 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { defaultClusterDir, readState } from '../cluster.ts';
-import { registerModel, registryEnv, trainModel } from '../mlserver.ts';
+import { registerModel, trainModel } from '../mlserver.ts';
+import { registryEnv } from '../registry.ts';
 import { ensurePythonEnv } from '../python.ts';
 
 const state = readState(defaultClusterDir());

@@ -3,13 +3,14 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { promisify } from 'node:util';
 import yaml from 'js-yaml';
 import { eventually } from '../../local/eventually.ts';
+import { writeTokenKubeconfig } from '../../local/pki.ts';
 import { renderChart } from '../../scripts/gen-manifests.ts';
 import { startController } from './controller-process.ts';
 import { getJson, testCluster, testNamespace } from './harness.ts';
@@ -83,16 +84,7 @@ test('helm install brings the controller Deployment up, and its RBAC lets the co
 
   // The real controller, as the chart's ServiceAccount: RBAC is enforced by the API server.
   const token = (await cluster.kubectl(['create', 'token', release, '-n', system, '--duration=1h'])).trim();
-  const admin = yaml.load(readFileSync(cluster.kubeconfig, 'utf8')) as { clusters: { cluster: Record<string, string> }[] };
-  const kubeconfig = join(mkdtempSync(join(tmpdir(), 'slipway-sa-')), 'config');
-  writeFileSync(kubeconfig, yaml.dump({
-    apiVersion: 'v1',
-    kind: 'Config',
-    clusters: [{ name: 'c', cluster: admin.clusters[0]?.cluster }],
-    users: [{ name: 'sa', user: { token } }],
-    contexts: [{ name: 'sa', context: { cluster: 'c', user: 'sa' } }],
-    'current-context': 'sa',
-  }));
+  const kubeconfig = writeTokenKubeconfig(cluster.kubeconfig, token, join(mkdtempSync(join(tmpdir(), 'slipway-sa-')), 'config'));
   await assert.rejects(run(join(cluster.binDir, 'kubectl'), ['get', 'secrets', '-n', workload], { env: { ...process.env, KUBECONFIG: kubeconfig } }), /forbidden/, 'the token is not an admin');
 
   await startController(t, cluster, workload, { kubeconfig, leaseNamespace: system, args: [`--leader-election-id=${release}`] });

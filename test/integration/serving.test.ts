@@ -6,8 +6,7 @@
 // the ModelDeployment's Ready condition while the stable revision keeps serving.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { readFileSync, mkdtempSync, writeFileSync, mkdirSync } from 'node:fs';
-import { createServer, type Server } from 'node:http';
+import { mkdtempSync, writeFileSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
@@ -16,11 +15,11 @@ import { eventually } from '../../local/eventually.ts';
 import { GATEWAY_NAME, GATEWAY_NAMESPACE } from '../../local/gateway.ts';
 import { MLSERVER_IMAGE } from '../../local/images.ts';
 import { runLoad } from '../../local/loadgen.ts';
-import { frameRequest, registerModel, registryEnv, trainModel, type Offline } from '../../local/mlserver.ts';
+import { frameRequest, registerModel, startModelStore, trainModel, type Offline } from '../../local/mlserver.ts';
+import { registryEnv } from '../../local/registry.ts';
 import { SCRAPE_INTERVAL_SECONDS } from '../../local/prometheus.ts';
 import { wilsonInterval } from '../../src/stats/binomial.ts';
-import { namespaceOf } from '../../local/pod-runner.ts';
-import { GATEWAY } from '../../local/podnet.ts';
+import { GATEWAY, namespaceOf } from '../../local/podnet.ts';
 import { freePorts } from '../../local/processes.ts';
 import { ensurePythonEnv } from '../../local/python.ts';
 import { startController } from './controller-process.ts';
@@ -38,21 +37,11 @@ interface Pod {
   status?: { podIP?: string; conditions?: Condition[]; containerStatuses?: { name: string; restartCount: number; ready: boolean }[] };
 }
 
-/** Serves the files under `root` over HTTP on the pod network's host address, where pods can reach it. */
+/** The model store for one test, closed when it ends. */
 async function modelStore(t: TestContext, root: string): Promise<string> {
-  const server: Server = createServer((req, res) => {
-    try {
-      const body = readFileSync(join(root, decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname)));
-      res.writeHead(200).end(body);
-    } catch {
-      res.writeHead(404).end('not found');
-    }
-  });
-  await new Promise<void>((resolve) => server.listen(0, GATEWAY, resolve));
-  t.after(() => new Promise((r) => server.close(r)));
-  const address = server.address();
-  if (!address || typeof address === 'string') throw new Error('no address');
-  return `http://${GATEWAY}:${address.port}`;
+  const store = await startModelStore(root);
+  t.after(store.close);
+  return store.url;
 }
 
 const manifest = (name: string, spec: Obj): string => JSON.stringify({ apiVersion: 'slipway.dev/v1alpha1', kind: 'ModelDeployment', metadata: { name }, spec });
@@ -66,6 +55,16 @@ const mdSpec = (uri: string, version: string, image = MLSERVER_IMAGE): Obj => ({
 
 const pods = async (ns: string): Promise<Pod[]> => (await getJson<{ items: Pod[] }>(cluster, ['get', 'pods', '-n', ns])).items;
 const ready = (c: { conditions?: Condition[] } | undefined, type = 'Ready'): Condition | undefined => c?.conditions?.find((x) => x.type === type);
+
+/** Waits until ModelDeployment iris says Ready=False with a message that names the cause; returns it. */
+function readyFalseNaming(ns: string, what: string, message: RegExp): Promise<Md> {
+  return eventually(`Ready=False naming ${what}`, async () => {
+    const m = await getJson<Md>(cluster, ['get', 'mdep', 'iris', '-n', ns]);
+    const r = ready(m.status);
+    if (r?.status === 'False' && message.test(r.message)) return m;
+    throw new Error(`Ready=${r?.status} ${r?.reason}: ${r?.message}`);
+  }, { timeoutMs: 120_000, intervalMs: 500 });
+}
 
 async function infer(ip: string, offline: Offline): Promise<{ status: number; predictions?: number[]; version?: string }> {
   const res = await fetch(`http://${ip}:8080/v2/models/iris/infer`, {
@@ -154,12 +153,7 @@ test('bad input on an mlserver ModelDeployment is named in its Ready condition w
   for (const c of cases) {
     await t.test(c.what, async () => {
       await cluster.kubectl(['apply', '-n', ns, '-f', '-'], manifest('iris', c.spec));
-      const md = await eventually(`Ready=False naming ${c.what}`, async () => {
-        const m = await getJson<Md>(cluster, ['get', 'mdep', 'iris', '-n', ns]);
-        const r = ready(m.status);
-        if (r?.status === 'False' && c.message.test(r.message)) return m;
-        throw new Error(`Ready=${r?.status} ${r?.reason}: ${r?.message}`);
-      }, { timeoutMs: 120_000, intervalMs: 500 });
+      const md = await readyFalseNaming(ns, c.what, c.message);
       assert.equal(md.status?.stable?.revision, stable?.metadata.labels['slipway.dev/revision'], 'the stable revision stays stable');
       const canary = (await pods(ns)).find((p) => p.metadata.name !== stable?.metadata.name);
       assert.equal(ready(canary?.status)?.status, 'False', 'the new revision\'s pod is not Ready');
@@ -256,13 +250,9 @@ test('a ModelDeployment of an MLflow registry version (models:/name@alias) serve
   await secret('mlflow-wrong', registryEnv({ ...registry, password: 'not-the-password' }));
   await startController(t, cluster, ns);
   const spec = (uri: string, version: string, secretName = 'mlflow'): Obj => ({ ...mdSpec(uri, version), model: { name: 'iris', version, uri, format: 'sklearn', secretRef: { name: secretName } } });
-  const failsWith = async (what: string, s: Obj | undefined, message: RegExp): Promise<void> => {
-    if (s) await cluster.kubectl(['apply', '-n', ns, '-f', '-'], manifest('iris', s));
-    await eventually(`Ready=False naming ${what}`, async () => {
-      const r = ready((await getJson<Md>(cluster, ['get', 'mdep', 'iris', '-n', ns])).status);
-      if (r?.status === 'False' && message.test(r.message)) return true;
-      throw new Error(`Ready=${r?.status}: ${r?.message}`);
-    }, { timeoutMs: 120_000, intervalMs: 500 });
+  const failsWith = async (what: string, s: Obj, message: RegExp): Promise<void> => {
+    await cluster.kubectl(['apply', '-n', ns, '-f', '-'], manifest('iris', s));
+    await readyFalseNaming(ns, what, message);
   };
   // The Secret the model names does not exist yet: said so; once it is created, the pod goes on by itself.
   await failsWith('the missing Secret', spec(`models:/${name}@champion`, registered.version), /init container storage-initializer: CreateContainerConfigError: secret "mlflow" not found/);
