@@ -91,7 +91,8 @@ export async function startModelStore(root: string): Promise<{ url: string; clos
     const file = resolve(base, `.${decodeURIComponent(new URL(req.url ?? '/', 'http://store').pathname)}`);
     try {
       if (!file.startsWith(`${base}/`)) throw new Error('outside the store');
-      res.writeHead(200).end(readFileSync(file));
+      const body = readFileSync(file); // read before the status goes out: a missing file is a 404
+      res.writeHead(200).end(body);
     } catch {
       res.writeHead(404).end('not found');
     }
