@@ -118,9 +118,15 @@ const step = cel(
 
 const trafficRouting = cel(
   z.object({
-    gatewayAPI: z.object({ httpRoute: name253 }).optional(),
-    istio: z.object({ virtualService: name253, routes: z.array(z.string().max(253)).max(16).optional() }).optional(),
-    replicaRatio: z.object({}).optional(),
+    gatewayAPI: z.object({ httpRoute: name253 }).optional().meta({
+      description: 'Weights on an HTTPRoute you own: each rule that should split traffic names two backendRefs, the Service <name> (stable) and <name>-canary, both managed by Slipway; Slipway changes only their weights.',
+    }),
+    istio: z.object({ virtualService: name253, routes: z.array(z.string().max(253)).max(16).optional() }).optional().meta({
+      description: 'Weights on a VirtualService you own: in its http routes (all, or those named in routes), destinations with host <name> (stable) and <name>-canary; Slipway changes only their weights.',
+    }),
+    replicaRatio: z.object({}).optional().meta({
+      description: 'No mesh: the Service <name> selects both revisions, and the weight is approximated by their replica counts (the default when steps are set without trafficRouting).',
+    }),
   }),
   {
     rule: '[has(self.gatewayAPI), has(self.istio), has(self.replicaRatio)].filter(x, x).size() <= 1',
@@ -171,6 +177,9 @@ const rollout = cel(
     trafficRouting: trafficRouting.optional(),
     analysis: analysis.optional(),
     autoRollback: z.boolean().default(true),
+    scaleDownStable: z.boolean().default(false).meta({
+      description: 'Shrink the stable revision as the canary grows, so that a rollout needs no more pods than spec.replicas plus one (default: the stable revision keeps all its replicas until the canary is promoted).',
+    }),
     scaleDownDelaySeconds: z.number().int().min(0).max(3600).default(30).meta({
       description: 'How long a replaced revision keeps running after traffic left it, so in-flight requests finish (default 30).',
     }),
@@ -240,13 +249,50 @@ const revisionRef = z.object({
   image: z.string(),
 });
 
+/** Who asked for something, as the API server authenticated them, and when. */
+const actor = z.object({ by: z.string(), at: z.string() });
+
+export const REQUEST_VERBS = ['promote', 'promote-full', 'abort', 'retry', 'pause', 'resume', 'undo'] as const;
+
 export const modelDeploymentStatus = z.object({
   observedGeneration: z.number().int().optional(),
   phase: z.enum(['Pending', 'Progressing', 'Paused', 'Healthy', 'Degraded', 'RolledBack', 'Failed']).optional(),
   message: z.string().optional(),
   stable: revisionRef.optional(),
-  /** The revision being rolled out, while one is. */
-  canary: revisionRef.extend({ weight: z.number().int().optional(), step: z.number().int().optional() }).optional(),
+  /** The revision being rolled out, while one is, and where its rollout stands. */
+  canary: revisionRef
+    .extend({
+      /** The share of traffic the canary is meant to have, 0–100. */
+      weight: z.number().int().optional(),
+      /** The share it has: what the router wrote, or, by replica ratio, its share of the available pods. */
+      achievedWeight: z.number().int().optional(),
+      /** The step being run (0-based); steps once every step is done. */
+      step: z.number().int().optional(),
+      steps: z.number().int().optional(),
+      /** When the current step began: what a timed pause counts from. */
+      stepStartedAt: z.string().optional(),
+      /** When a timed pause ends. */
+      pauseUntil: z.string().optional(),
+      /** A promote asked for at this step (spent once the rollout moves past it). */
+      promotedAtStep: z.number().int().optional(),
+      /** Every remaining step skipped (promote-full). */
+      promotedFull: z.boolean().optional(),
+      replicas: z.number().int().optional(),
+      availableReplicas: z.number().int().optional(),
+    })
+    .optional(),
+  /** A rollout stopped (abort, or a canary that missed its deadline): this revision is not started again until the spec changes or it is retried. */
+  aborted: revisionRef.extend({ reason: z.string(), message: z.string(), at: z.string() }).optional(),
+  /** A pause asked for through a request (spec.paused is the other way); a resume ends it. */
+  pause: actor.optional(),
+  /** An undo: this earlier revision serves instead of the spec's until the spec changes (generation moves on). */
+  override: actor.extend({ revision: z.string(), generation: z.number().int() }).optional(),
+  /** The last request (slipway.dev/request annotation) acted on: each id is acted on once. */
+  lastRequest: actor
+    .extend({ id: z.string(), verb: z.string(), result: z.enum(['Accepted', 'Refused']), message: z.string() })
+    .optional(),
+  /** The revisions kept (spec.revisionHistoryLimit and those running), newest first: what undo can go back to. */
+  history: z.array(revisionRef.extend({ number: z.number().int() })).optional(),
   replicas: z.number().int().optional(),
   readyReplicas: z.number().int().optional(),
   availableReplicas: z.number().int().optional(),
@@ -293,6 +339,8 @@ export const modelDeploymentKind: KindDefinition = {
     { name: 'Phase', type: 'string', jsonPath: '.status.phase' },
     readyColumn,
     { name: 'Available', type: 'integer', jsonPath: '.status.availableReplicas' },
+    { name: 'Canary', type: 'string', jsonPath: '.status.canary.modelVersion' },
+    { name: 'Weight', type: 'integer', jsonPath: '.status.canary.weight' },
     ageColumn,
     { name: 'Revision', type: 'string', jsonPath: '.status.stable.revision', priority: 1 },
     { name: 'Message', type: 'string', jsonPath: '.status.conditions[?(@.type=="Ready")].message', priority: 1 },

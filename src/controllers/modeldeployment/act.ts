@@ -23,6 +23,22 @@ export class ModelDeploymentActuator {
   }
 
   async act(md: ModelDeployment, p: Plan): Promise<void> {
+    if (p.routesFirst) await this.writeRoutes(p);
+    await this.writeChildren(md, p);
+    if (!p.routesFirst) await this.writeRoutes(p);
+    if (p.statusChanged) await this.writeStatus(md, p.status);
+    for (const e of p.events) await this.events.record(md, e);
+  }
+
+  /**
+   * The user's routing objects, replaced over the resourceVersion they were read at: an edit made meanwhile is
+   * a conflict, and the reconcile reads the object again rather than overwrite it.
+   */
+  private async writeRoutes(p: Plan): Promise<void> {
+    for (const r of p.routes) await this.client.replace(r.resource, r.object);
+  }
+
+  private async writeChildren(md: ModelDeployment, p: Plan): Promise<void> {
     // The children are independent of each other: written concurrently, a reconcile costs one round trip.
     const applied = await Promise.allSettled(p.apply.map((obj) => this.client.apply(CHILD_RESOURCES[obj.kind as ChildKind], obj, { force: true })));
     const failed = applied.findIndex((r) => r.status === 'rejected');
@@ -43,8 +59,6 @@ export class ModelDeploymentActuator {
         }),
       ),
     );
-    if (p.statusChanged) await this.writeStatus(md, p.status);
-    for (const e of p.events) await this.events.record(md, e);
   }
 
   /**

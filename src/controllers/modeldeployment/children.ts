@@ -163,7 +163,7 @@ export function podTemplate(md: ModelDeployment, t: RevisionTemplate, revision: 
 }
 
 /** A revision's Deployment around a given pod template: a new one, or one kept in a ControllerRevision. */
-export function deploymentOf(md: ModelDeployment, revision: string, role: Role, template: Record<string, unknown>, modelVersion: string): KubeObject {
+export function deploymentOf(md: ModelDeployment, revision: string, role: Role, template: Record<string, unknown>, modelVersion: string, replicas = desiredReplicas(md)): KubeObject {
   const labels = { ...commonLabels(md), [LABEL_REVISION]: revision, [LABEL_ROLE]: role };
   return {
     apiVersion: 'apps/v1',
@@ -171,7 +171,7 @@ export function deploymentOf(md: ModelDeployment, revision: string, role: Role, 
     metadata: meta(md, deploymentName(md, revision), labels, { [ANNOTATION_MODEL_VERSION]: modelVersion }),
     spec: {
       // Always ours: an HPA scales the ModelDeployment (its scale subresource), and the count flows from there.
-      replicas: desiredReplicas(md),
+      replicas,
       revisionHistoryLimit: 2,
       progressDeadlineSeconds: md.spec.progressDeadlineSeconds,
       selector: { matchLabels: { [LABEL_MODEL_DEPLOYMENT]: md.metadata.name, [LABEL_REVISION]: revision } },
@@ -203,14 +203,29 @@ export function desiredControllerRevision(md: ModelDeployment, t: RevisionTempla
   };
 }
 
-export function desiredService(md: ModelDeployment, stableRevision: string, port: number): KubeObject {
+export const canaryServiceName = (md: ModelDeployment): string => `${md.metadata.name}-canary`;
+
+/**
+ * The Service `<name>`: the stable revision's pods; or, with `allRevisions` (a replica-ratio rollout), the pods of
+ * every running revision of the ModelDeployment, so that each side's share of requests is its share of the pods.
+ */
+export function desiredService(md: ModelDeployment, stableRevision: string, port: number, allRevisions = false): KubeObject {
+  return serviceFor(md, md.metadata.name, allRevisions ? undefined : stableRevision, port);
+}
+
+/** The Service `<name>-canary` a traffic router sends the canary's share to: the canary's pods, or stable's when there is no canary. */
+export function desiredCanaryService(md: ModelDeployment, revision: string, port: number): KubeObject {
+  return serviceFor(md, canaryServiceName(md), revision, port);
+}
+
+function serviceFor(md: ModelDeployment, name: string, revision: string | undefined, port: number): KubeObject {
   return {
     apiVersion: 'v1',
     kind: 'Service',
-    metadata: meta(md, md.metadata.name, commonLabels(md)),
+    metadata: meta(md, name, commonLabels(md)),
     spec: {
       type: 'ClusterIP',
-      selector: { [LABEL_MODEL_DEPLOYMENT]: md.metadata.name, [LABEL_REVISION]: stableRevision },
+      selector: { [LABEL_MODEL_DEPLOYMENT]: md.metadata.name, ...(revision ? { [LABEL_REVISION]: revision } : {}) },
       ports: [{ name: 'http', port: 80, targetPort: port, protocol: 'TCP' }],
     },
   };

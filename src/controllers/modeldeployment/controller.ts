@@ -2,12 +2,14 @@
 import { modelDeployment, type ModelDeployment } from '../../api/modeldeployment.ts';
 import type { EventRecorder } from '../../kube/events.ts';
 import { Controller, type ReconcileResult, type Reconciler } from '../../runtime/controller.ts';
-import { classify, KubeApiError } from '../../kube/errors.ts';
+import { classify, isNotFound, KubeApiError } from '../../kube/errors.ts';
 import { errorMessage, type Logger } from '../../runtime/log.ts';
 import type { Manager } from '../../runtime/manager.ts';
 import { ModelDeploymentActuator } from './act.ts';
 import { ModelDeploymentCaches } from './observe.ts';
-import { plan } from './plan.ts';
+import { plan, routingOf, type Observed } from './plan.ts';
+import type { KubeClient } from '../../kube/client.ts';
+import type { KubeObject, ResourceType } from '../../kube/resources.ts';
 
 /** Consecutive failures of one key before its ModelDeployment goes Stalled (about 3 s of backoff). */
 export const STALL_AFTER_FAILURES = 5;
@@ -29,9 +31,11 @@ export class ModelDeploymentReconciler implements Reconciler {
   private readonly log: Logger;
   private readonly now: () => Date;
   private readonly config: { storageInitializerImage?: string | undefined };
+  private readonly client: KubeClient;
 
   constructor(manager: Manager, opts: ModelDeploymentControllerOptions) {
     this.config = { storageInitializerImage: opts.storageInitializerImage };
+    this.client = manager.client;
     this.now = opts.now ?? (() => new Date());
     this.log = manager.log.child({ controller: this.name });
     this.caches = new ModelDeploymentCaches(manager, opts.namespace);
@@ -49,9 +53,27 @@ export class ModelDeploymentReconciler implements Reconciler {
       await this.actuator.recordFailure(raw as ModelDeployment, 'InvalidSpec', message);
       return undefined;
     }
-    const p = plan({ ...this.caches.observe(parsed.data), config: this.config }, this.now());
+    const observed: Observed = { ...this.caches.observe(parsed.data), config: this.config };
+    const routing = routingOf(parsed.data);
+    if (routing.kind === 'router') {
+      // The user's route is read, not watched: Slipway writes only its weights, and reads it when it acts.
+      const claimant = this.caches.routeClaimant(raw);
+      if (claimant) observed.routeClaimedBy = claimant;
+      else observed.route = await this.readRoute(routing.router.resource, parsed.data.metadata.namespace ?? 'default', routing.router.name);
+    }
+    const p = plan(observed, this.now());
     await this.actuator.act(parsed.data, p);
     return p.requeue ? { requeueAfterMs: p.requeue.afterMs, reason: p.requeue.reason } : undefined;
+  }
+
+  private async readRoute(resource: ResourceType, namespace: string, name: string): Promise<KubeObject | null> {
+    try {
+      return await this.client.get(resource, namespace, name);
+    } catch (err) {
+      // Not there, or its kind is not installed: the planner says what to create.
+      if (isNotFound(err)) return null;
+      throw err;
+    }
   }
 
   /**

@@ -15,6 +15,7 @@ const NOT_MANAGED = 'app.kubernetes.io/managed-by!=slipway';
 const OWNER_INDEX = 'owner';
 const ENV_INDEX = 'environment';
 const REVISION_INDEX = 'revision';
+const ROUTE_INDEX = 'route';
 
 export const CHILD_RESOURCES: Record<ChildKind, ResourceType> = {
   Deployment: Resources.Deployment,
@@ -36,7 +37,7 @@ export class ModelDeploymentCaches {
 
   constructor(manager: Manager, namespace: string | undefined) {
     const ns = namespace ? { namespace } : {};
-    this.modelDeployments = manager.informer(Resources.ModelDeployment, { ...ns, indexers: { [ENV_INDEX]: environmentKeys } });
+    this.modelDeployments = manager.informer(Resources.ModelDeployment, { ...ns, indexers: { [ENV_INDEX]: environmentKeys, [ROUTE_INDEX]: routeKeys } });
     // Only what Slipway manages is cached: a cluster's other Deployments and Services cost nothing.
     const child = (r: ResourceType): Informer<KubeObject> => manager.informer(r, { ...ns, labelSelector: MANAGED, indexers: { [OWNER_INDEX]: byControllerUid } });
     this.children = {
@@ -89,6 +90,18 @@ export class ModelDeploymentCaches {
 
   get(key: string): KubeObject | undefined {
     return this.modelDeployments.store.get(key);
+  }
+
+  /**
+   * Another ModelDeployment that names the same routing object and was created first (then by name): the route
+   * is its. Undefined when this one is the first.
+   */
+  routeClaimant(md: KubeObject): string | undefined {
+    const key = routeKeys(md)[0];
+    if (!key) return undefined;
+    const order = (m: KubeObject): string => `${m.metadata.creationTimestamp ?? ''}/${m.metadata.name}`;
+    const first = this.modelDeployments.store.byIndex(ROUTE_INDEX, key).sort((a, b) => (order(a) < order(b) ? -1 : order(a) > order(b) ? 1 : 0))[0];
+    return first && first.metadata.uid !== md.metadata.uid ? first.metadata.name : undefined;
   }
 
   /** What the pods of one revision of a ModelDeployment report. */
@@ -147,6 +160,13 @@ export function onlyStatusChanged(old: KubeObject, now: KubeObject): boolean {
 function environmentKeys(o: KubeObject): string[] {
   const ref = (o as { spec?: { environmentRef?: { name?: string } } }).spec?.environmentRef?.name;
   return ref ? [`${o.metadata.namespace}/${ref}`] : [];
+}
+
+function routeKeys(o: KubeObject): string[] {
+  const tr = (o as { spec?: { rollout?: { trafficRouting?: { gatewayAPI?: { httpRoute?: string }; istio?: { virtualService?: string } } } } }).spec?.rollout?.trafficRouting;
+  if (tr?.gatewayAPI?.httpRoute) return [`${o.metadata.namespace}/HTTPRoute/${tr.gatewayAPI.httpRoute}`];
+  if (tr?.istio?.virtualService) return [`${o.metadata.namespace}/VirtualService/${tr.istio.virtualService}`];
+  return [];
 }
 
 function revisionKeys(o: KubeObject): string[] {

@@ -1,0 +1,445 @@
+// Canary rollouts through the planner, against a simulated cluster: each plan is carried out (children applied,
+// routes written, status stored) and the next evaluation starts from what was written, as after a restart.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { modelDeploymentSpec, type ModelDeployment } from '../../src/api/modeldeployment.ts';
+import { LABEL_REVISION } from '../../src/controllers/modeldeployment/children.ts';
+import { plan, ROUTE_RETRY_MS, type Observed, type Plan } from '../../src/controllers/modeldeployment/plan.ts';
+import { ANNOTATION_REQUEST, ANNOTATION_REQUESTED_BY, requestBody, type Verb } from '../../src/controllers/modeldeployment/requests.ts';
+import type { KubeObject } from '../../src/kube/resources.ts';
+
+const T0 = new Date('2026-11-26T10:00:00Z');
+const at = (s: number): Date => new Date(T0.getTime() + s * 1000);
+
+type Spec = Record<string, unknown>;
+const baseSpec = (version: string, rollout: Spec | undefined, extra: Spec = {}): Spec => ({
+  model: { name: 'churn-xgb', version, uri: `s3://models/churn/${version}/`, format: 'xgboost' },
+  image: 'registry.example.com/mlserver:1.6.1',
+  replicas: 4,
+  ...(rollout ? { rollout } : {}),
+  ...extra,
+});
+
+const route = (rules: unknown[]): KubeObject => ({
+  apiVersion: 'gateway.networking.k8s.io/v1',
+  kind: 'HTTPRoute',
+  metadata: { name: 'churn', namespace: 'ml', resourceVersion: '1' },
+  spec: { parentRefs: [{ name: 'gw' }], rules },
+});
+const splitRule = () => ({ matches: [{ path: { type: 'PathPrefix', value: '/v2' } }], backendRefs: [{ name: 'churn', port: 80 }, { name: 'churn-canary', port: 80, weight: 0 }] });
+
+/** A namespace with one ModelDeployment: plans are carried out the way the API server and controllers would. */
+class World {
+  md: ModelDeployment;
+  children: KubeObject[] = [];
+  route: KubeObject | null | undefined;
+  routeClaimedBy: string | undefined;
+  /** Revisions whose pods never become ready. */
+  broken = new Set<string>();
+  /** Deployments whose Deployment controller reports ProgressDeadlineExceeded. */
+  deadline = new Set<string>();
+  plans: Plan[] = [];
+  private uid = 0;
+
+  constructor(spec: Spec, route?: KubeObject | null) {
+    this.md = { apiVersion: 'slipway.dev/v1alpha1', kind: 'ModelDeployment', metadata: { name: 'churn', namespace: 'ml', uid: 'md-uid', generation: 1, annotations: {} }, spec: modelDeploymentSpec.parse(spec) };
+    this.route = route;
+  }
+
+  setSpec(spec: Spec): void {
+    this.md = { ...this.md, metadata: { ...this.md.metadata, generation: (this.md.metadata.generation ?? 1) + 1 }, spec: modelDeploymentSpec.parse(spec) };
+  }
+
+  request(verb: Verb, id: string, by = 'alice', revision?: string): void {
+    this.md.metadata.annotations = { [ANNOTATION_REQUEST]: requestBody(verb, id, revision), [ANNOTATION_REQUESTED_BY]: by };
+  }
+
+  observed(): Observed {
+    const of = (kind: string) => this.children.filter((c) => c.kind === kind);
+    return {
+      md: this.md,
+      deployments: of('Deployment'),
+      services: of('Service'),
+      cronJobs: of('CronJob'),
+      hpas: of('HorizontalPodAutoscaler'),
+      revisions: of('ControllerRevision'),
+      ...(this.route !== undefined ? { route: this.route } : {}),
+      ...(this.routeClaimedBy ? { routeClaimedBy: this.routeClaimedBy } : {}),
+    };
+  }
+
+  /** One reconcile at `now`: plan from what is observed, then carry it out. */
+  reconcile(now: Date): Plan {
+    const p = plan(this.observed(), now);
+    this.plans.push(p);
+    this.children = this.children.filter((c) => !p.delete.some((d) => d.kind === c.kind && d.name === c.metadata.name));
+    for (const a of p.apply) {
+      const before = this.children.find((c) => c.kind === a.kind && c.metadata.name === a.metadata.name);
+      this.children = this.children.filter((c) => c !== before);
+      const copy = structuredClone(a);
+      copy.metadata.uid = before?.metadata.uid ?? `uid-${++this.uid}`;
+      copy.metadata.generation = (before?.metadata.generation ?? 0) + 1;
+      this.children.push(copy);
+    }
+    this.settle();
+    for (const r of p.routes) {
+      assert.equal(r.object.metadata.resourceVersion, this.route?.metadata.resourceVersion, 'a route is written over the version it was read at');
+      this.route = { ...structuredClone(r.object), metadata: { ...r.object.metadata, resourceVersion: String(Number(r.object.metadata.resourceVersion) + 1) } };
+    }
+    if (p.statusChanged) this.md = { ...this.md, status: structuredClone(p.status) };
+    return p;
+  }
+
+  /** The Deployment controller: pods of a revision that is not broken are available at once. */
+  settle(): void {
+    for (const d of this.children.filter((c) => c.kind === 'Deployment')) {
+      const rev = d.metadata.labels?.[LABEL_REVISION] ?? '';
+      const replicas = (d.spec as { replicas: number }).replicas;
+      const available = this.broken.has(rev) ? 0 : replicas;
+      d.status = {
+        observedGeneration: d.metadata.generation,
+        replicas,
+        updatedReplicas: replicas,
+        readyReplicas: available,
+        availableReplicas: available,
+        ...(this.deadline.has(rev) ? { conditions: [{ type: 'Progressing', status: 'False', reason: 'ProgressDeadlineExceeded', message: 'ReplicaSet has timed out progressing.' }] } : {}),
+      };
+    }
+  }
+
+  /** Reconciles until nothing changes (at most n times). */
+  converge(now: Date, n = 8): Plan {
+    let p = this.reconcile(now);
+    for (let i = 1; i < n && (p.apply.length > 0 || p.delete.length > 0 || p.routes.length > 0 || p.statusChanged); i++) p = this.reconcile(now);
+    return p;
+  }
+
+  replicas(revision: string | undefined): number | undefined {
+    const d = this.children.find((c) => c.kind === 'Deployment' && c.metadata.labels?.[LABEL_REVISION] === revision);
+    return d ? (d.spec as { replicas: number }).replicas : undefined;
+  }
+  selector(name = 'churn'): Record<string, string> | undefined {
+    return (this.children.find((c) => c.kind === 'Service' && c.metadata.name === name)?.spec as { selector?: Record<string, string> } | undefined)?.selector;
+  }
+  routeWeights(): [string, number | undefined][] {
+    const rules = (this.route?.spec as { rules: { backendRefs?: { name: string; weight?: number }[] }[] }).rules;
+    return rules.flatMap((r) => (r.backendRefs ?? []).map((b) => [b.name, b.weight] as [string, number | undefined]));
+  }
+  condition(type: string) {
+    return this.md.status?.conditions?.find((c) => c.type === type);
+  }
+  events(): string[] {
+    return this.plans.flatMap((p) => p.events.map((e) => `${e.reason}: ${e.message}`));
+  }
+}
+
+/** A world serving version 8, stable, then asked for version 9. */
+function rolledTo9(rollout: Spec, routeObj?: KubeObject | null, extra: Spec = {}): { w: World; stable: string; canary: () => string } {
+  const w = new World(baseSpec('8', rollout, extra), routeObj);
+  w.converge(T0);
+  const stable = w.md.status?.stable?.revision ?? '';
+  assert.ok(stable);
+  w.setSpec(baseSpec('9', rollout, extra));
+  return { w, stable, canary: () => w.md.status?.canary?.revision ?? '' };
+}
+
+test('replica ratio: 10% → timed pause → 50% → pause until promoted → 100%, the Service selecting both revisions meanwhile', () => {
+  const steps = [{ setWeight: 10 }, { pause: { duration: '1m' } }, { setWeight: 50 }, { pause: {} }, { setWeight: 100 }];
+  const { w, stable, canary } = rolledTo9({ steps, scaleDownDelaySeconds: 30 });
+
+  w.reconcile(at(1));
+  assert.equal(w.md.status?.canary?.weight, 10);
+  assert.equal(w.md.status?.canary?.step, 0);
+  assert.equal(w.md.status?.phase, 'Progressing');
+  assert.equal(w.replicas(canary()), 1, 'one canary pod beside 4 stable ones: the nearest to 10%');
+  assert.equal(w.replicas(stable), 4);
+  assert.deepEqual(w.selector(), { 'slipway.dev/model-deployment': 'churn' }, 'the Service selects both revisions');
+  const paused = w.reconcile(at(2));
+  assert.equal(w.md.status?.canary?.step, 1);
+  assert.equal(w.md.status?.canary?.achievedWeight, 20, 'what 1 of 5 pods really gives, reported as such');
+  assert.equal(w.md.status?.canary?.pauseUntil, '2026-11-26T10:01:02Z');
+  assert.deepEqual(paused.requeue, { afterMs: 60_000, reason: 'PauseEnds' }, 'the pause ends by requeue');
+  assert.equal(w.reconcile(at(30)).statusChanged, false, 'nothing moves during the pause');
+
+  w.reconcile(at(62));
+  assert.equal(w.md.status?.canary?.weight, 50);
+  assert.equal(w.replicas(canary()), 4);
+  w.reconcile(at(63));
+  assert.equal(w.md.status?.canary?.step, 3);
+  assert.equal(w.condition('Ready')?.reason, 'AwaitingPromotion');
+  assert.match(w.condition('Ready')?.message ?? '', /step 4 of 5: paused at 50% until promoted/);
+  assert.equal(w.converge(at(600)).statusChanged, false, 'an indefinite pause waits');
+  assert.equal(w.md.status?.canary?.step, 3);
+
+  w.request('promote', 'p-1');
+  w.converge(at(601));
+  assert.equal(w.md.status?.stable?.revision, canary() || w.md.status?.stable?.revision);
+  assert.equal(w.md.status?.canary, undefined, 'promoted: no canary left');
+  const promoted = w.md.status?.stable?.revision ?? '';
+  assert.notEqual(promoted, stable);
+  assert.deepEqual(w.selector(), { 'slipway.dev/model-deployment': 'churn', 'slipway.dev/revision': promoted });
+  assert.equal(w.replicas(promoted), 4);
+  assert.equal(w.md.status?.lastRequest?.result, 'Accepted');
+  assert.equal(w.md.status?.lastRequest?.by, 'alice');
+  assert.equal(w.md.status?.phase, 'Healthy');
+  // The old stable revision (scaled to 0 at 100% by replica ratio) drains, then goes.
+  assert.deepEqual(w.md.status?.retiring?.map((r) => r.revision), [stable]);
+  w.converge(at(640));
+  assert.equal(w.replicas(stable), undefined);
+  const reasons = w.events().map((e) => e.split(':')[0]);
+  assert.deepEqual(reasons.filter((r) => r === 'RolloutStep').length, 5, 'an Event for every step');
+  assert.ok(reasons.includes('RolloutStarted') && reasons.includes('Promote') && reasons.includes('Promoted'));
+});
+
+test('Gateway API: the route gets the weight only once the canary can carry it, and goes back to stable at promotion', () => {
+  const steps = [{ setWeight: 10 }, { setWeight: 50 }, { pause: { duration: '10s' } }];
+  const other = { matches: [{ path: { type: 'PathPrefix', value: '/admin' } }], filters: [{ type: 'RequestHeaderModifier', requestHeaderModifier: { add: [{ name: 'x', value: 'y' }] } }], backendRefs: [{ name: 'churn', port: 80 }] };
+  const { w, stable, canary } = rolledTo9({ steps, trafficRouting: { gatewayAPI: { httpRoute: 'churn' } } }, route([splitRule(), other]));
+  assert.deepEqual(w.selector('churn-canary'), { 'slipway.dev/model-deployment': 'churn', 'slipway.dev/revision': stable }, 'without a canary the canary Service selects stable');
+
+  w.broken.add(''); // placeholder: the canary's revision is known after the first reconcile
+  const first = w.reconcile(at(1));
+  w.broken.add(canary());
+  w.settle();
+  assert.equal(first.routes.length, 0, 'no weight before the canary has pods');
+  assert.equal(w.replicas(canary()), 1);
+  assert.deepEqual(w.selector(), { 'slipway.dev/model-deployment': 'churn', 'slipway.dev/revision': stable }, 'the stable Service still selects stable');
+  assert.deepEqual(w.selector('churn-canary'), { 'slipway.dev/model-deployment': 'churn', 'slipway.dev/revision': canary() });
+  w.reconcile(at(2));
+  assert.deepEqual(w.routeWeights(), [['churn', 100], ['churn-canary', 0], ['churn', undefined]], 'a canary that is not ready gets no traffic');
+  assert.equal(w.condition('Ready')?.reason, 'CanaryNotReady');
+
+  w.broken.delete(canary());
+  w.settle();
+  w.reconcile(at(3));
+  assert.deepEqual(w.routeWeights(), [['churn', 90], ['churn-canary', 10], ['churn', undefined]]);
+  const rules = (w.route?.spec as { rules: unknown[] }).rules;
+  assert.deepEqual(rules[1], other, 'other rules, filters and backends are left as they are');
+  w.reconcile(at(4));
+  w.reconcile(at(5));
+  assert.deepEqual(w.routeWeights().slice(0, 2), [['churn', 50], ['churn-canary', 50]]);
+  assert.equal(w.replicas(canary()), 2, 'canary replicas follow the weight');
+  assert.equal(w.replicas(stable), 4);
+  assert.equal(w.md.status?.canary?.achievedWeight, 50);
+
+  const rev9 = canary();
+  w.converge(at(20));
+  assert.equal(w.md.status?.canary?.pauseUntil, '2026-11-26T10:00:30Z', 'the pause counts from when 50% was carried');
+  w.converge(at(31));
+  assert.equal(w.md.status?.stable?.revision, rev9);
+  assert.deepEqual(w.routeWeights().slice(0, 2), [['churn', 100], ['churn-canary', 0]]);
+  assert.deepEqual(w.selector(), { 'slipway.dev/model-deployment': 'churn', 'slipway.dev/revision': rev9 });
+  assert.deepEqual(w.selector('churn-canary'), { 'slipway.dev/model-deployment': 'churn', 'slipway.dev/revision': rev9 });
+  const promotion = w.plans.find((p) => p.events.some((e) => e.reason === 'Promoted'));
+  assert.equal(promotion?.routesFirst, false, 'the Services switch before the route sends everything to stable');
+  assert.ok(w.replicas(stable) !== undefined, 'the old revision drains');
+});
+
+test('scaleDownStable: the stable side gives up what the canary takes', () => {
+  const { w, stable, canary } = rolledTo9({ steps: [{ setWeight: 25 }, { pause: {} }], scaleDownStable: true, trafficRouting: { gatewayAPI: { httpRoute: 'churn' } } }, route([splitRule()]));
+  w.converge(at(1));
+  assert.equal(w.replicas(canary()), 1);
+  assert.equal(w.replicas(stable), 3);
+});
+
+test('abort: all traffic back on stable at once, the canary removed, and re-applying the manifest changes nothing', () => {
+  const { w, stable, canary } = rolledTo9({ steps: [{ setWeight: 30 }, { pause: {} }], trafficRouting: { gatewayAPI: { httpRoute: 'churn' } } }, route([splitRule()]));
+  w.converge(at(1));
+  const rev9 = canary();
+  assert.deepEqual(w.routeWeights(), [['churn', 70], ['churn-canary', 30]]);
+  w.request('abort', 'a-1', 'bob');
+  const p = w.reconcile(at(10));
+  assert.equal(p.routesFirst, true, 'traffic leaves the canary before its pods go');
+  assert.deepEqual(w.routeWeights(), [['churn', 100], ['churn-canary', 0]]);
+  assert.equal(w.replicas(rev9), undefined, 'the canary is gone');
+  assert.equal(w.md.status?.phase, 'Degraded');
+  assert.equal(w.condition('Stalled')?.reason, 'Aborted');
+  assert.match(w.condition('Stalled')?.message ?? '', /aborted by bob.*kubectl slipway retry/);
+  assert.equal(w.md.status?.aborted?.revision, rev9);
+  assert.ok(w.events().some((e) => e.startsWith('RolloutAborted')));
+  // GitOps re-applies the same manifest: the same request id, the same spec. Nothing moves.
+  for (const s of [20, 60, 600]) assert.equal(w.converge(at(s)).statusChanged, false);
+  assert.equal(w.replicas(rev9), undefined);
+  assert.deepEqual(w.routeWeights(), [['churn', 100], ['churn-canary', 0]]);
+  // Retry starts it again from the first step.
+  w.request('retry', 'r-1', 'bob');
+  w.converge(at(700));
+  assert.equal(w.md.status?.aborted, undefined);
+  assert.equal(w.md.status?.canary?.revision, rev9);
+  assert.equal(w.md.status?.canary?.step, 1);
+  assert.deepEqual(w.routeWeights(), [['churn', 70], ['churn-canary', 30]]);
+  assert.equal(w.md.status?.stable?.revision, stable);
+});
+
+test('a canary that is not available by its progress deadline is aborted with a reason a person understands', () => {
+  const { w, stable, canary } = rolledTo9({ steps: [{ setWeight: 50 }, { pause: {} }] });
+  w.reconcile(at(1));
+  const rev9 = canary();
+  w.broken.add(rev9);
+  w.deadline.add(rev9);
+  w.settle();
+  w.converge(at(700));
+  assert.equal(w.md.status?.aborted?.reason, 'ProgressDeadlineExceeded');
+  assert.equal(w.condition('Stalled')?.reason, 'ProgressDeadlineExceeded');
+  assert.match(w.condition('Stalled')?.message ?? '', /was not available within spec.progressDeadlineSeconds \(600 s\).*Stable revision .* serves all traffic/);
+  assert.equal(w.replicas(rev9), undefined);
+  assert.deepEqual(w.selector(), { 'slipway.dev/model-deployment': 'churn', 'slipway.dev/revision': stable });
+});
+
+test('a crash at any point of a walk (children written, status not) resumes at the same step; the route never gets ahead of the canary', () => {
+  const steps = [{ setWeight: 20 }, { pause: { duration: '30s' } }, { setWeight: 60 }, { pause: {} }];
+  const rollout = { steps, trafficRouting: { gatewayAPI: { httpRoute: 'churn' } } };
+  const walk = (crashAt: number | undefined): { trail: string[]; w: World } => {
+    const { w } = rolledTo9(rollout, route([splitRule()]));
+    const trail: string[] = [];
+    for (let s = 1; s <= 40; s++) {
+      if (s === crashAt) {
+        // The controller dies between its writes to children and routes and its status write.
+        const saved = w.md;
+        w.reconcile(at(s));
+        w.md = saved;
+      } else w.reconcile(at(s));
+      const c = w.md.status?.canary;
+      if (c) trail.push(`${c.step}/${c.weight}`);
+      // Never more traffic to the canary than its available pods were sized for.
+      const weight = w.routeWeights()[1]?.[1] ?? 0;
+      const dep = w.children.find((d) => d.kind === 'Deployment' && d.metadata.labels?.[LABEL_REVISION] === c?.revision);
+      if (weight > 0) assert.ok(((dep?.status as { availableReplicas?: number } | undefined)?.availableReplicas ?? 0) >= Math.ceil((4 * weight) / 100), `at ${s}s: ${weight}% on a canary without the pods for it`);
+    }
+    return { trail: [...new Set(trail)], w };
+  };
+  const clean = walk(undefined);
+  assert.deepEqual(clean.trail, ['0/20', '1/20', '2/60', '3/60']);
+  for (let crash = 1; crash <= 35; crash++) {
+    const { trail, w } = walk(crash);
+    assert.deepEqual(trail, clean.trail, `crash at ${crash}s: the same steps in the same order`);
+    assert.equal(w.md.status?.canary?.step, 3);
+    assert.deepEqual(w.routeWeights(), [['churn', 40], ['churn-canary', 60]]);
+  }
+});
+
+test('an out-of-order observation (a Deployment status older than its spec) does not advance a step', () => {
+  const { w } = rolledTo9({ steps: [{ setWeight: 20 }, { setWeight: 60 }, { pause: {} }] });
+  w.reconcile(at(1));
+  w.reconcile(at(2));
+  assert.equal(w.md.status?.canary?.step, 1);
+  assert.equal(w.md.status?.canary?.weight, 60);
+  const canaryDep = w.children.find((c) => c.kind === 'Deployment' && c.metadata.labels?.[LABEL_REVISION] === w.md.status?.canary?.revision) as KubeObject;
+  canaryDep.status = { ...(canaryDep.status as object), observedGeneration: (canaryDep.metadata.generation ?? 1) - 1 };
+  const stale = plan(w.observed(), at(4));
+  assert.equal(stale.status.canary?.step, 1, 'not trusted: the Deployment controller has not seen the scale-up yet');
+  assert.equal(stale.status.conditions?.find((c) => c.type === 'Ready')?.reason, 'CanaryNotReady');
+});
+
+test('a spec change mid-rollout starts over from the new revision; a change of the steps only does not', () => {
+  const steps = [{ setWeight: 20 }, { pause: {} }];
+  const { w, stable, canary } = rolledTo9({ steps });
+  w.converge(at(1));
+  const rev9 = canary();
+  assert.equal(w.md.status?.canary?.step, 1);
+  // Steps change, pods do not: the rollout goes on where it is.
+  w.setSpec(baseSpec('9', { steps: [{ setWeight: 20 }, { pause: {} }, { setWeight: 80 }] }));
+  w.converge(at(2));
+  assert.equal(w.md.status?.canary?.revision, rev9);
+  assert.equal(w.md.status?.canary?.step, 1);
+  assert.equal(w.md.status?.canary?.steps, 3);
+  // A new model version: version 9's canary is removed, version 10 starts at step 1.
+  w.setSpec(baseSpec('10', { steps }));
+  w.converge(at(3));
+  assert.notEqual(canary(), rev9);
+  assert.equal(w.md.status?.canary?.modelVersion, '10');
+  assert.equal(w.md.status?.canary?.step, 1);
+  assert.equal(w.replicas(rev9), undefined, 'the half-done canary is gone');
+  assert.equal(w.replicas(stable), 4);
+});
+
+test('undo goes back to a revision of the history as a canary; the next spec change decides again', () => {
+  const steps = [{ setWeight: 50 }, { pause: { duration: '10s' } }];
+  const { w, stable } = rolledTo9({ steps, scaleDownDelaySeconds: 0 });
+  w.converge(at(100));
+  w.converge(at(111));
+  const rev9 = w.md.status?.stable?.revision ?? '';
+  assert.notEqual(rev9, stable);
+  assert.deepEqual(w.md.status?.history?.map((h) => h.modelVersion), ['9', '8']);
+  w.request('undo', 'u-1', 'carol', stable);
+  w.converge(at(200));
+  assert.equal(w.md.status?.override?.revision, stable);
+  assert.equal(w.md.status?.canary?.revision, stable, 'the old revision comes back as a canary');
+  w.converge(at(211));
+  assert.equal(w.md.status?.stable?.revision, stable);
+  assert.equal(w.md.status?.stable?.modelVersion, '8');
+  assert.equal(w.converge(at(400)).statusChanged, false, 'the undo holds while the spec is the same');
+  // An unknown revision is refused with the ones that exist.
+  w.request('undo', 'u-2', 'carol', 'ffffffffff');
+  w.converge(at(401));
+  assert.equal(w.md.status?.lastRequest?.result, 'Refused');
+  assert.match(w.md.status?.lastRequest?.message ?? '', /not in the history/);
+  w.setSpec(baseSpec('10', { steps, scaleDownDelaySeconds: 0 }));
+  w.converge(at(500));
+  assert.equal(w.md.status?.override, undefined);
+  assert.equal(w.md.status?.canary?.modelVersion, '10');
+});
+
+test('a routing object that is missing, misconfigured or someone else\'s stalls the rollout with what to do; stable keeps serving', () => {
+  const rollout = { steps: [{ setWeight: 20 }], trafficRouting: { gatewayAPI: { httpRoute: 'churn' } } };
+  const { w, stable } = rolledTo9(rollout, null);
+  const p = w.converge(at(1));
+  assert.equal(w.condition('Stalled')?.reason, 'RouteNotFound');
+  assert.match(w.condition('Stalled')?.message ?? '', /HTTPRoute churn does not exist in namespace ml: create it with a rule whose backendRefs are the Services churn and churn-canary/);
+  assert.deepEqual(p.requeue, { afterMs: ROUTE_RETRY_MS, reason: 'RouteNotFound' });
+  assert.equal(w.md.status?.phase, 'Degraded');
+  assert.equal(w.children.filter((c) => c.kind === 'Deployment').length, 1, 'no canary is started');
+  assert.equal(w.replicas(stable), 4);
+
+  w.route = route([{ backendRefs: [{ name: 'churn', port: 80 }] }]);
+  w.converge(at(40));
+  assert.equal(w.condition('Stalled')?.reason, 'RouteMisconfigured');
+  assert.match(w.condition('Stalled')?.message ?? '', /add \{name: churn-canary, port: 80, weight: 0\}/);
+
+  w.routeClaimedBy = 'fraud';
+  w.converge(at(80));
+  assert.equal(w.condition('Stalled')?.reason, 'RouteInUse');
+  assert.match(w.condition('Stalled')?.message ?? '', /already used by ModelDeployment fraud/);
+
+  w.routeClaimedBy = undefined;
+  w.route = route([splitRule()]);
+  w.converge(at(120));
+  assert.equal(w.condition('Stalled')?.status, 'False');
+  assert.equal(w.md.status?.stable?.modelVersion, '9', 'fixed: the rollout goes on');
+});
+
+test('requests: acted on once per id; refused with a reason when they make no sense; pause and resume', () => {
+  const { w } = rolledTo9({ steps: [{ setWeight: 20 }, { pause: { duration: '1m' } }] });
+  w.md.metadata.annotations = { [ANNOTATION_REQUEST]: 'promote please' };
+  w.converge(at(1));
+  assert.equal(w.md.status?.lastRequest?.result, 'Refused');
+  assert.match(w.md.status?.lastRequest?.message ?? '', /must be JSON/);
+  assert.match(w.md.status?.lastRequest?.by ?? '', /no slipway.dev\/requested-by stamp/);
+
+  w.request('pause', 'x-1', 'dave');
+  w.converge(at(2));
+  assert.equal(w.md.status?.pause?.by, 'dave');
+  assert.equal(w.md.status?.phase, 'Paused');
+  w.converge(at(200));
+  assert.equal(w.md.status?.canary?.step, 1, 'a paused rollout does not move, even past its timed pause');
+  // The same request seen again (a re-apply, a resync): no second pause refused, nothing at all.
+  const again = w.converge(at(201));
+  assert.equal(again.events.length, 0);
+  w.request('resume', 'x-2', 'dave');
+  w.converge(at(202));
+  assert.equal(w.md.status?.pause, undefined);
+  assert.equal(w.md.status?.canary, undefined, 'resumed past the pause that ended meanwhile: promoted');
+  w.request('promote', 'x-3', 'dave');
+  w.converge(at(203));
+  assert.equal(w.md.status?.lastRequest?.result, 'Refused');
+  assert.equal(w.md.status?.lastRequest?.message, 'nothing to promote: no rollout is in progress');
+  assert.ok(w.events().some((e) => e.startsWith('RequestRefused: promote requested by dave was refused')));
+});
+
+test('no steps: today\'s behaviour, the new revision takes all traffic once available, the route keeps stable at 100%', () => {
+  const { w, stable } = rolledTo9({ trafficRouting: { gatewayAPI: { httpRoute: 'churn' } } }, route([splitRule()]));
+  w.converge(at(1));
+  assert.notEqual(w.md.status?.stable?.revision, stable);
+  assert.deepEqual(w.routeWeights(), [['churn', 100], ['churn-canary', 0]]);
+  assert.equal(w.md.status?.phase, 'Healthy');
+});
