@@ -1,16 +1,24 @@
 #!/usr/bin/env node
-// kubectl slipway: ModelDeployments at a glance. Installed as `kubectl-slipway` (package.json bin), kubectl finds
-// it on PATH. Read-only for now: get, status (with --watch), history.
+// kubectl slipway: ModelDeployments at a glance, and the verbs of a rollout. Installed as `kubectl-slipway`
+// (package.json bin), kubectl finds it on PATH.
 //
 //   kubectl slipway get [NAME] [-n NS | -A] [-o json|yaml]
 //   kubectl slipway status NAME [-n NS] [-w] [-o json|yaml]
 //   kubectl slipway history NAME [-n NS] [-o json|yaml]
+//   kubectl slipway promote|abort|retry|pause|resume NAME [--full]
+//   kubectl slipway undo NAME [--to-revision REV]
+//
+// A verb is a request written into the slipway.dev/request annotation (the spec stays as Git has it); the
+// controller acts on it once and says what it did in status.lastRequest, which the plugin waits for and prints.
 import { parseArgs } from 'node:util';
 import yaml from 'js-yaml';
 import { KubeClient } from '../kube/client.ts';
 import { KubeApiError } from '../kube/errors.ts';
 import { ListWatch } from '../kube/list-watch.ts';
 import { Resources, type KubeObject } from '../kube/resources.ts';
+import { randomBytes } from 'node:crypto';
+import { ANNOTATION_REQUEST, requestBody, type Verb } from '../controllers/modeldeployment/requests.ts';
+import type { ModelDeploymentStatus } from '../api/modeldeployment.ts';
 import type { PodStatusView } from '../controllers/modeldeployment/pods.ts';
 import { colour, plain, renderHistory, renderList, renderStatus, type EventView, type MdView, type RevisionView } from './render.ts';
 
@@ -20,8 +28,17 @@ const USAGE = `kubectl slipway: ModelDeployments at a glance
   kubectl slipway status NAME [-n NAMESPACE] [-w] [-o json|yaml]  stable and canary, replicas, why pods are not ready, events
   kubectl slipway history NAME [-n NAMESPACE] [-o json|yaml]      the revisions kept, oldest first
 
-Flags: --kubeconfig FILE, --context NAME, -n/--namespace, -A/--all-namespaces, -o/--output, -w/--watch, --no-color
+  kubectl slipway promote NAME [--full]       past the current step (--full: past every step)
+  kubectl slipway abort NAME                  all traffic back on stable, the canary removed
+  kubectl slipway retry NAME                  start a stopped rollout again
+  kubectl slipway pause NAME | resume NAME    hold the rollout where it is, or let it go on
+  kubectl slipway undo NAME [--to-revision R] serve an earlier revision again (default: the one before stable)
+
+Flags: --kubeconfig FILE, --context NAME, -n/--namespace, -A/--all-namespaces, -o/--output, -w/--watch, --no-color,
+       --timeout SECONDS (how long a verb waits for the controller's answer, default 30)
 `;
+
+const VERBS: readonly string[] = ['promote', 'abort', 'retry', 'pause', 'resume', 'undo'];
 
 class UsageError extends Error {}
 
@@ -35,6 +52,9 @@ interface Args {
   kubeconfig: string | undefined;
   context: string | undefined;
   color: boolean;
+  full: boolean;
+  toRevision: string | undefined;
+  timeoutSeconds: number;
 }
 
 function parse(argv: string[]): Args {
@@ -49,6 +69,9 @@ function parse(argv: string[]): Args {
       kubeconfig: { type: 'string' },
       context: { type: 'string' },
       'no-color': { type: 'boolean', default: false },
+      full: { type: 'boolean', default: false },
+      'to-revision': { type: 'string' },
+      timeout: { type: 'string', default: '30' },
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
@@ -57,7 +80,11 @@ function parse(argv: string[]): Args {
   if (rest.length > 0) throw new UsageError(`unexpected arguments: ${rest.join(' ')}`);
   const output = values.output ?? 'text';
   if (!['text', 'json', 'yaml'].includes(output)) throw new UsageError(`--output must be json or yaml, not ${output}`);
-  if ((command === 'status' || command === 'history') && !name) throw new UsageError(`kubectl slipway ${command} needs the name of a ModelDeployment`);
+  if ((command === 'status' || command === 'history' || VERBS.includes(command)) && !name) throw new UsageError(`kubectl slipway ${command} needs the name of a ModelDeployment`);
+  if (values.full && command !== 'promote') throw new UsageError('--full goes with promote');
+  if (values['to-revision'] && command !== 'undo') throw new UsageError('--to-revision goes with undo');
+  const timeoutSeconds = Number(values.timeout);
+  if (!Number.isFinite(timeoutSeconds) || timeoutSeconds < 0) throw new UsageError(`--timeout must be a number of seconds, not ${values.timeout}`);
   return {
     command,
     name,
@@ -68,6 +95,9 @@ function parse(argv: string[]): Args {
     kubeconfig: values.kubeconfig,
     context: values.context,
     color: !values['no-color'] && process.stdout.isTTY === true && !process.env.NO_COLOR,
+    full: values.full,
+    toRevision: values['to-revision'],
+    timeoutSeconds,
   };
 }
 
@@ -149,6 +179,7 @@ async function run(args: Args): Promise<void> {
         return;
       }
       default:
+        if (VERBS.includes(args.command)) return await request(client, args, ns);
         throw new UsageError(`unknown command ${args.command}`);
     }
   } finally {
@@ -156,9 +187,63 @@ async function run(args: Args): Promise<void> {
   }
 }
 
+class Refused extends Error {}
+
+/** The revision `undo` goes back to: one named (hash or history number), or the newest kept before stable. */
+function undoTarget(md: MdView, wanted: string | undefined): string {
+  const history = md.status?.history ?? [];
+  if (wanted) {
+    const found = history.find((h) => h.revision === wanted || String(h.number) === wanted);
+    if (!found) throw new Refused(`revision ${wanted} is not in the history of ${md.metadata.name}: kubectl slipway history ${md.metadata.name} lists them`);
+    return found.revision;
+  }
+  const stable = md.status?.stable?.revision;
+  const stableNumber = history.find((h) => h.revision === stable)?.number ?? Infinity;
+  const before = history.filter((h) => h.number < stableNumber).sort((a, b) => b.number - a.number)[0];
+  if (!before) throw new Refused(`nothing to undo: ${md.metadata.name} keeps no revision older than the stable one`);
+  return before.revision;
+}
+
+/** Writes the request, waits for the controller's answer, and prints it. */
+async function request(client: KubeClient, args: Args, ns: string): Promise<void> {
+  const name = args.name ?? '';
+  const verb = (args.command === 'promote' && args.full ? 'promote-full' : args.command) as Verb;
+  const md = await client.request<MdView>({ method: 'GET', path: mdPath(ns, name) });
+  const revision = verb === 'undo' ? undoTarget(md, args.toRevision) : undefined;
+  const id = randomBytes(6).toString('hex');
+  await client.request({
+    method: 'PATCH',
+    path: mdPath(ns, name),
+    body: { metadata: { annotations: { [ANNOTATION_REQUEST]: requestBody(verb, id, revision) } } },
+    contentType: 'application/merge-patch+json',
+    query: { fieldManager: 'kubectl-slipway' },
+  });
+  // The answer comes as a change of the ModelDeployment: watched, not polled.
+  const answer = await new Promise<NonNullable<ModelDeploymentStatus['lastRequest']> | undefined>((resolve, reject) => {
+    const timer = setTimeout(() => done(undefined), args.timeoutSeconds * 1000);
+    const seen = (obj: KubeObject): void => {
+      const last = (obj as { status?: ModelDeploymentStatus }).status?.lastRequest;
+      if (obj.metadata.name === name && last?.id === id) done(last);
+    };
+    const watch = new ListWatch<KubeObject>(client, Resources.ModelDeployment, { onList: (items) => items.forEach(seen), onEvent: (_type, obj) => seen(obj) }, { namespace: ns });
+    const done = (a: NonNullable<ModelDeploymentStatus['lastRequest']> | undefined): void => {
+      clearTimeout(timer);
+      watch.stop().then(() => resolve(a), reject);
+    };
+    watch.start();
+  });
+  if (!answer) {
+    throw new Refused(`the request is recorded (id ${id}) but the controller has not answered within ${args.timeoutSeconds} s: is it running? kubectl slipway status ${name} shows when it does`);
+  }
+  if (args.output !== 'text') print(answer, args.output);
+  else process.stdout.write(`modeldeployment.slipway.dev/${name}: ${verb} ${answer.result === 'Accepted' ? 'accepted' : 'refused'} (requested by ${answer.by}): ${answer.message}\n`);
+  if (answer.result !== 'Accepted') process.exitCode = 1;
+}
+
 function fail(err: unknown, args: Args | undefined, ns: string | undefined): never {
   let message: string;
   if (err instanceof UsageError) message = `${err.message}\n\n${USAGE}`;
+  else if (err instanceof Refused) message = err.message;
   else if (err instanceof KubeApiError && err.code === 404) {
     // A 404 without a Status body is the API server not knowing the resource at all.
     const noCrd = /page not found/.test(err.statusMessage);

@@ -100,10 +100,16 @@ export function renderStatus(md: MdView, related: { pods: PodStatusView[]; event
   if (ready?.message) lines.push(`Message:    ${ready.message}`);
   lines.push(`Stable:     ${st.stable ? `revision ${st.stable.revision}, model version ${st.stable.modelVersion}, image ${st.stable.image}` : '-'}`);
   if (st.canary) {
-    const steps = md.spec.rollout?.steps?.length;
-    const step = st.canary.step !== undefined && steps ? `, step ${Math.min(st.canary.step + 1, steps)} of ${steps}` : '';
-    lines.push(`Canary:     revision ${st.canary.revision}, model version ${st.canary.modelVersion}${st.canary.weight !== undefined ? `, weight ${st.canary.weight}%` : ''}${step}`);
+    const c = st.canary;
+    lines.push(`Canary:     revision ${c.revision}, model version ${c.modelVersion}, ${c.availableReplicas ?? 0}/${c.replicas ?? 0} replicas available`);
+    const steps = c.steps ?? md.spec.rollout?.steps?.length;
+    if (c.step !== undefined && steps) lines.push(`Step:       ${c.step >= steps ? `all ${steps} done` : `${c.step + 1} of ${steps}`}${c.pauseUntil ? `, paused until ${c.pauseUntil}` : ''}`);
+    if (c.weight !== undefined) lines.push(`Weight:     ${c.weight}% wanted${c.achievedWeight !== undefined ? `, ${c.achievedWeight}% actual` : ''}`);
   }
+  if (st.aborted) lines.push(`Stopped:    ${s.bad(`revision ${st.aborted.revision} (model version ${st.aborted.modelVersion})`)}: ${st.aborted.message} (kubectl slipway retry ${md.metadata.name})`);
+  if (st.pause) lines.push(`Paused by:  ${st.pause.by} at ${st.pause.at} (kubectl slipway resume ${md.metadata.name})`);
+  if (st.override) lines.push(`Undo:       revision ${st.override.revision} serves instead of the spec's, by ${st.override.by}, until the spec changes`);
+  if (st.lastRequest) lines.push(`Request:    ${st.lastRequest.verb} by ${st.lastRequest.by} at ${st.lastRequest.at}: ${st.lastRequest.result === 'Accepted' ? 'accepted' : s.bad('refused')}, ${st.lastRequest.message}`);
   lines.push(`Replicas:   ${st.availableReplicas ?? 0} available of ${md.spec.replicas ?? 0} wanted`);
   for (const r of st.retiring ?? []) lines.push(`Draining:   revision ${r.revision} since ${r.since}`);
   if (related.pods.length > 0) {

@@ -38,7 +38,9 @@ test('status names the step of N, and why each pod is not ready', () => {
     pods: [{ metadata: { name: 'iris-b-1', labels: { 'slipway.dev/revision': 'bbbbbbbbbb' } }, status: { conditions: [{ type: 'Ready', status: 'False' }], containerStatuses: [{ name: 'model-server', restartCount: 2, state: { waiting: { reason: 'CrashLoopBackOff' } }, lastState: { terminated: { exitCode: 1, message: 'boom' } } }] } }],
     events: [{ type: 'Warning', reason: 'BackOff', message: 'Back-off restarting', lastTimestamp: '2026-11-26T11:59:00Z' }],
   }, { now, style: plain });
-  assert.match(out, /^Canary:\s+revision bbbbbbbbbb, model version 2, weight 10%, step 2 of 3$/m);
+  assert.match(out, /^Canary:\s+revision bbbbbbbbbb, model version 2, 0\/0 replicas available$/m);
+  assert.match(out, /^Step:\s+2 of 3$/m);
+  assert.match(out, /^Weight:\s+10% wanted$/m);
   assert.match(out, /^iris-b-1\s+bbbbbbbbbb\s+NotReady\s+2\s+container model-server failed \(exit 1, 2 restarts\): boom$/m);
   assert.match(out, /^60s\s+Warning\s+BackOff\s+Back-off restarting$/m);
 });
