@@ -26,6 +26,8 @@ export interface LoadOptions {
   durationSeconds: number;
   /** Give up on a request after this long (counted as status 0). */
   timeoutMs?: number;
+  /** Stop sending early (what was sent is still awaited and returned). */
+  stop?: AbortSignal;
 }
 
 /** The addresses the project may send to: this machine, and pods of the local cluster. */
@@ -42,7 +44,7 @@ export async function runLoad(opts: LoadOptions): Promise<Sample[]> {
   const interval = 1000 / opts.rate;
   const started = performance.now();
   const pending: Promise<Sample>[] = [];
-  for (let i = 0; i < total; i++) {
+  for (let i = 0; i < total && !opts.stop?.aborted; i++) {
     const due = i * interval;
     const wait = due - (performance.now() - started);
     if (wait > 0) await new Promise((r) => setTimeout(r, wait));

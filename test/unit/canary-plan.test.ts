@@ -211,8 +211,9 @@ test('Gateway API: the route gets the weight only once the canary can carry it, 
 
   w.broken.delete(canary());
   w.settle();
-  w.reconcile(at(3));
+  const written = w.reconcile(at(3));
   assert.deepEqual(w.routeWeights(), [['churn', 90], ['churn-canary', 10], ['churn', undefined]]);
+  assert.deepEqual(written.requeue, { afterMs: 200, reason: 'RouteUpdated' }, 'a route is not watched: the write is followed by a look');
   const rules = (w.route?.spec as { rules: unknown[] }).rules;
   assert.deepEqual(rules[1], other, 'other rules, filters and backends are left as they are');
   w.reconcile(at(4));
@@ -353,7 +354,7 @@ test('a spec change mid-rollout starts over from the new revision; a change of t
   assert.equal(w.replicas(stable), 4);
 });
 
-test('undo goes back to a revision of the history as a canary; the next spec change decides again', () => {
+test('undo goes back to a revision of the history at once (no steps: it served before); the next spec change decides again', () => {
   const steps = [{ setWeight: 50 }, { pause: { duration: '10s' } }];
   const { w, stable } = rolledTo9({ steps, scaleDownDelaySeconds: 0 });
   w.converge(at(100));
@@ -362,10 +363,12 @@ test('undo goes back to a revision of the history as a canary; the next spec cha
   assert.notEqual(rev9, stable);
   assert.deepEqual(w.md.status?.history?.map((h) => h.modelVersion), ['9', '8']);
   w.request('undo', 'u-1', 'carol', stable);
-  w.converge(at(200));
+  w.reconcile(at(200));
   assert.equal(w.md.status?.override?.revision, stable);
-  assert.equal(w.md.status?.canary?.revision, stable, 'the old revision comes back as a canary');
-  w.converge(at(211));
+  assert.equal(w.md.status?.canary?.revision, stable, 'the old revision comes back beside the current one');
+  assert.equal(w.md.status?.canary?.weight, 100, 'at full size, without walking the steps');
+  assert.equal(w.replicas(stable), 4);
+  w.converge(at(201));
   assert.equal(w.md.status?.stable?.revision, stable);
   assert.equal(w.md.status?.stable?.modelVersion, '8');
   assert.equal(w.converge(at(400)).statusChanged, false, 'the undo holds while the spec is the same');

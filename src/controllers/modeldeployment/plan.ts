@@ -181,6 +181,8 @@ function deploymentTrouble(d: Deployment | undefined): Blocker | undefined {
 
 /** How often a rollout stalled on its routing object looks again (routes are read, not watched). */
 export const ROUTE_RETRY_MS = 30_000;
+/** After a route write, the next look (the write is the event a watch would have brought). */
+export const ROUTE_WRITTEN_REQUEUE_MS = 200;
 
 /** What should run: the spec's revision (with the template it is rendered from), or one an undo went back to. */
 interface Target {
@@ -307,7 +309,7 @@ function decide(r: VerbRequest, c: DecideContext): { accepted: string } | { refu
       state.aborted = undefined;
       state.promotedAtStep = undefined;
       state.promotedFull = undefined;
-      return { accepted: `revision ${revision} serves again, rolled out like any new revision; the spec decides again once it changes` };
+      return { accepted: `revision ${revision} serves again as soon as it is available at full size (it skips the steps: it served before); the spec decides again once it changes` };
     }
   }
 }
@@ -466,7 +468,11 @@ export function plan(o: Observed, now: Date): Plan {
   const setRouteWeight = (w: number): void => {
     if (!router || !o.route || routeProblem) return;
     const r = router.setWeight(o.route, { namespace: md.metadata.namespace ?? 'default', stableService: md.metadata.name, canaryService: canaryServiceName(md), canaryWeight: w });
-    if (r.ok && r.update) routes.push({ resource: router.resource, object: r.update });
+    if (r.ok && r.update) {
+      routes.push({ resource: router.resource, object: r.update });
+      // Routes are read, not watched: look again at once to see the weight in force and go on.
+      requeueAt(ROUTE_WRITTEN_REQUEUE_MS, 'RouteUpdated');
+    }
   };
   const canaryService = (revision: string): void => {
     if (router) desired.push(desiredCanaryService(md, revision, port));
@@ -548,7 +554,9 @@ export function plan(o: Observed, now: Date): Plan {
       // A step's weight is carried once the canary's pods for it are available, and, behind a router, once
       // the route gives it that weight.
       const carries = (w: number): boolean => readyFor(w) && (!router || routeWeight >= w);
-      const outcome = evaluateSteps(steps, progressIn, { now, canaryReady: carries(progressIn?.weight ?? 0), promoteAt: state.promotedAtStep, promoteFull: state.promotedFull === true });
+      // An undo goes back to a revision that served before: it skips the steps (as a promote-full would).
+      const full = state.promotedFull === true || state.override !== undefined;
+      const outcome = evaluateSteps(steps, progressIn, { now, canaryReady: carries(progressIn?.weight ?? 0), promoteAt: state.promotedAtStep, promoteFull: full });
       if (outcome.complete && isAvailable(targetDeployment, wanted)) {
         promote = true;
       } else {
