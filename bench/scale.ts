@@ -2,8 +2,7 @@
 // Prints create→Ready latency percentiles, total convergence time, API requests per reconcile, writes during a
 // full no-op resync as the API server counts them (expected: 0), and the controller's peak RSS.
 //   npm run bench:scale -- --count 1000
-import { spawn } from 'node:child_process';
-import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -11,59 +10,19 @@ import { KubeClient } from '../src/kube/client.ts';
 import { ListWatch } from '../src/kube/list-watch.ts';
 import { Resources, type KubeObject } from '../src/kube/resources.ts';
 import { installSlipwayCrds, startCluster } from '../local/cluster.ts';
-import { writeTokenKubeconfig } from '../local/pki.ts';
-import { freePorts } from '../local/processes.ts';
 import { eventually } from '../local/eventually.ts';
 import { apiServerMetrics, sumOf, writesBetween } from '../test/support/apiserver-writes.ts';
 import { scrape, total, type Samples } from '../test/support/prometheus-text.ts';
+import { benchIdentity, cpuSeconds, dispatched, peakRssMiB, percentile, startBenchController } from './support.ts';
 
 const { values } = parseArgs({ options: { count: { type: 'string', default: '1000' }, concurrency: { type: 'string', default: '32' }, workers: { type: 'string', default: '8' } } });
 const COUNT = Number(values.count);
 const NS = 'bench';
-const root = join(import.meta.dirname, '..');
-
-const percentile = (sorted: number[], p: number): number => sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)] ?? NaN;
 
 // The controller's own count of its requests, printed beside the API server's (APF, for the controller's own
 // identity); writes, below, are counted by the API server too.
 const requests = (m: Samples): number => total(m, 'slipway_api_requests_total', /^(?!.*method="WATCH")/);
 const reconciles = (m: Samples): number => total(m, 'slipway_reconcile_total');
-
-/** CPU seconds (user + system) a process has used so far. */
-function cpuSeconds(pid: number): number {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /, '').split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / 100;
-}
-
-const FLOW_SCHEMA = 'slipway-bench';
-
-/** A ServiceAccount for the controller (cluster-admin: this measures requests, not RBAC), a FlowSchema matching it, and its kubeconfig. */
-async function benchIdentity(kubectl: (args: string[], input?: string) => Promise<string>, adminKubeconfig: string, dir: string): Promise<string> {
-  await kubectl(['create', 'serviceaccount', 'slipway-bench', '-n', NS]);
-  await kubectl(['create', 'clusterrolebinding', 'slipway-bench', '--clusterrole=cluster-admin', `--serviceaccount=${NS}:slipway-bench`]);
-  await kubectl(['apply', '-f', '-'], JSON.stringify({
-    apiVersion: 'flowcontrol.apiserver.k8s.io/v1',
-    kind: 'FlowSchema',
-    metadata: { name: FLOW_SCHEMA },
-    spec: {
-      priorityLevelConfiguration: { name: 'workload-high' },
-      matchingPrecedence: 100,
-      distinguisherMethod: { type: 'ByUser' },
-      rules: [{
-        subjects: [{ kind: 'ServiceAccount', serviceAccount: { name: 'slipway-bench', namespace: NS } }],
-        resourceRules: [{ verbs: ['*'], apiGroups: ['*'], resources: ['*'], namespaces: ['*'], clusterScope: true }],
-        nonResourceRules: [{ verbs: ['*'], nonResourceURLs: ['*'] }],
-      }],
-    },
-  }));
-  const token = (await kubectl(['create', 'token', 'slipway-bench', '-n', NS, '--duration=6h'])).trim();
-  return writeTokenKubeconfig(adminKubeconfig, token, join(dir, 'bench-controller.kubeconfig'));
-}
-
-function peakRssMiB(pid: number): number {
-  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-  return Number(/VmHWM:\s+(\d+) kB/.exec(status)?.[1] ?? NaN) / 1024;
-}
 
 async function main(): Promise<void> {
   const dir = join(existsSync('/dev/shm') ? '/dev/shm' : tmpdir(), `slipway-bench-${process.pid}`);
@@ -76,14 +35,8 @@ async function main(): Promise<void> {
 
     // The controller runs as a ServiceAccount of its own, which an APF FlowSchema of its own matches: the API
     // server's apiserver_flowcontrol_dispatched_requests_total then counts exactly the controller's requests.
-    const controllerKubeconfig = await benchIdentity(cluster.kubectl, cluster.kubeconfig, dir);
-    const [port] = (await freePorts(1)) as [number];
-    const controller = spawn('setpriv', ['--pdeathsig', 'KILL', '--', process.execPath, join(root, 'src', 'main.ts'),
-      `--kubeconfig=${controllerKubeconfig}`, `--namespace=${NS}`, '--no-leader-elect', `--metrics-port=${port}`, '--metrics-host=127.0.0.1',
-      `--workers=${values.workers}`, '--resync-seconds=0'], { stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, SLIPWAY_LOG_LEVEL: 'warn' } });
-    const metricsUrl = `http://127.0.0.1:${port}/metrics`;
-    await eventually('the controller to be ready', async () => (await fetch(`http://127.0.0.1:${port}/readyz`)).ok, { timeoutMs: 30_000 });
-    const pid = controller.pid ?? 0;
+    const controllerKubeconfig = await benchIdentity(cluster.kubectl, NS, cluster.kubeconfig, dir);
+    const { process: controller, pid, metricsUrl } = await startBenchController(controllerKubeconfig, NS, values.workers ?? '8');
 
     const client = await KubeClient.load({ kubeconfig: cluster.kubeconfig, maxSockets: Number(values.concurrency) });
     const created = new Map<string, number>();
@@ -147,7 +100,6 @@ async function main(): Promise<void> {
     }, { timeoutMs: 120_000, intervalMs: 3000 });
     const before = await scrape(metricsUrl);
     const serverBefore = await apiServerMetrics(cluster.kubectl);
-    const dispatched = (m: Samples): number => total(m, 'apiserver_flowcontrol_dispatched_requests_total', new RegExp(`flow_schema="${FLOW_SCHEMA}"`));
     process.kill(pid, 'SIGHUP');
     await eventually('the resync to finish', async () => {
       const now = await scrape(metricsUrl);

@@ -1,6 +1,8 @@
 // Bad input is refused at admission, by the API server, with a message a person can act on: each CEL rule and
 // the most common schema checks of the ModelDeployment, ProjectEnvironment and Experiment CRDs.
 import assert from 'node:assert/strict';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { test } from 'node:test';
 import { testCluster, testNamespace } from './harness.ts';
 
@@ -123,4 +125,15 @@ test('an Experiment takes one strategy, and an A/B split with one weight per var
   await assert.rejects(cluster.kubectl(['create', '-n', ns, '-f', '-'], experiment({ abTest: { split: [50, 40] } })), /split must add up to 100/);
   await assert.rejects(cluster.kubectl(['create', '-n', ns, '-f', '-'], experiment({ abTest: { split: [50, 25, 25] } })), /one weight per variant/);
   await cluster.kubectl(['create', '-n', ns, '-f', '-'], experiment({ abTest: { split: [50, 50] } }));
+});
+
+test('every example under examples/ is accepted by the API server as written', async (t) => {
+  const dir = join(import.meta.dirname, '..', '..', 'examples');
+  const ns = await testNamespace(t);
+  const files = readdirSync(dir).filter((f) => f.endsWith('.yaml'));
+  assert.ok(files.includes('canary-gateway-api.yaml') && files.includes('canary-istio.yaml') && files.includes('canary-replica-ratio.yaml'));
+  for (const f of files) {
+    const out = await cluster.kubectl(['apply', '--dry-run=server', '-n', ns, '-f', '-'], readFileSync(join(dir, f), 'utf8'));
+    assert.match(out, /created \(server dry run\)/, f);
+  }
 });

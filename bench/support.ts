@@ -1,0 +1,69 @@
+// What the benchmarks share: percentiles, the controller's CPU and memory from /proc, and a controller process
+// running under an identity of its own that an API Priority and Fairness FlowSchema matches, so that the API
+// server counts exactly the controller's requests (apiserver_flowcontrol_dispatched_requests_total).
+import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { eventually } from '../local/eventually.ts';
+import { writeTokenKubeconfig } from '../local/pki.ts';
+import { freePorts } from '../local/processes.ts';
+import { total, type Samples } from '../test/support/prometheus-text.ts';
+
+export const percentile = (sorted: number[], p: number): number => sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)] ?? NaN;
+
+/** p50 / p95 / p99 of seconds, formatted. */
+export function percentiles(values: number[]): string {
+  const sorted = [...values].sort((a, b) => a - b);
+  return [50, 95, 99].map((p) => percentile(sorted, p).toFixed(2)).join(' / ');
+}
+
+/** CPU seconds (user + system) a process has used so far. */
+export function cpuSeconds(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /, '').split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
+export function peakRssMiB(pid: number): number {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  return Number(/VmHWM:\s+(\d+) kB/.exec(status)?.[1] ?? NaN) / 1024;
+}
+
+export const FLOW_SCHEMA = 'slipway-bench';
+
+/** Every request of the controller's identity the API server dispatched (watch starts included). */
+export const dispatched = (m: Samples): number => total(m, 'apiserver_flowcontrol_dispatched_requests_total', new RegExp(`flow_schema="${FLOW_SCHEMA}"`));
+
+type Kubectl = (args: string[], input?: string) => Promise<string>;
+
+/** A ServiceAccount for the controller (cluster-admin: this measures requests, not RBAC), a FlowSchema matching it, and its kubeconfig. */
+export async function benchIdentity(kubectl: Kubectl, namespace: string, adminKubeconfig: string, dir: string): Promise<string> {
+  await kubectl(['create', 'serviceaccount', 'slipway-bench', '-n', namespace]);
+  await kubectl(['create', 'clusterrolebinding', 'slipway-bench', '--clusterrole=cluster-admin', `--serviceaccount=${namespace}:slipway-bench`]);
+  await kubectl(['apply', '-f', '-'], JSON.stringify({
+    apiVersion: 'flowcontrol.apiserver.k8s.io/v1',
+    kind: 'FlowSchema',
+    metadata: { name: FLOW_SCHEMA },
+    spec: {
+      priorityLevelConfiguration: { name: 'workload-high' },
+      matchingPrecedence: 100,
+      distinguisherMethod: { type: 'ByUser' },
+      rules: [{
+        subjects: [{ kind: 'ServiceAccount', serviceAccount: { name: 'slipway-bench', namespace } }],
+        resourceRules: [{ verbs: ['*'], apiGroups: ['*'], resources: ['*'], namespaces: ['*'], clusterScope: true }],
+        nonResourceRules: [{ verbs: ['*'], nonResourceURLs: ['*'] }],
+      }],
+    },
+  }));
+  const token = (await kubectl(['create', 'token', 'slipway-bench', '-n', namespace, '--duration=6h'])).trim();
+  return writeTokenKubeconfig(adminKubeconfig, token, join(dir, 'bench-controller.kubeconfig'));
+}
+
+/** The controller (src/main.ts) in a process of its own, dying with this one; ready when it returns. */
+export async function startBenchController(kubeconfig: string, namespace: string, workers: string): Promise<{ process: ChildProcess; pid: number; metricsUrl: string }> {
+  const [port] = (await freePorts(1)) as [number];
+  const child = spawn('setpriv', ['--pdeathsig', 'KILL', '--', process.execPath, join(import.meta.dirname, '..', 'src', 'main.ts'),
+    `--kubeconfig=${kubeconfig}`, `--namespace=${namespace}`, '--no-leader-elect', `--metrics-port=${port}`, '--metrics-host=127.0.0.1',
+    `--workers=${workers}`, '--resync-seconds=0'], { stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, SLIPWAY_LOG_LEVEL: 'warn' } });
+  await eventually('the controller to be ready', async () => (await fetch(`http://127.0.0.1:${port}/readyz`)).ok, { timeoutMs: 30_000 });
+  return { process: child, pid: child.pid ?? 0, metricsUrl: `http://127.0.0.1:${port}/metrics` };
+}
