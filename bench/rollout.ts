@@ -8,18 +8,14 @@
 //   API requests per rollout, as the API server counts them (APF, the controller's own identity)
 // KWOK pods are ready at once, so the times are the controller's and the API server's, not pod start-up.
 //   npm run bench:rollout -- --counts 1,100
-import { existsSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { HTTP_ROUTE } from '../src/controllers/modeldeployment/routers/gateway-api.ts';
 import { KubeClient } from '../src/kube/client.ts';
 import { ListWatch } from '../src/kube/list-watch.ts';
 import { Resources, type KubeObject } from '../src/kube/resources.ts';
-import { installSlipwayCrds, startCluster } from '../local/cluster.ts';
 import { eventually } from '../local/eventually.ts';
 import { apiServerMetrics } from '../test/support/apiserver-writes.ts';
-import { benchIdentity, cpuSeconds, dispatched, peakRssMiB, percentiles, startBenchController } from './support.ts';
+import { cpuSeconds, dispatched, peakRssMiB, percentiles, runBench } from './support.ts';
 
 const { values } = parseArgs({ options: { counts: { type: 'string', default: '1,100' }, workers: { type: 'string', default: '8' }, concurrency: { type: 'string', default: '32' } } });
 const NS = 'bench';
@@ -43,16 +39,7 @@ async function inParallel<T>(items: T[], concurrency: number, fn: (item: T) => P
   }));
 }
 
-async function main(): Promise<void> {
-  const dir = join(existsSync('/dev/shm') ? '/dev/shm' : tmpdir(), `slipway-bench-${process.pid}`);
-  console.log(`starting the local control plane in ${dir}`);
-  const cluster = await startCluster({ dir, audit: false, log: (l) => console.log(`  ${l}`) });
-  try {
-    await installSlipwayCrds(cluster.kubectl);
-    await cluster.kubectl(['create', 'namespace', NS]);
-    await eventually('the default ServiceAccount', () => cluster.kubectl(['get', 'sa', 'default', '-n', NS, '-o', 'name']));
-    const controllerKubeconfig = await benchIdentity(cluster.kubectl, NS, cluster.kubeconfig, dir);
-    const controller = await startBenchController(controllerKubeconfig, NS, values.workers ?? '8');
+runBench({ namespace: NS, upstreamCrds: true, workers: values.workers ?? '8' }, async ({ cluster, controller }) => {
     const client = await KubeClient.load({ kubeconfig: cluster.kubeconfig, maxSockets: Number(values.concurrency) });
     const concurrency = Number(values.concurrency);
 
@@ -138,17 +125,4 @@ controller CPU for the round            ${(cpuSeconds(controller.pid) - cpuBefor
 controller peak RSS                     ${peakRssMiB(controller.pid).toFixed(0)} MiB`);
     for (const w of watches) await w.stop();
     client.close();
-    controller.process.kill('SIGTERM');
-  } finally {
-    await cluster.stop();
-    rmSync(dir, { recursive: true, force: true });
-  }
-}
-
-main().then(
-  () => process.exit(0),
-  (err: unknown) => {
-    console.error(err);
-    process.exit(1);
-  },
-);
+});

@@ -2,18 +2,14 @@
 // Prints create→Ready latency percentiles, total convergence time, API requests per reconcile, writes during a
 // full no-op resync as the API server counts them (expected: 0), and the controller's peak RSS.
 //   npm run bench:scale -- --count 1000
-import { existsSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { KubeClient } from '../src/kube/client.ts';
 import { ListWatch } from '../src/kube/list-watch.ts';
 import { Resources, type KubeObject } from '../src/kube/resources.ts';
-import { installSlipwayCrds, startCluster } from '../local/cluster.ts';
 import { eventually } from '../local/eventually.ts';
 import { apiServerMetrics, sumOf, writesBetween } from '../test/support/apiserver-writes.ts';
 import { scrape, total, type Samples } from '../test/support/prometheus-text.ts';
-import { benchIdentity, cpuSeconds, dispatched, peakRssMiB, percentile, startBenchController } from './support.ts';
+import { cpuSeconds, dispatched, peakRssMiB, percentile, runBench } from './support.ts';
 
 const { values } = parseArgs({ options: { count: { type: 'string', default: '1000' }, concurrency: { type: 'string', default: '32' }, workers: { type: 'string', default: '8' } } });
 const COUNT = Number(values.count);
@@ -24,20 +20,7 @@ const NS = 'bench';
 const requests = (m: Samples): number => total(m, 'slipway_api_requests_total', /^(?!.*method="WATCH")/);
 const reconciles = (m: Samples): number => total(m, 'slipway_reconcile_total');
 
-async function main(): Promise<void> {
-  const dir = join(existsSync('/dev/shm') ? '/dev/shm' : tmpdir(), `slipway-bench-${process.pid}`);
-  console.log(`starting the local control plane in ${dir}`);
-  const cluster = await startCluster({ dir, upstreamCrds: false, audit: false, log: (l) => console.log(`  ${l}`) });
-  try {
-    await installSlipwayCrds(cluster.kubectl);
-    await cluster.kubectl(['create', 'namespace', NS]);
-    await eventually('the default ServiceAccount', () => cluster.kubectl(['get', 'sa', 'default', '-n', NS, '-o', 'name']));
-
-    // The controller runs as a ServiceAccount of its own, which an APF FlowSchema of its own matches: the API
-    // server's apiserver_flowcontrol_dispatched_requests_total then counts exactly the controller's requests.
-    const controllerKubeconfig = await benchIdentity(cluster.kubectl, NS, cluster.kubeconfig, dir);
-    const { process: controller, pid, metricsUrl } = await startBenchController(controllerKubeconfig, NS, values.workers ?? '8');
-
+runBench({ namespace: NS, upstreamCrds: false, workers: values.workers ?? '8' }, async ({ cluster, controller: { pid, metricsUrl } }) => {
     const client = await KubeClient.load({ kubeconfig: cluster.kubeconfig, maxSockets: Number(values.concurrency) });
     const created = new Map<string, number>();
     const ready = new Map<string, number>();
@@ -128,17 +111,4 @@ CPU seconds used           ${cpu}`);
     await watch.stop();
     await children.stop();
     client.close();
-    controller.kill('SIGTERM');
-  } finally {
-    await cluster.stop();
-    rmSync(dir, { recursive: true, force: true });
-  }
-}
-
-main().then(
-  () => process.exit(0),
-  (err: unknown) => {
-    console.error(err);
-    process.exit(1);
-  },
-);
+});

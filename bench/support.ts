@@ -2,8 +2,10 @@
 // running under an identity of its own that an API Priority and Fairness FlowSchema matches, so that the API
 // server counts exactly the controller's requests (apiserver_flowcontrol_dispatched_requests_total).
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { installSlipwayCrds, startCluster, type Cluster } from '../local/cluster.ts';
 import { eventually } from '../local/eventually.ts';
 import { writeTokenKubeconfig } from '../local/pki.ts';
 import { freePorts } from '../local/processes.ts';
@@ -66,4 +68,46 @@ export async function startBenchController(kubeconfig: string, namespace: string
     `--workers=${workers}`, '--resync-seconds=0'], { stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, SLIPWAY_LOG_LEVEL: 'warn' } });
   await eventually('the controller to be ready', async () => (await fetch(`http://127.0.0.1:${port}/readyz`)).ok, { timeoutMs: 30_000 });
   return { process: child, pid: child.pid ?? 0, metricsUrl: `http://127.0.0.1:${port}/metrics` };
+}
+
+export interface BenchContext {
+  cluster: Cluster;
+  controller: { process: ChildProcess; pid: number; metricsUrl: string };
+}
+
+/**
+ * Runs a benchmark on a fresh local control plane of its own: Slipway's CRDs, the namespace, and the controller
+ * under its own identity (see benchIdentity) watching that namespace. Everything is torn down afterwards, and the
+ * process exits 1 on failure.
+ */
+export function runBench(opts: { namespace: string; upstreamCrds: boolean; workers: string }, body: (b: BenchContext) => Promise<void>): void {
+  const main = async (): Promise<void> => {
+    const dir = join(existsSync('/dev/shm') ? '/dev/shm' : tmpdir(), `slipway-bench-${process.pid}`);
+    console.log(`starting the local control plane in ${dir}`);
+    const cluster = await startCluster({ dir, upstreamCrds: opts.upstreamCrds, audit: false, log: (l) => console.log(`  ${l}`) });
+    try {
+      await installSlipwayCrds(cluster.kubectl);
+      await cluster.kubectl(['create', 'namespace', opts.namespace]);
+      await eventually('the default ServiceAccount', () => cluster.kubectl(['get', 'sa', 'default', '-n', opts.namespace, '-o', 'name']));
+      // The controller runs as a ServiceAccount of its own, which an APF FlowSchema of its own matches: the API
+      // server's apiserver_flowcontrol_dispatched_requests_total then counts exactly the controller's requests.
+      const kubeconfig = await benchIdentity(cluster.kubectl, opts.namespace, cluster.kubeconfig, dir);
+      const controller = await startBenchController(kubeconfig, opts.namespace, opts.workers);
+      try {
+        await body({ cluster, controller });
+      } finally {
+        controller.process.kill('SIGTERM');
+      }
+    } finally {
+      await cluster.stop();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  };
+  main().then(
+    () => process.exit(0),
+    (err: unknown) => {
+      console.error(err);
+      process.exit(1);
+    },
+  );
 }
