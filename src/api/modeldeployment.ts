@@ -121,9 +121,21 @@ const trafficRouting = cel(
     gatewayAPI: z.object({ httpRoute: name253 }).optional().meta({
       description: 'Weights on an HTTPRoute you own: each rule that should split traffic names two backendRefs, the Service <name> (stable) and <name>-canary, both managed by Slipway; Slipway changes only their weights.',
     }),
-    istio: z.object({ virtualService: name253, routes: z.array(z.string().max(253)).max(16).optional() }).optional().meta({
-      description: 'Weights on a VirtualService you own: in its http routes (all, or those named in routes), destinations with host <name> (stable) and <name>-canary; Slipway changes only their weights.',
-    }),
+    istio: z
+      .object({
+        virtualService: name253,
+        routes: z.array(z.string().max(253)).max(16).optional(),
+        destinationRule: cel(z.object({ name: name253, stableSubsetName: name63, canarySubsetName: name63 }), {
+          rule: 'self.stableSubsetName != self.canarySubsetName',
+          message: 'destinationRule: the stable and canary subsets must have different names',
+        })
+          .optional()
+          .meta({ description: 'Subsets instead of Services: the VirtualService sends to host <name> with these two subsets, and Slipway points each subset of this DestinationRule at its revision (the label slipway.dev/revision).' }),
+      })
+      .optional()
+      .meta({
+        description: 'Weights on a VirtualService you own: in its http routes (all, or those named in routes), destinations with host <name> (stable) and <name>-canary, or with destinationRule host <name> and the two subsets; Slipway changes only their weights.',
+      }),
     replicaRatio: z.object({}).optional().meta({
       description: 'No mesh: the Service <name> selects both revisions, and the weight is approximated by their replica counts (the default when steps are set without trafficRouting).',
     }),

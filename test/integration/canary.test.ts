@@ -279,3 +279,27 @@ test('the controller killed mid-rollout resumes at the same step; undo brings ba
   await new Promise((r) => setTimeout(r, 2000));
   assert.equal((await getMd(ns)).metadata.resourceVersion, before.metadata.resourceVersion);
 });
+
+test('Istio with DestinationRule subsets: the subsets select the revisions and the weights follow the steps', async (t) => {
+  const ns = await testNamespace(t);
+  await cluster.kubectl(['apply', '-n', ns, '-f', '-'], [
+    { apiVersion: 'networking.istio.io/v1', kind: 'VirtualService', metadata: { name: 'churn' }, spec: { hosts: ['churn'], http: [{ route: [{ destination: { host: 'churn', subset: 'stable' }, weight: 100 }, { destination: { host: 'churn', subset: 'canary' }, weight: 0 }] }] } },
+    { apiVersion: 'networking.istio.io/v1', kind: 'DestinationRule', metadata: { name: 'churn' }, spec: { host: 'churn', trafficPolicy: { loadBalancer: { simple: 'LEAST_REQUEST' } }, subsets: [{ name: 'stable' }, { name: 'canary' }] } },
+  ].map((d) => JSON.stringify(d)).join('\n'));
+  await startController(t, cluster, ns);
+  const rollout = { steps: [{ setWeight: 30 }, { pause: {} }, { setWeight: 100 }], trafficRouting: { istio: { virtualService: 'churn', destinationRule: { name: 'churn', stableSubsetName: 'stable', canarySubsetName: 'canary' } } } };
+  const stable = await serveVersion8(ns, rollout);
+  const subsets = async (): Promise<(string | undefined)[]> => (await getJson<{ spec: { subsets: { labels?: Record<string, string> }[] } }>(cluster, ['get', 'destinationrule', 'churn', '-n', ns])).spec.subsets.map((s) => s.labels?.['slipway.dev/revision']);
+  await eventually('both subsets on stable', async () => JSON.stringify(await subsets()) === JSON.stringify([stable, stable]));
+  await apply(ns, manifest('9', rollout));
+  const at30 = await until(ns, 'paused at 30%', (m) => m.status?.canary?.step === 1);
+  const canary = at30.status?.canary?.revision ?? '';
+  assert.deepEqual(await subsets(), [stable, canary]);
+  const vs = await getJson<{ spec: { http: { route: { weight: number }[] }[] } }>(cluster, ['get', 'virtualservice', 'churn', '-n', ns]);
+  assert.deepEqual(vs.spec.http[0]?.route.map((r) => r.weight), [70, 30]);
+  assert.equal((await plugin(['promote', 'churn', '-n', ns])).code, 0);
+  await until(ns, 'version 9 stable', (m) => m.status?.stable?.revision === canary && m.status.canary === undefined);
+  assert.deepEqual(await subsets(), [canary, canary]);
+  const dr = await getJson<{ spec: { trafficPolicy: unknown } }>(cluster, ['get', 'destinationrule', 'churn', '-n', ns]);
+  assert.deepEqual(dr.spec.trafficPolicy, { loadBalancer: { simple: 'LEAST_REQUEST' } });
+});

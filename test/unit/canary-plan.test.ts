@@ -33,12 +33,14 @@ class World {
   md: ModelDeployment;
   children: KubeObject[] = [];
   route: KubeObject | null | undefined;
+  destinationRule: KubeObject | null | undefined;
   routeClaimedBy: string | undefined;
   /** Revisions whose pods never become ready. */
   broken = new Set<string>();
   /** Deployments whose Deployment controller reports ProgressDeadlineExceeded. */
   deadline = new Set<string>();
   plans: Plan[] = [];
+  routeWrites: string[] = [];
   private uid = 0;
 
   constructor(spec: Spec, route?: KubeObject | null) {
@@ -64,6 +66,7 @@ class World {
       hpas: of('HorizontalPodAutoscaler'),
       revisions: of('ControllerRevision'),
       ...(this.route !== undefined ? { route: this.route } : {}),
+      ...(this.destinationRule !== undefined ? { destinationRule: this.destinationRule } : {}),
       ...(this.routeClaimedBy ? { routeClaimedBy: this.routeClaimedBy } : {}),
     };
   }
@@ -83,8 +86,10 @@ class World {
     }
     this.settle();
     for (const r of p.routes) {
-      assert.equal(r.object.metadata.resourceVersion, this.route?.metadata.resourceVersion, 'a route is written over the version it was read at');
-      this.route = { ...structuredClone(r.object), metadata: { ...r.object.metadata, resourceVersion: String(Number(r.object.metadata.resourceVersion) + 1) } };
+      const key = r.object.kind === 'DestinationRule' ? 'destinationRule' : 'route';
+      assert.equal(r.object.metadata.resourceVersion, this[key]?.metadata.resourceVersion, 'a route is written over the version it was read at');
+      this[key] = { ...structuredClone(r.object), metadata: { ...r.object.metadata, resourceVersion: String(Number(r.object.metadata.resourceVersion) + 1) } };
+      this.routeWrites.push(`${r.object.kind}`);
     }
     if (p.statusChanged) this.md = { ...this.md, status: structuredClone(p.status) };
     return p;
@@ -445,4 +450,38 @@ test('no steps: today\'s behaviour, the new revision takes all traffic once avai
   assert.notEqual(w.md.status?.stable?.revision, stable);
   assert.deepEqual(w.routeWeights(), [['churn', 100], ['churn-canary', 0]]);
   assert.equal(w.md.status?.phase, 'Healthy');
+});
+
+test('Istio with DestinationRule subsets: each subset points at its revision before any weight moves', () => {
+  const vs: KubeObject = { apiVersion: 'networking.istio.io/v1', kind: 'VirtualService', metadata: { name: 'churn', namespace: 'ml', resourceVersion: '1' }, spec: { http: [{ route: [{ destination: { host: 'churn', subset: 'stable' }, weight: 100 }, { destination: { host: 'churn', subset: 'canary' }, weight: 0 }] }] } };
+  const dr: KubeObject = { apiVersion: 'networking.istio.io/v1', kind: 'DestinationRule', metadata: { name: 'churn', namespace: 'ml', resourceVersion: '1' }, spec: { host: 'churn', trafficPolicy: { tls: { mode: 'ISTIO_MUTUAL' } }, subsets: [{ name: 'stable', labels: { app: 'churn' } }, { name: 'canary' }, { name: 'mirror', labels: { v: 'x' } }] } };
+  const rollout = { steps: [{ setWeight: 30 }, { pause: {} }, { setWeight: 100 }], trafficRouting: { istio: { virtualService: 'churn', destinationRule: { name: 'churn', stableSubsetName: 'stable', canarySubsetName: 'canary' } } } };
+  const w = new World(baseSpec('8', rollout), vs);
+  w.destinationRule = dr;
+  w.converge(T0);
+  const stable = w.md.status?.stable?.revision ?? '';
+  const subsets = () => (w.destinationRule?.spec as { subsets: { name: string; labels?: Record<string, string> }[] }).subsets;
+  const weights = () => (w.route?.spec as { http: { route: { weight: number }[] }[] }).http[0]?.route.map((d) => d.weight);
+  assert.deepEqual(subsets().map((x) => x.labels), [{ app: 'churn', 'slipway.dev/revision': stable }, { 'slipway.dev/revision': stable }, { v: 'x' }], 'other labels and subsets are left alone');
+  w.setSpec(baseSpec('9', rollout));
+  for (let s = 1; s < 10; s++) {
+    w.reconcile(at(s));
+    // Whenever the canary has weight, the canary subset selects the canary's revision.
+    if ((weights()?.[1] ?? 0) > 0) assert.equal(subsets()[1]?.labels?.['slipway.dev/revision'], w.md.status?.canary?.revision, `at ${s}s`);
+  }
+  assert.deepEqual(weights(), [70, 30]);
+  const rev9 = w.md.status?.canary?.revision ?? '';
+  assert.equal(subsets()[0]?.labels?.['slipway.dev/revision'], stable);
+  assert.deepEqual((w.destinationRule?.spec as { trafficPolicy: unknown }).trafficPolicy, { tls: { mode: 'ISTIO_MUTUAL' } });
+  w.request('promote', 'p');
+  w.converge(at(20));
+  assert.equal(w.md.status?.stable?.revision, rev9);
+  assert.deepEqual(subsets().slice(0, 2).map((x) => x.labels?.['slipway.dev/revision']), [rev9, rev9]);
+  assert.deepEqual(weights(), [100, 0]);
+  // A DestinationRule without the subsets: stalled with what to add.
+  const { w: w2 } = rolledTo9(rollout, vs);
+  w2.destinationRule = { ...dr, spec: { host: 'churn', subsets: [{ name: 'stable' }] } };
+  w2.converge(at(1));
+  assert.equal(w2.condition('Stalled')?.reason, 'RouteMisconfigured');
+  assert.match(w2.condition('Stalled')?.message ?? '', /DestinationRule churn has no subset named canary: add \{name: canary\}/);
 });

@@ -8,6 +8,7 @@ import type { Manager } from '../../runtime/manager.ts';
 import { ModelDeploymentActuator } from './act.ts';
 import { ModelDeploymentCaches } from './observe.ts';
 import { plan, routingOf, type Observed } from './plan.ts';
+import { DESTINATION_RULE } from './routers/istio.ts';
 import type { KubeClient } from '../../kube/client.ts';
 import type { KubeObject, ResourceType } from '../../kube/resources.ts';
 
@@ -59,7 +60,16 @@ export class ModelDeploymentReconciler implements Reconciler {
       // The user's route is read, not watched: Slipway writes only its weights, and reads it when it acts.
       const claimant = this.caches.routeClaimant(raw);
       if (claimant) observed.routeClaimedBy = claimant;
-      else observed.route = await this.readRoute(routing.router.resource, parsed.data.metadata.namespace ?? 'default', routing.router.name);
+      else {
+        const ns = parsed.data.metadata.namespace ?? 'default';
+        const dr = parsed.data.spec.rollout?.trafficRouting?.istio?.destinationRule;
+        const [route, destinationRule] = await Promise.all([
+          this.readRoute(routing.router.resource, ns, routing.router.name),
+          dr ? this.readRoute(DESTINATION_RULE, ns, dr.name) : Promise.resolve(undefined),
+        ]);
+        observed.route = route;
+        if (destinationRule !== undefined) observed.destinationRule = destinationRule;
+      }
     }
     const p = plan(observed, this.now());
     await this.actuator.act(parsed.data, p);

@@ -39,7 +39,7 @@ import {
 import { revisionProblem, type PodSummary } from './pods.ts';
 import { ANNOTATION_REQUESTED_BY, parseRequest, UNSTAMPED, type Verb, type VerbRequest } from './requests.ts';
 import { GatewayApiRouter } from './routers/gateway-api.ts';
-import { IstioRouter } from './routers/istio.ts';
+import { DESTINATION_RULE, IstioRouter } from './routers/istio.ts';
 import { replicaSplit, type ReplicaSplit } from './routers/replica-ratio.ts';
 import { shareOf, type TrafficRouter } from './routers/router.ts';
 import { describeStep, evaluateSteps, type Step, type StepProgress } from './steps.ts';
@@ -75,6 +75,8 @@ export interface Observed {
   route?: KubeObject | null;
   /** Another ModelDeployment, created earlier, that names the same routing object. */
   routeClaimedBy?: string;
+  /** The DestinationRule of trafficRouting.istio.destinationRule, as read (null: it does not exist). */
+  destinationRule?: KubeObject | null;
 }
 
 export type ChildKind = 'Deployment' | 'Service' | 'CronJob' | 'HorizontalPodAutoscaler' | 'ControllerRevision';
@@ -208,7 +210,10 @@ type Routing = { kind: 'service' } | { kind: 'replicaRatio' } | { kind: 'router'
 export function routingOf(md: ModelDeployment): Routing {
   const tr = md.spec.rollout?.trafficRouting;
   if (tr?.gatewayAPI) return { kind: 'router', router: new GatewayApiRouter(tr.gatewayAPI.httpRoute) };
-  if (tr?.istio) return { kind: 'router', router: new IstioRouter(tr.istio.virtualService, tr.istio.routes) };
+  if (tr?.istio) {
+    const dr = tr.istio.destinationRule;
+    return { kind: 'router', router: new IstioRouter(tr.istio.virtualService, tr.istio.routes, dr ? { destinationRule: dr.name, stable: dr.stableSubsetName, canary: dr.canarySubsetName } : undefined) };
+  }
   if (tr?.replicaRatio || (md.spec.rollout?.steps?.length ?? 0) > 0) return { kind: 'replicaRatio' };
   return { kind: 'service' };
 }
@@ -449,6 +454,7 @@ export function plan(o: Observed, now: Date): Plan {
 
   // The routing object (HTTPRoute, VirtualService): its weights, or why it cannot be used.
   const router = routing.kind === 'router' ? routing.router : undefined;
+  const subsetRouter = router instanceof IstioRouter && router.subsets ? router : undefined;
   const routeProblem = ((): Blocker | undefined => {
     if (!router) return undefined;
     if (o.routeClaimedBy) {
@@ -456,7 +462,9 @@ export function plan(o: Observed, now: Date): Plan {
     }
     if (o.route === undefined) return undefined;
     const r = router.setWeight(o.route, { namespace: md.metadata.namespace ?? 'default', stableService: md.metadata.name, canaryService: canaryServiceName(md), canaryWeight: 0 });
-    return r.ok ? undefined : { reason: r.reason, message: `${r.message}; the rollout waits, stable keeps serving`, stalled: true };
+    const d = subsetRouter && o.destinationRule !== undefined ? subsetRouter.setSubsets(o.destinationRule, { namespace: md.metadata.namespace ?? 'default', stableRevision: '', canaryRevision: '' }) : undefined;
+    const problem = !r.ok ? r : d && !d.ok ? d : undefined;
+    return problem && !problem.ok ? { reason: problem.reason, message: `${problem.message}; the rollout waits, stable keeps serving`, stalled: true } : undefined;
   })();
   /** The weight the routing object gives the canary now. */
   const routeWeight = ((): number => {
@@ -474,15 +482,25 @@ export function plan(o: Observed, now: Date): Plan {
       requeueAt(ROUTE_WRITTEN_REQUEUE_MS, 'RouteUpdated');
     }
   };
-  const canaryService = (revision: string): void => {
+  /**
+   * The canary Service selects `revision`; with Istio subsets, the DestinationRule's canary subset does too and its
+   * stable subset selects `stableRevision` (written before any weight moves).
+   */
+  const canaryService = (revision: string, stableRevision: string): void => {
     if (router) desired.push(desiredCanaryService(md, revision, port));
+    if (!subsetRouter || !o.destinationRule || routeProblem) return;
+    const r = subsetRouter.setSubsets(o.destinationRule, { namespace: md.metadata.namespace ?? 'default', stableRevision, canaryRevision: revision });
+    if (r.ok && r.update) {
+      routes.unshift({ resource: DESTINATION_RULE, object: r.update });
+      requeueAt(ROUTE_WRITTEN_REQUEUE_MS, 'RouteUpdated');
+    }
   };
 
   if (!target) {
     // Keep serving what serves, at the scale in force; there is nothing new to create.
     if (stableRef) {
       desired.push(desiredService(md, stableRef.revision, port));
-      canaryService(stableRef.revision);
+      canaryService(stableRef.revision, stableRef.revision);
     }
     stableDeployment();
   } else {
@@ -507,7 +525,7 @@ export function plan(o: Observed, now: Date): Plan {
       const a = state.aborted;
       // All traffic back on stable at once (the route first, then the canary's pods), the canary removed.
       desired.push(desiredService(md, stableRef.revision, port));
-      canaryService(stableRef.revision);
+      canaryService(stableRef.revision, stableRef.revision);
       stableDeployment();
       setRouteWeight(0);
       routesFirst = true;
@@ -529,7 +547,7 @@ export function plan(o: Observed, now: Date): Plan {
       }
       const wide = routing.kind === 'replicaRatio' && canaryMode && targetDeployment !== undefined;
       desired.push(desiredService(md, stableRef.revision, port, wide));
-      canaryService(targetDeployment ? t.revision : stableRef.revision);
+      canaryService(targetDeployment ? t.revision : stableRef.revision, stableRef.revision);
       const carried = previous.canary?.revision === t.revision ? previous.canary : undefined;
       // The scale in force still reaches what runs, split as the weight the rollout holds at.
       const held = split(carried?.weight ?? 0);
@@ -568,7 +586,7 @@ export function plan(o: Observed, now: Date): Plan {
         desired.push(deploymentOf(md, t.revision, 'canary', t.rendered(), t.ref.modelVersion, canaryReplicas));
         stableDeployment(s.stable);
         desired.push(desiredService(md, stableRef.revision, port, routing.kind === 'replicaRatio'));
-        canaryService(t.revision);
+        canaryService(t.revision, stableRef.revision);
         // The route gives the canary a share only once its pods for that share are available.
         const carry = readyFor(w) ? w : Math.min(w, routeWeight);
         setRouteWeight(carry);
@@ -605,7 +623,7 @@ export function plan(o: Observed, now: Date): Plan {
       // Without steps the new revision starts beside the stable one; traffic stays on stable until it is available.
       keep(t);
       desired.push(deploymentOf(md, t.revision, 'canary', t.rendered(), t.ref.modelVersion), desiredService(md, stableRef.revision, port));
-      canaryService(stableRef.revision);
+      canaryService(stableRef.revision, stableRef.revision);
       setRouteWeight(0);
       stableDeployment();
       canaryStatus = { ...t.ref, weight: 0 };
@@ -623,7 +641,7 @@ export function plan(o: Observed, now: Date): Plan {
       // everything to stable (after the Services have switched), the batch job and HPA follow.
       keep(t);
       desired.push(deploymentOf(md, t.revision, 'stable', t.rendered(), t.ref.modelVersion), desiredService(md, t.revision, port));
-      canaryService(t.revision);
+      canaryService(t.revision, t.revision);
       setRouteWeight(0);
       const batch = t.template ? desiredCronJob(md, t.template, t.revision) : undefined;
       const hpa = desiredHpa(md);
