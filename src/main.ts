@@ -26,6 +26,7 @@ const { values: args } = parseArgs({
     workers: { type: 'string', default: '4' },
     'resync-seconds': { type: 'string', default: '600' },
     'storage-initializer-image': { type: 'string', default: process.env.SLIPWAY_STORAGE_INITIALIZER_IMAGE ?? DEFAULT_STORAGE_INITIALIZER_IMAGE },
+    'prometheus-url': { type: 'string', ...(process.env.SLIPWAY_PROMETHEUS_URL ? { default: process.env.SLIPWAY_PROMETHEUS_URL } : {}) },
   },
 });
 
@@ -82,6 +83,7 @@ async function main(): Promise<void> {
     events,
     workers: Number(args.workers),
     storageInitializerImage: args['storage-initializer-image'],
+    prometheusUrl: args['prometheus-url'],
     ...(args.namespace ? { namespace: args.namespace } : {}),
   });
 

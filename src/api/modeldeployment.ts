@@ -146,24 +146,45 @@ const trafficRouting = cel(
   },
 );
 
+export const ANALYSIS_PRESETS = ['mlserver-error-rate', 'mlserver-latency'] as const;
+
+const percentage = z.string().regex(/^\d+(\.\d+)?%$/, 'must be a percentage such as 20%');
+
 const metric = cel(
   z.object({
     name: name63,
-    prometheus: z.object({ address: z.string().max(2048).optional(), query: z.string().min(1).max(8192) }).optional(),
+    preset: z.enum(ANALYSIS_PRESETS).optional().meta({
+      description: 'A measurement Slipway writes the queries for: mlserver-error-rate (5xx answers per inference request of each revision, from MLServer\'s own metrics) or mlserver-latency (each revision\'s inference latency histogram).',
+    }),
+    prometheus: cel(
+      z.object({
+        address: z.string().max(2048).optional().meta({ description: 'The Prometheus to ask (default: the controller\'s --prometheus-url).' }),
+        query: z.string().min(1).max(8192).optional().meta({ description: 'A query giving one number (bounds only).' }),
+        events: z.string().min(1).max(8192).optional().meta({ description: 'With trials: the count of bad events (e.g. errors) of one revision in the window.' }),
+        trials: z.string().min(1).max(8192).optional().meta({ description: 'With events: the count of trials (e.g. requests) of one revision in the window.' }),
+        histogram: z.string().min(1).max(8192).optional().meta({ description: 'Bucket counts of one revision in the window, by le (e.g. sum by (le) (increase(x_bucket{...}[{{window}}]))).' }),
+      }),
+      {
+        rule: '[has(self.query), has(self.events) && has(self.trials), has(self.histogram)].filter(x, x).size() == 1 && has(self.events) == has(self.trials)',
+        message: 'a prometheus metric is one of: query (one number), events and trials (counts), or histogram (buckets)',
+      },
+    ).optional().meta({ description: 'Queries; {{namespace}}, {{name}}, {{revision}}, {{role}} (canary or stable) and {{window}} (the analysis so far, e.g. 95s) are filled in for each revision.' }),
     web: z.object({ url: z.string().max(2048), jsonPath: z.string().max(512) }).optional(),
-    min: z.number().optional(),
-    max: z.number().optional(),
+    min: z.number().optional().meta({ description: 'The canary\'s value (rate, median or number) must be at least this.' }),
+    max: z.number().optional().meta({ description: 'The canary\'s value (rate, median or number) must be at most this.' }),
     compare: z
       .object({
         baseline: z.enum(['stable']).default('stable'),
-        maxIncrease: z.string().regex(/^\d+(\.\d+)?%$/, 'must be a percentage such as 20%').optional(),
-        maxDecrease: z.string().regex(/^\d+(\.\d+)?%$/, 'must be a percentage such as 20%').optional(),
+        maxIncrease: percentage.optional().meta({ description: 'How much worse than stable the canary may be, relative (0% for any significant increase).' }),
+        maxDecrease: percentage.optional(),
       })
-      .optional(),
+      .optional()
+      .meta({ description: 'Compare the canary with the stable revision over the same window: an anytime-valid test for counts, a rank test for histograms.' }),
+    minSamples: z.number().int().min(1).max(1_000_000).default(100).meta({ description: 'Trials (or observations) each revision needs before a comparison counts; fewer is inconclusive.' }),
   }),
   {
-    rule: '[has(self.prometheus), has(self.web)].filter(x, x).size() == 1',
-    message: 'each analysis metric takes exactly one provider: prometheus or web',
+    rule: '[has(self.preset), has(self.prometheus), has(self.web)].filter(x, x).size() == 1',
+    message: 'each analysis metric takes exactly one of preset, prometheus or web',
   },
   {
     rule: 'has(self.min) || has(self.max) || has(self.compare)',
@@ -177,10 +198,14 @@ const metric = cel(
 );
 
 const analysis = z.object({
-  interval: duration.default('1m'),
-  failureLimit: z.number().int().min(0).max(100).default(2),
-  inconclusiveLimit: z.number().int().min(0).max(100).default(3),
-  metrics: z.array(metric).max(20).meta({ 'x-kubernetes-list-type': 'map', 'x-kubernetes-list-map-keys': ['name'] }),
+  interval: duration.default('1m').meta({ description: 'Time between measurements (at least 10s is sensible: Prometheus needs two scrapes in a window).' }),
+  count: z.number().int().min(1).max(1000).default(5).meta({ description: 'Measurements an analysis step takes; it passes when the last one passes and none failed beyond failureLimit.' }),
+  failureLimit: z.number().int().min(0).max(100).default(0).meta({ description: 'Failed measurements tolerated before the action (the comparison is anytime-valid: one failure is significant).' }),
+  inconclusiveLimit: z.number().int().min(0).max(100).default(3).meta({ description: 'Inconclusive measurements (no data, too few samples) tolerated before the rollout pauses for a person.' }),
+  consecutiveErrorLimit: z.number().int().min(0).max(100).default(4).meta({ description: 'Provider errors in a row tolerated before the rollout pauses for a person.' }),
+  alpha: z.number().gt(0).lt(0.5).default(0.01).meta({ description: 'The chance of a false alarm the comparison allows, however often it looks.' }),
+  onFailure: z.enum(['rollback', 'pause', 'notify']).default('rollback').meta({ description: 'rollback: all traffic back on stable at once; pause: hold for a person; notify: record and go on (dry run).' }),
+  metrics: z.array(metric).min(1).max(20).meta({ 'x-kubernetes-list-type': 'map', 'x-kubernetes-list-map-keys': ['name'] }),
 });
 
 const rollout = cel(
@@ -302,6 +327,35 @@ export const modelDeploymentStatus = z.object({
   /** The last request (slipway.dev/request annotation) acted on: each id is acted on once. */
   lastRequest: actor
     .extend({ id: z.string(), verb: z.string(), result: z.enum(['Accepted', 'Refused']), message: z.string() })
+    .optional(),
+  /** The analysis of the current step: every measurement (the last 10) and the verdict, so that why a rollout went on or back is in status. */
+  analysis: z
+    .object({
+      revision: z.string(),
+      step: z.number().int(),
+      /** When the step began: with revision and step, which analysis this is. */
+      stepStartedAt: z.string(),
+      /** The start of the window every measurement covers. */
+      startedAt: z.string(),
+      nextAt: z.string().optional(),
+      taken: z.number().int(),
+      failures: z.number().int(),
+      inconclusives: z.number().int(),
+      consecutiveErrors: z.number().int(),
+      verdict: z.enum(['Running', 'Passed', 'Failed', 'Inconclusive']),
+      message: z.string().optional(),
+      measurements: z.array(z.object({
+        at: z.string(),
+        verdict: z.enum(['Pass', 'Fail', 'Inconclusive', 'Error']),
+        metrics: z.array(z.object({
+          name: z.string(),
+          verdict: z.enum(['Pass', 'Fail', 'Inconclusive', 'Error']),
+          canary: z.string().optional(),
+          stable: z.string().optional(),
+          message: z.string(),
+        })),
+      })),
+    })
     .optional(),
   /** The revisions kept (spec.revisionHistoryLimit and those running), newest first: what undo can go back to. */
   history: z.array(revisionRef.extend({ number: z.number().int() })).optional(),

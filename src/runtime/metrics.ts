@@ -18,6 +18,8 @@ export class ControllerMetrics {
   readonly apiRequests: Counter<'method' | 'code'>;
   readonly leader: Gauge;
   readonly cacheObjects: Gauge<'resource'>;
+  readonly rollbacks: Counter<'namespace' | 'name'>;
+  readonly analysisMeasurements: Counter<'verdict'>;
 
   constructor(opts: { processMetrics?: boolean } = {}) {
     const registers = [this.registry];
@@ -47,6 +49,8 @@ export class ControllerMetrics {
     this.watchLastActivityAge = new Gauge({ name: 'slipway_watch_last_activity_age_seconds', help: 'Seconds since a watch last received anything (events or bookmarks).', labelNames: ['resource'], registers });
     this.apiRequests = new Counter({ name: 'slipway_api_requests_total', help: 'Requests to the Kubernetes API by method and status code.', labelNames: ['method', 'code'], registers });
     this.leader = new Gauge({ name: 'slipway_leader', help: '1 while this replica holds the leader lease.', registers });
+    this.rollbacks = new Counter({ name: 'slipway_rollbacks_total', help: 'Automatic rollbacks (a failed analysis) by ModelDeployment.', labelNames: ['namespace', 'name'], registers });
+    this.analysisMeasurements = new Counter({ name: 'slipway_analysis_measurements_total', help: 'Analysis measurements taken, by verdict.', labelNames: ['verdict'], registers });
     this.cacheObjects = new Gauge({ name: 'slipway_cache_objects', help: 'Objects in the informer cache.', labelNames: ['resource'], registers });
   }
 }

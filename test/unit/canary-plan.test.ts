@@ -7,6 +7,7 @@ import { LABEL_REVISION } from '../../src/controllers/modeldeployment/children.t
 import { plan, ROUTE_RETRY_MS, type Observed, type Plan } from '../../src/controllers/modeldeployment/plan.ts';
 import { ANNOTATION_REQUEST, ANNOTATION_REQUESTED_BY, requestBody, type Verb } from '../../src/controllers/modeldeployment/requests.ts';
 import type { KubeObject } from '../../src/kube/resources.ts';
+import { measurementDue, type Measurement } from '../../src/analysis/analysis.ts';
 
 const T0 = new Date('2026-11-26T10:00:00Z');
 const at = (s: number): Date => new Date(T0.getTime() + s * 1000);
@@ -71,9 +72,15 @@ class World {
     };
   }
 
-  /** One reconcile at `now`: plan from what is observed, then carry it out. */
+  /** What Prometheus would answer, given the window: set by analysis tests. */
+  provider: ((window: number, now: Date) => Measurement['metrics']) | undefined;
+
+  /** One reconcile at `now`: plan from what is observed (a measurement if one is due), then carry it out. */
   reconcile(now: Date): Plan {
-    const p = plan(this.observed(), now);
+    const due = measurementDue(this.md, now);
+    const observed = this.observed();
+    if (due && this.provider) observed.measurement = { at: now, metrics: this.provider(due.windowSeconds, now) };
+    const p = plan(observed, now);
     this.plans.push(p);
     this.children = this.children.filter((c) => !p.delete.some((d) => d.kind === c.kind && d.name === c.metadata.name));
     for (const a of p.apply) {
@@ -484,4 +491,86 @@ test('Istio with DestinationRule subsets: each subset points at its revision bef
   w2.converge(at(1));
   assert.equal(w2.condition('Stalled')?.reason, 'RouteMisconfigured');
   assert.match(w2.condition('Stalled')?.message ?? '', /DestinationRule churn has no subset named canary: add \{name: canary\}/);
+});
+
+/** Counts over a window: `rate` requests a second at the given error rate (exact expectation, no noise). */
+const counts = (window: number, rate: number, errorRate: number) => ({ kind: 'counts' as const, events: Math.round(window * rate * errorRate), trials: Math.round(window * rate) });
+const analysisRollout = (extra: Record<string, unknown> = {}) => ({
+  steps: [{ setWeight: 20 }, { analysis: {} }, { setWeight: 100 }],
+  trafficRouting: { gatewayAPI: { httpRoute: 'churn' } },
+  analysis: { interval: '10s', count: 10, metrics: [{ name: 'errors', preset: 'mlserver-error-rate', compare: { maxIncrease: '0%' } }], ...extra },
+});
+
+test('analysis: a healthy canary passes its analysis step after `count` measurements and is promoted', () => {
+  const { w } = rolledTo9(analysisRollout(), route([splitRule()]));
+  w.provider = (win) => [{ name: 'errors', canary: counts(win, 10, 0.01), stable: counts(win, 40, 0.01) }];
+  for (let s = 0; s <= 130; s += 1) w.reconcile(at(s));
+  assert.equal(w.md.status?.stable?.modelVersion, '9');
+  assert.equal(w.md.status?.canary, undefined);
+  assert.ok(w.events().some((e) => e.startsWith('AnalysisPassed: analysis at step 2 of 3 passed')), w.events().join('\n'));
+  const requeues = w.plans.map((p) => p.requeue?.reason).filter((r) => r === 'AnalysisInterval');
+  assert.ok(requeues.length > 0, 'measurements are taken by requeue at the interval');
+});
+
+test('analysis: a 1% → 5% error regression is rolled back: traffic back on stable, the failing metric with both values in status, RolledBack', () => {
+  const { w, stable } = rolledTo9(analysisRollout(), route([splitRule()]));
+  w.provider = (win) => [{ name: 'errors', canary: counts(win, 10, 0.05), stable: counts(win, 40, 0.01) }];
+  let rolledBackAt = -1;
+  for (let s = 0; s <= 120 && rolledBackAt < 0; s += 1) {
+    w.reconcile(at(s));
+    if (w.md.status?.phase === 'RolledBack') rolledBackAt = s;
+  }
+  assert.ok(rolledBackAt > 0 && rolledBackAt <= 70, `rolled back at ${rolledBackAt} s`);
+  assert.equal(w.md.status?.aborted?.reason, 'RolledBack');
+  assert.equal(w.md.status?.stable?.revision, stable);
+  assert.deepEqual(w.routeWeights(), [['churn', 100], ['churn-canary', 0]]);
+  assert.equal(w.condition('Stalled')?.reason, 'RolledBack');
+  const a = w.md.status?.analysis;
+  assert.equal(a?.verdict, 'Failed');
+  const last = a?.measurements.at(-1)?.metrics[0];
+  assert.equal(last?.verdict, 'Fail');
+  assert.match(last?.canary ?? '', /^5\.00% \(\d+\/\d+\)$/);
+  assert.match(last?.stable ?? '', /^1\.00% /);
+  assert.match(w.md.status?.aborted?.message ?? '', /analysis at step 2 of 3 failed: errors: the canary's rate .* is above stable's .* by at least .* at 99% confidence/);
+  assert.equal(w.events().filter((e) => e.startsWith('RolledBack:')).length, 1, `one RolledBack Event: ${w.events().join(' | ')}`);
+  // Not retried until the spec changes or someone retries it.
+  const after = w.converge(at(500));
+  assert.equal(after.statusChanged, false);
+  assert.equal(w.md.status?.canary, undefined);
+});
+
+test('analysis: unknown is not success: provider errors pause the rollout for a person and never promote; a resume starts the analysis again', () => {
+  const { w } = rolledTo9(analysisRollout({ consecutiveErrorLimit: 2 }), route([splitRule()]));
+  w.provider = () => [{ name: 'errors', error: 'Prometheus at http://127.0.0.1:9 cannot be reached: ECONNREFUSED' }];
+  for (let s = 0; s <= 200; s += 1) w.reconcile(at(s));
+  assert.equal(w.md.status?.stable?.modelVersion, '8', 'never promoted');
+  assert.equal(w.md.status?.phase, 'Paused');
+  assert.match(w.md.status?.pause?.by ?? '', /analysis \(analysis at step 2 of 3 inconclusive: 3 measurements in a row could not be taken: errors: Prometheus .* ECONNREFUSED/);
+  assert.ok(w.events().some((e) => e.startsWith('AnalysisInconclusive:')));
+  // Prometheus is back; a person resumes: the analysis starts again and passes.
+  w.provider = (win) => [{ name: 'errors', canary: counts(win, 10, 0.01), stable: counts(win, 40, 0.01) }];
+  w.request('resume', 'r-1');
+  for (let s = 201; s <= 350; s += 1) w.reconcile(at(s));
+  assert.equal(w.md.status?.stable?.modelVersion, '9');
+});
+
+test('analysis: too few samples is inconclusive, never a pass; onFailure pause holds for a person; notify goes on', () => {
+  const few = rolledTo9(analysisRollout({ inconclusiveLimit: 1 }), route([splitRule()])).w;
+  few.provider = () => [{ name: 'errors', canary: { kind: 'counts', events: 0, trials: 20 }, stable: { kind: 'counts', events: 0, trials: 80 } }];
+  for (let s = 0; s <= 100; s += 1) few.reconcile(at(s));
+  assert.equal(few.md.status?.stable?.modelVersion, '8');
+  assert.match(few.md.status?.analysis?.message ?? '', /too few samples: canary 20, stable 80 of the 100 needed/);
+
+  const paused = rolledTo9(analysisRollout({ onFailure: 'pause' }), route([splitRule()])).w;
+  paused.provider = (win) => [{ name: 'errors', canary: counts(win, 10, 0.08), stable: counts(win, 40, 0.01) }];
+  for (let s = 0; s <= 100; s += 1) paused.reconcile(at(s));
+  assert.equal(paused.md.status?.phase, 'Paused');
+  assert.equal(paused.md.status?.aborted, undefined);
+  assert.equal(paused.md.status?.canary?.weight, 20, 'the canary keeps its traffic while a person looks');
+
+  const notify = rolledTo9(analysisRollout({ onFailure: 'notify' }), route([splitRule()])).w;
+  notify.provider = (win) => [{ name: 'errors', canary: counts(win, 10, 0.08), stable: counts(win, 40, 0.01) }];
+  for (let s = 0; s <= 150; s += 1) notify.reconcile(at(s));
+  assert.equal(notify.md.status?.stable?.modelVersion, '9', 'dry run: recorded, and the rollout went on');
+  assert.ok(notify.events().some((e) => e.startsWith('AnalysisFailed: analysis at step 2 of 3 failed (onFailure: notify')));
 });

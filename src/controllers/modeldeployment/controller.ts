@@ -9,6 +9,9 @@ import { ModelDeploymentActuator } from './act.ts';
 import { ModelDeploymentCaches } from './observe.ts';
 import { plan, routingOf, type Observed } from './plan.ts';
 import { DESTINATION_RULE } from './routers/istio.ts';
+import { measurementDue } from '../../analysis/analysis.ts';
+import { takeMeasurement } from '../../analysis/measure.ts';
+import type { ControllerMetrics } from '../../runtime/metrics.ts';
 import type { KubeClient } from '../../kube/client.ts';
 import type { KubeObject, ResourceType } from '../../kube/resources.ts';
 
@@ -23,6 +26,8 @@ export interface ModelDeploymentControllerOptions {
   now?: () => Date;
   /** The default image of the storage initializer (the mlserver preset's model fetch). */
   storageInitializerImage?: string;
+  /** The Prometheus analysis asks when a metric names no address. */
+  prometheusUrl?: string | undefined;
 }
 
 export class ModelDeploymentReconciler implements Reconciler {
@@ -33,10 +38,14 @@ export class ModelDeploymentReconciler implements Reconciler {
   private readonly now: () => Date;
   private readonly config: { storageInitializerImage?: string | undefined };
   private readonly client: KubeClient;
+  private readonly metrics: ControllerMetrics;
+  private readonly prometheusUrl: string | undefined;
 
   constructor(manager: Manager, opts: ModelDeploymentControllerOptions) {
     this.config = { storageInitializerImage: opts.storageInitializerImage };
     this.client = manager.client;
+    this.metrics = manager.metrics;
+    this.prometheusUrl = opts.prometheusUrl;
     this.now = opts.now ?? (() => new Date());
     this.log = manager.log.child({ controller: this.name });
     this.caches = new ModelDeploymentCaches(manager, opts.namespace);
@@ -71,8 +80,16 @@ export class ModelDeploymentReconciler implements Reconciler {
         if (destinationRule !== undefined) observed.destinationRule = destinationRule;
       }
     }
-    const p = plan(observed, this.now());
+    const now = this.now();
+    // A measurement of the current analysis step, when one is due: the planner judges it.
+    const due = measurementDue(parsed.data, now);
+    const analysisSpec = parsed.data.spec.rollout?.analysis;
+    if (due && analysisSpec) observed.measurement = await takeMeasurement(parsed.data, analysisSpec, due.windowSeconds, this.prometheusUrl, now);
+    const p = plan(observed, now);
     await this.actuator.act(parsed.data, p);
+    const taken = p.status.analysis?.measurements.at(-1);
+    if (observed.measurement && taken) this.metrics.analysisMeasurements.inc({ verdict: taken.verdict });
+    if (p.events.some((e) => e.reason === 'RolledBack')) this.metrics.rollbacks.inc({ namespace: parsed.data.metadata.namespace ?? 'default', name: parsed.data.metadata.name });
     return p.requeue ? { requeueAfterMs: p.requeue.afterMs, reason: p.requeue.reason } : undefined;
   }
 

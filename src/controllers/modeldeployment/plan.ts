@@ -43,6 +43,7 @@ import { DESTINATION_RULE, IstioRouter } from './routers/istio.ts';
 import { replicaSplit, type ReplicaSplit } from './routers/replica-ratio.ts';
 import { shareOf, type TrafficRouter } from './routers/router.ts';
 import { describeStep, evaluateSteps, type Step, type StepProgress } from './steps.ts';
+import { advanceAnalysis, analysisContext, type AnalysisStatus, type Measurement } from '../../analysis/analysis.ts';
 
 export type EnvironmentObservation =
   | { found: false }
@@ -77,6 +78,8 @@ export interface Observed {
   routeClaimedBy?: string;
   /** The DestinationRule of trafficRouting.istio.destinationRule, as read (null: it does not exist). */
   destinationRule?: KubeObject | null;
+  /** A measurement of the current analysis step, taken because one was due (see measurementDue). */
+  measurement?: Measurement;
 }
 
 export type ChildKind = 'Deployment' | 'Service' | 'CronJob' | 'HorizontalPodAutoscaler' | 'ControllerRevision';
@@ -452,6 +455,41 @@ export function plan(o: Observed, now: Date): Plan {
   // An abort holds for its revision only: a spec that names another revision starts afresh.
   if (state.aborted && state.aborted.revision !== target?.revision) state.aborted = undefined;
 
+  // The analysis of the step the canary stands at: a measurement taken, the verdict, and what it means.
+  let analysis: AnalysisStatus | undefined = previous.analysis && (previous.analysis.revision === target?.revision) ? previous.analysis : undefined;
+  let analysisPassedAt: number | undefined;
+  const analysisSpec = md.spec.rollout?.analysis;
+  const ctx = analysisContext(md);
+  if (analysisSpec && ctx && ctx.revision === target?.revision && !state.aborted) {
+    const before = analysis;
+    analysis = advanceAnalysis(analysisSpec, previous.analysis, ctx, state.pause !== undefined, o.measurement, now);
+    const decided = analysis.verdict !== 'Running' && !(before?.verdict === analysis.verdict && before.stepStartedAt === analysis.stepStartedAt && before.step === analysis.step);
+    const at = rfc3339(now);
+    const canary = previous.canary;
+    const where = `analysis at step ${ctx.step + 1} of ${steps.length}`;
+    if (analysis.verdict === 'Passed' || (analysis.verdict === 'Failed' && analysisSpec.onFailure === 'notify')) {
+      analysisPassedAt = ctx.step;
+      if (decided) {
+        events.push(analysis.verdict === 'Passed'
+          ? { type: 'Normal', reason: 'AnalysisPassed', message: `${where} passed: ${analysis.message ?? ''}` }
+          : { type: 'Warning', reason: 'AnalysisFailed', message: `${where} failed (onFailure: notify, the rollout goes on): ${analysis.message ?? ''}` });
+      }
+    } else if (analysis.verdict === 'Failed' && decided && canary) {
+      if (analysisSpec.onFailure === 'rollback') {
+        // The Stalled condition's transition announces it (a Warning Event with reason RolledBack).
+        state.aborted = { revision: canary.revision, modelVersion: canary.modelVersion, image: canary.image, reason: 'RolledBack', message: `${where} failed: ${analysis.message ?? ''}`, at };
+      } else {
+        state.pause = { by: `analysis (${where} failed: ${analysis.message ?? ''})`, at };
+        events.push({ type: 'Warning', reason: 'AnalysisFailed', message: `${where} failed; the rollout is paused for a person: ${analysis.message ?? ''}` });
+      }
+    } else if (analysis.verdict === 'Inconclusive' && decided && !state.pause) {
+      state.pause = { by: `analysis (${where} inconclusive: ${analysis.message ?? ''})`, at };
+      events.push({ type: 'Warning', reason: 'AnalysisInconclusive', message: `${where} is inconclusive; the rollout is paused for a person (kubectl slipway resume starts the analysis again, promote passes it): ${analysis.message ?? ''}` });
+    } else if (analysis.verdict === 'Running' && analysis.nextAt && !state.pause) {
+      requeueAt(Date.parse(analysis.nextAt) - now.getTime(), 'AnalysisInterval');
+    }
+  }
+
   // The routing object (HTTPRoute, VirtualService): its weights, or why it cannot be used.
   const router = routing.kind === 'router' ? routing.router : undefined;
   const subsetRouter = router instanceof IstioRouter && router.subsets ? router : undefined;
@@ -532,10 +570,10 @@ export function plan(o: Observed, now: Date): Plan {
       retireAllBut([stableRef.revision], []);
       blocker = {
         reason: a.reason,
-        message: `rollout of revision ${a.revision} (model version ${a.modelVersion}) stopped: ${a.message}. Stable revision ${stableRef.revision} serves all traffic; kubectl slipway retry starts the rollout again, a spec change starts a new one`,
+        message: `${a.reason === 'RolledBack' ? `revision ${a.revision} (model version ${a.modelVersion}) rolled back` : `rollout of revision ${a.revision} (model version ${a.modelVersion}) stopped`}: ${a.message}. Stable revision ${stableRef.revision} serves all traffic; kubectl slipway retry starts the rollout again, a spec change starts a new one`,
         stalled: true,
       };
-      if (previous.aborted?.revision !== a.revision) {
+      if (previous.aborted?.revision !== a.revision && a.reason !== 'RolledBack') {
         events.push({ type: 'Warning', reason: 'RolloutAborted', message: `rollout of revision ${a.revision} (model version ${a.modelVersion}) stopped: ${a.message}; all traffic is back on stable revision ${stableRef.revision}` });
       }
     } else if (rollingOut && (md.spec.paused || state.pause || (canaryMode && routeProblem))) {
@@ -574,7 +612,7 @@ export function plan(o: Observed, now: Date): Plan {
       const carries = (w: number): boolean => readyFor(w) && (!router || routeWeight >= w);
       // An undo goes back to a revision that served before: it skips the steps (as a promote-full would).
       const full = state.promotedFull === true || state.override !== undefined;
-      const outcome = evaluateSteps(steps, progressIn, { now, canaryReady: carries(progressIn?.weight ?? 0), promoteAt: state.promotedAtStep, promoteFull: full });
+      const outcome = evaluateSteps(steps, progressIn, { now, canaryReady: carries(progressIn?.weight ?? 0), promoteAt: state.promotedAtStep, promoteFull: full, analysisPassedAt });
       if (outcome.complete && isAvailable(targetDeployment, wanted)) {
         promote = true;
       } else {
@@ -729,7 +767,7 @@ export function plan(o: Observed, now: Date): Plan {
 
   const status: ModelDeploymentStatus = {
     observedGeneration: md.metadata.generation,
-    phase: phaseOf({ stalled, paused, reconciling, available }),
+    phase: state.aborted?.reason === 'RolledBack' && stalled ? 'RolledBack' : phaseOf({ stalled, paused, reconciling, available }),
     ...(servingRef ? { stable: servingRef } : {}),
     ...(canaryStatus ? { canary: canaryStatus } : {}),
     replicas: serving?.status?.replicas ?? 0,
@@ -741,6 +779,7 @@ export function plan(o: Observed, now: Date): Plan {
     ...(state.pause ? { pause: state.pause } : {}),
     ...(state.override ? { override: state.override } : {}),
     ...(lastRequest ? { lastRequest } : {}),
+    ...(analysis && (analysis.revision === canaryStatus?.revision || analysis.revision === state.aborted?.revision) ? { analysis } : {}),
     history: historyOf(kept, created, deletes),
     conditions,
   };

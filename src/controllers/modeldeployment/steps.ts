@@ -7,7 +7,7 @@
 //                  canary is ready to carry it (its replicas for w available)
 //   pause {d}      done d after it began, or at a promote
 //   pause {}       done at a promote
-//   analysis {}    done when analysis passes; until analysis runs, it waits like pause {} for a promote
+//   analysis {}    done when its analysis passes (or at a promote); a failed one rolls back, an inconclusive one pauses
 //   (past the last step) the rollout is complete: the canary takes 100% and becomes stable
 import type { ModelDeploymentSpec } from '../../api/modeldeployment.ts';
 import { rfc3339 } from '../../kube/time.ts';
@@ -32,6 +32,8 @@ export interface StepInputs {
   promoteAt?: number | undefined;
   /** Skip every remaining step. */
   promoteFull?: boolean;
+  /** The analysis of this step passed. */
+  analysisPassedAt?: number | undefined;
 }
 
 export type WaitReason = 'CanaryNotReady' | 'Paused' | 'AwaitingPromotion' | 'AwaitingAnalysis';
@@ -104,12 +106,12 @@ export function evaluateSteps(steps: Step[], current: StepProgress | undefined, 
       }
       return { progress: p, complete: false, waiting: { reason: 'AwaitingPromotion', message: `${position}: paused at ${p.weight}% until promoted` }, entered };
     }
-    // An analysis step: the gate that analysis fills; until then only a promote passes it.
-    if (promoted) {
+    // An analysis step: passed by its analysis, or by a promote.
+    if (promoted || input.analysisPassedAt === p.step) {
       next();
       continue;
     }
-    return { progress: p, complete: false, waiting: { reason: 'AwaitingAnalysis', message: `${position}: analysis at ${p.weight}% (promote to pass it)` }, entered };
+    return { progress: p, complete: false, waiting: { reason: 'AwaitingAnalysis', message: `${position}: analysis at ${p.weight}%` }, entered };
   }
   return { progress: { ...p, weight: 100 }, complete: true, entered };
 }

@@ -1,0 +1,77 @@
+// The Prometheus metric provider: instant queries over the HTTP API (/api/v1/query), templated for each revision,
+// read as one number, as counts (events and trials) or as a histogram (bucket counts by `le`). A query that
+// returns nothing is "no data", never zero trials passed off as a result.
+import type { MetricSpec, MetricValue } from './judge.ts';
+
+interface PromResponse {
+  status: 'success' | 'error';
+  error?: string;
+  data?: { resultType: string; result: { metric: Record<string, string>; value: [number, string] }[] };
+}
+
+export interface RevisionVars {
+  namespace: string;
+  name: string;
+  revision: string;
+  role: 'canary' | 'stable';
+  /** The analysis window, e.g. `95s`. */
+  window: string;
+}
+
+/** The queries Slipway writes for a preset (MLServer's own REST metrics, scraped per pod with revision labels). */
+export function presetQueries(preset: NonNullable<MetricSpec['preset']>): NonNullable<MetricSpec['prometheus']> {
+  const sel = 'namespace="{{namespace}}",model_deployment="{{name}}",revision="{{revision}}",path=~".*/infer"';
+  switch (preset) {
+    case 'mlserver-error-rate':
+      return {
+        events: `sum(increase(rest_server_requests_total{${sel},status_code=~"5.."}[{{window}}]))`,
+        trials: `sum(increase(rest_server_requests_total{${sel}}[{{window}}]))`,
+      };
+    case 'mlserver-latency':
+      return { histogram: `sum by (le) (increase(rest_server_request_duration_seconds_bucket{${sel}}[{{window}}]))` };
+  }
+}
+
+export function fillTemplate(query: string, vars: RevisionVars): string {
+  return query.replace(/\{\{\s*(namespace|name|revision|role|window)\s*\}\}/g, (_m, k: keyof RevisionVars) => vars[k]);
+}
+
+export class PrometheusError extends Error {}
+
+/** One instant query; its vector as (labels, value) pairs. */
+export async function instantQuery(address: string, query: string, opts: { timeoutMs?: number; fetchImpl?: typeof fetch } = {}): Promise<{ labels: Record<string, string>; value: number }[]> {
+  const url = new URL('api/v1/query', address.endsWith('/') ? address : `${address}/`);
+  url.searchParams.set('query', query);
+  let res: Response;
+  try {
+    res = await (opts.fetchImpl ?? fetch)(url, { signal: AbortSignal.timeout(opts.timeoutMs ?? 10_000), redirect: 'error' });
+  } catch (err) {
+    throw new PrometheusError(`Prometheus at ${url.origin} cannot be reached: ${(err as { cause?: { code?: string } }).cause?.code ?? (err as Error).message}`);
+  }
+  const body = (await res.json().catch(() => undefined)) as PromResponse | undefined;
+  if (!res.ok || body?.status !== 'success') throw new PrometheusError(`Prometheus answered ${res.status}: ${body?.error ?? res.statusText}`);
+  if (body.data?.resultType !== 'vector') throw new PrometheusError(`the query gives a ${body.data?.resultType ?? 'missing'} result; an instant vector is needed`);
+  return body.data.result.map((r) => ({ labels: r.metric, value: Number(r.value[1]) }));
+}
+
+/** The value of one revision for one metric, or undefined when Prometheus has no data for it. */
+export async function measureRevision(address: string, q: NonNullable<MetricSpec['prometheus']>, vars: RevisionVars): Promise<MetricValue | undefined> {
+  const one = async (query: string): Promise<number | undefined> => {
+    const r = await instantQuery(address, fillTemplate(query, vars));
+    return r.length === 0 || Number.isNaN(r[0]?.value) ? undefined : r.reduce((s, x) => s + x.value, 0);
+  };
+  if (q.events && q.trials) {
+    const [events, trials] = await Promise.all([one(q.events), one(q.trials)]);
+    if (trials === undefined) return undefined;
+    // increase() extrapolates: counts are rounded, and events never exceed trials.
+    const t = Math.round(trials);
+    return { kind: 'counts', events: Math.min(t, Math.round(events ?? 0)), trials: t };
+  }
+  if (q.histogram) {
+    const r = await instantQuery(address, fillTemplate(q.histogram, vars));
+    if (r.length === 0) return undefined;
+    return { kind: 'histogram', buckets: r.map((x) => ({ le: x.labels.le === '+Inf' ? Infinity : Number(x.labels.le), count: x.value })) };
+  }
+  const v = q.query ? await one(q.query) : undefined;
+  return v === undefined ? undefined : { kind: 'value', value: v };
+}
