@@ -20,7 +20,8 @@ export interface Sample {
 
 export interface LoadOptions {
   url: string;
-  body: string;
+  /** The request body, or a function giving the body of the i-th request (a traffic mix). */
+  body: string | ((i: number) => string);
   /** Requests per second. */
   rate: number;
   durationSeconds: number;
@@ -48,16 +49,16 @@ export async function runLoad(opts: LoadOptions): Promise<Sample[]> {
     const due = i * interval;
     const wait = due - (performance.now() - started);
     if (wait > 0) await new Promise((r) => setTimeout(r, wait));
-    pending.push(one(opts, due));
+    pending.push(one(opts, due, typeof opts.body === 'string' ? opts.body : opts.body(i)));
   }
   return Promise.all(pending);
 }
 
-async function one(opts: LoadOptions, at: number): Promise<Sample> {
+async function one(opts: LoadOptions, at: number, body: string): Promise<Sample> {
   const t0 = performance.now();
   try {
     // A redirect is recorded as its status, never followed: it could point anywhere.
-    const res = await fetch(opts.url, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: opts.body, redirect: 'manual', signal: AbortSignal.timeout(opts.timeoutMs ?? 10_000) });
+    const res = await fetch(opts.url, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body, redirect: 'manual', signal: AbortSignal.timeout(opts.timeoutMs ?? 10_000) });
     const text = await res.text();
     const latencyMs = performance.now() - t0;
     let version: string | undefined;

@@ -42,7 +42,7 @@ import { GatewayApiRouter } from './routers/gateway-api.ts';
 import { DESTINATION_RULE, IstioRouter } from './routers/istio.ts';
 import { replicaSplit, type ReplicaSplit } from './routers/replica-ratio.ts';
 import { shareOf, type TrafficRouter } from './routers/router.ts';
-import { describeStep, evaluateSteps, type Step, type StepProgress } from './steps.ts';
+import { describeStep, durationMs, evaluateSteps, type Step, type StepProgress } from './steps.ts';
 import { advanceAnalysis, analysisContext, type AnalysisStatus, type Measurement } from '../../analysis/analysis.ts';
 
 export type EnvironmentObservation =
@@ -456,7 +456,7 @@ export function plan(o: Observed, now: Date): Plan {
   if (state.aborted && state.aborted.revision !== target?.revision) state.aborted = undefined;
 
   // The analysis of the step the canary stands at: a measurement taken, the verdict, and what it means.
-  let analysis: AnalysisStatus | undefined = previous.analysis && (previous.analysis.revision === target?.revision) ? previous.analysis : undefined;
+  let analysis: AnalysisStatus | undefined = previous.analysis;
   let analysisPassedAt: number | undefined;
   const analysisSpec = md.spec.rollout?.analysis;
   const ctx = analysisContext(md);
@@ -652,6 +652,10 @@ export function plan(o: Observed, now: Date): Plan {
         progressing = { reason: outcome.complete ? 'CanaryScalingUp' : (outcome.waiting?.reason ?? 'RolloutInProgress'), message: `canary revision ${t.revision} (model version ${t.ref.modelVersion}) at ${achieved}% of traffic: ${why}` };
         blocker = trouble?.reason === 'ReplicaFailure' ? trouble : undefined;
         if (outcome.waiting?.until) requeueAt(outcome.waiting.until.getTime() - now.getTime(), 'PauseEnds');
+        if (outcome.waiting?.reason === 'AwaitingAnalysis' && analysisSpec && !(analysis?.step === p.step && analysis.stepStartedAt === p.since)) {
+          // Just arrived at an analysis step: its first measurement is an interval away.
+          requeueAt(Date.parse(p.since) + durationMs(analysisSpec.interval) - now.getTime(), 'AnalysisInterval');
+        }
         if (!carried) events.push({ type: 'Normal', reason: 'RolloutStarted', message: `rolling out revision ${t.revision} (model version ${t.ref.modelVersion}) beside stable revision ${stableRef.revision} in ${steps.length} steps` });
         for (const e of outcome.entered) {
           events.push({ type: 'Normal', reason: 'RolloutStep', message: e.step < steps.length ? `step ${e.step + 1} of ${steps.length}: ${e.description}` : `all ${steps.length} steps done: the canary takes all traffic once it has ${wanted} available replica(s)` });
@@ -779,7 +783,8 @@ export function plan(o: Observed, now: Date): Plan {
     ...(state.pause ? { pause: state.pause } : {}),
     ...(state.override ? { override: state.override } : {}),
     ...(lastRequest ? { lastRequest } : {}),
-    ...(analysis && (analysis.revision === canaryStatus?.revision || analysis.revision === state.aborted?.revision) ? { analysis } : {}),
+    // The analysis of the rollout in progress, or of the last one (what promoted stable, or why it rolled back).
+    ...(analysis && [canaryStatus?.revision, state.aborted?.revision, servingRef?.revision].includes(analysis.revision) ? { analysis } : {}),
     history: historyOf(kept, created, deletes),
     conditions,
   };
