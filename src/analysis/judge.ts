@@ -46,11 +46,11 @@ function describe(v: MetricValue | undefined): string | undefined {
   if (!v) return undefined;
   if (v.kind === 'counts') return `${pct(v.trials ? v.events / v.trials : 0)} (${v.events}/${v.trials})`;
   if (v.kind === 'histogram') {
-    const n = total(v);
-    return `median ≤ ${fmt(median(v))} (${n} observations)`;
+    return `median ≤ ${fmt(median(v))} (${Math.round(total(v))} observations)`;
   }
   return fmt(v.value);
 }
+const pValue = (p: number): string => (p < 0.0001 ? '< 0.0001' : `= ${p.toPrecision(2)}`);
 const fmt = (x: number): string => (Number.isFinite(x) ? (Math.abs(x) >= 100 ? x.toFixed(0) : Number(x.toPrecision(3)).toString()) : String(x));
 
 function total(h: { buckets: { le: number; count: number }[] }): number {
@@ -102,7 +102,7 @@ export function judgeMetric(spec: MetricSpec, m: MetricMeasurement, alpha: numbe
       const r = compareRates(c, sc, alpha);
       const margin = (sc.trials ? sc.events / sc.trials : 0) * ratio(spec.compare.maxIncrease);
       if (r.low > margin) {
-        return { ...base, verdict: 'Fail', message: `the canary's rate ${pct(r.canaryRate)} is above stable's ${pct(r.stableRate)} by at least ${pct(r.low)} at ${confidence} (allowed: ${spec.compare.maxIncrease ?? '0%'} of stable, ${pct(margin)}; anytime-valid p = ${r.pValue.toPrecision(2)})` };
+        return { ...base, verdict: 'Fail', message: `the canary's rate ${pct(r.canaryRate)} is above stable's ${pct(r.stableRate)} by at least ${pct(r.low)} at ${confidence} (allowed: ${spec.compare.maxIncrease ?? '0%'} of stable, ${pct(margin)}; anytime-valid p ${pValue(r.pValue)})` };
       }
       return { ...base, verdict: 'Pass', message: `difference ${pct(r.difference)} (between ${pct(r.low)} and ${pct(r.high)} at ${confidence}), allowed ${pct(margin)}` };
     }
@@ -122,9 +122,9 @@ export function judgeMetric(spec: MetricSpec, m: MetricMeasurement, alpha: numbe
       const r = mannWhitneyWeighted(perBucket(c), perBucket(sh), { alternative: 'greater' });
       const allowed = ms * (1 + ratio(spec.compare.maxIncrease));
       if (r.pValue < alpha && mc > allowed) {
-        return { ...base, verdict: 'Fail', message: `the canary is slower: median ${fmt(mc)} vs ${fmt(ms)} (allowed ${fmt(allowed)}); a canary request is slower than a stable one with probability ${r.effect.toFixed(2)} (Mann-Whitney p = ${r.pValue.toPrecision(2)} < ${alpha})` };
+        return { ...base, verdict: 'Fail', message: `the canary is slower: median ${fmt(mc)} vs ${fmt(ms)} (allowed ${fmt(allowed)}); a canary request is slower than a stable one with probability ${r.effect.toFixed(2)} (Mann-Whitney p ${pValue(r.pValue)}, below ${alpha})` };
       }
-      return { ...base, verdict: 'Pass', message: `median ${fmt(mc)} vs ${fmt(ms)}; P(canary slower) ${r.effect.toFixed(2)}, p = ${r.pValue.toPrecision(2)}` };
+      return { ...base, verdict: 'Pass', message: `median ${fmt(mc)} vs ${fmt(ms)}; P(canary slower) ${r.effect.toFixed(2)}, p ${pValue(r.pValue)}` };
     }
     return { ...base, verdict: 'Pass', message: `the canary's median ${fmt(mc)} is within bounds` };
   }
