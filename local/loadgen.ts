@@ -29,6 +29,8 @@ export interface LoadOptions {
   timeoutMs?: number;
   /** Stop sending early (what was sent is still awaited and returned). */
   stop?: AbortSignal;
+  /** Called with each answer as it arrives (a live view). */
+  onSample?: (s: Sample) => void;
 }
 
 /** The addresses the project may send to: this machine, and pods of the local cluster. */
@@ -49,7 +51,9 @@ export async function runLoad(opts: LoadOptions): Promise<Sample[]> {
     const due = i * interval;
     const wait = due - (performance.now() - started);
     if (wait > 0) await new Promise((r) => setTimeout(r, wait));
-    pending.push(one(opts, due, typeof opts.body === 'string' ? opts.body : opts.body(i)));
+    const sent = one(opts, due, typeof opts.body === 'string' ? opts.body : opts.body(i));
+    if (opts.onSample) void sent.then(opts.onSample);
+    pending.push(sent);
   }
   return Promise.all(pending);
 }

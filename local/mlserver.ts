@@ -103,3 +103,30 @@ export async function startModelStore(root: string): Promise<{ url: string; clos
   return { url: `http://${GATEWAY}:${address.port}`, close: () => new Promise((done) => server.close(() => done())) };
 }
 
+
+/**
+ * Traffic as it comes to an iris model: a share of requests malformed (a column missing: every version answers
+ * 500) and a share with a petal-size band no model was trained on (good, better and slow ignore it; strict fails
+ * with a 500). Drawn at random from a seed, not by position: a gateway's weighted round robin is deterministic,
+ * and a mix by position would send all of one kind to the same revision.
+ */
+export function irisTrafficMix(offline: Offline, shares: { malformed: number; unseenBand: number }, seed = 20261126): (i: number) => string {
+  const row = offline.rows[0] ?? [];
+  const band = offline.columns.indexOf('band');
+  const normal = frameRequest(offline.columns, [row]);
+  const unseen = frameRequest(offline.columns, [row.map((v, i) => (i === band ? 'xlarge' : v))]);
+  const malformed = frameRequest(offline.columns.slice(1), [row.slice(1)]);
+  let state = seed >>> 0;
+  const random = (): number => {
+    // mulberry32
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+  return () => {
+    const u = random();
+    return u < shares.malformed ? malformed : u < shares.malformed + shares.unseenBand ? unseen : normal;
+  };
+}

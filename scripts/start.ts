@@ -13,12 +13,14 @@ function hasKubeContext(): boolean {
   return Boolean(process.env.KUBECONFIG) || existsSync(join(homedir(), '.kube', 'config')) || Boolean(process.env.KUBERNETES_SERVICE_HOST);
 }
 
-async function localCluster(): Promise<{ kubeconfig: string; binDir: string }> {
+async function localCluster(): Promise<{ kubeconfig: string; binDir: string; prometheus?: { url: string }; gateway?: { url: string } }> {
   const dir = defaultClusterDir();
   const running = readState(dir);
   if (running?.components.every(isOurProcess)) return running;
-  console.error('No kube context is configured: starting the local control plane (npm run cluster:down stops it).');
-  return startCluster({ dir, persistent: true, log: (l) => console.error(l) });
+  // As root, with the data plane: pods that really serve, a gateway and the Prometheus analysis asks.
+  const serve = process.getuid?.() === 0;
+  console.error(`No kube context is configured: starting the local control plane${serve ? ' with its data plane' : ''} (npm run cluster:down stops it).`);
+  return startCluster({ dir, persistent: true, serve, log: (l) => console.error(l) });
 }
 
 async function main(): Promise<void> {
@@ -33,7 +35,9 @@ Slipway runs on the local control plane. In another shell:
   kubectl apply -f ${join(root, 'examples', 'churn.yaml')}
   kubectl wait --for=condition=Ready mdep/churn && kubectl get mdep,deploy,svc,cronjob,pods
 `);
+    if (cluster.gateway) console.error(`The gateway answers at ${cluster.gateway.url}; Prometheus at ${cluster.prometheus?.url ?? '-'}.\n`);
     passthrough.push(`--kubeconfig=${cluster.kubeconfig}`, '--leader-election-namespace=default');
+    if (cluster.prometheus) passthrough.push(`--prometheus-url=${cluster.prometheus.url}`);
   }
   process.argv = [process.argv[0] ?? 'node', join(root, 'src', 'main.ts'), ...passthrough];
   await import('../src/main.ts');

@@ -12,7 +12,7 @@ import { eventually } from '../../local/eventually.ts';
 import { GATEWAY_NAME, GATEWAY_NAMESPACE } from '../../local/gateway.ts';
 import { MLSERVER_IMAGE } from '../../local/images.ts';
 import { runLoad, type Sample } from '../../local/loadgen.ts';
-import { frameRequest, startModelStore, trainModel, type Offline } from '../../local/mlserver.ts';
+import { frameRequest, irisTrafficMix, startModelStore, trainModel, type Offline } from '../../local/mlserver.ts';
 import { ensurePythonEnv } from '../../local/python.ts';
 import { tcpProxy } from '../support/tcp-proxy.ts';
 import { startController, type ControllerProcess } from './controller-process.ts';
@@ -75,32 +75,8 @@ async function route(ns: string): Promise<void> {
   }));
 }
 
-/**
- * Traffic as it comes: 1 request in 100 is malformed (a column missing: every version answers 500), 1 in 20 has
- * a petal-size band no model was trained on (good and better ignore it; strict fails with a 500). Drawn at random
- * (seeded), not by position: the gateway's weighted round robin is deterministic, and a mix by position would
- * send every odd request to the same revision.
- */
-function mix(offline: Offline): (i: number) => string {
-  const row = offline.rows[0] ?? [];
-  const band = offline.columns.indexOf('band');
-  const normal = frameRequest(offline.columns, [row]);
-  const unseen = frameRequest(offline.columns, [row.map((v, i) => (i === band ? 'xlarge' : v))]);
-  const malformed = frameRequest(offline.columns.slice(1), [row.slice(1)]);
-  let seed = 20261126;
-  const random = (): number => {
-    // mulberry32
-    seed = (seed + 0x6d2b79f5) >>> 0;
-    let t = seed;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-  return () => {
-    const u = random();
-    return u < 0.01 ? malformed : u < 0.06 ? unseen : normal;
-  };
-}
+/** 1% of requests malformed (500 from every version), 5% with an unseen band (500 from strict only). */
+const mix = (offline: Offline): ((i: number) => string) => irisTrafficMix(offline, { malformed: 0.01, unseenBand: 0.05 });
 
 /** Steady load through the gateway until stopped; the samples when it is. */
 function steadyLoad(t: TestContext, url: string, body: (i: number) => string): { stop: () => Promise<Sample[]> } {
