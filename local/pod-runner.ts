@@ -648,21 +648,32 @@ function lastLines(file: string, lines = 20, bytes = 2048): string {
   }
 }
 
+/** The machine-wide lock of the pod runner: one data plane at a time (network namespaces, the pod bridge). */
+export const POD_RUNNER_LOCK = '/run/slipway/pod-runner.pid';
+
+/** The pid of a live process holding the pod runner's lock, if any. */
+export function podRunnerHolder(file = POD_RUNNER_LOCK): number | undefined {
+  let holder: number;
+  try {
+    holder = Number(readFileSync(file, 'utf8'));
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw err;
+  }
+  if (!(holder > 0) || holder === process.pid) return undefined;
+  try {
+    process.kill(holder, 0);
+    return holder;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ESRCH') return undefined;
+    throw err;
+  }
+}
+
 function takeMachineLock(file: string): void {
   mkdirSync(dirname(file), { recursive: true });
-  try {
-    const holder = Number(readFileSync(file, 'utf8'));
-    if (holder !== process.pid && holder > 0) {
-      try {
-        process.kill(holder, 0);
-        throw new Error(`another local pod runner (pid ${holder}) is running on this machine: one data plane at a time (npm run cluster:down stops the other)`);
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'ESRCH') throw err;
-      }
-    }
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-  }
+  const holder = podRunnerHolder(file);
+  if (holder !== undefined) throw new Error(`another local pod runner (pid ${holder}) is running on this machine: one data plane at a time (npm run cluster:down stops the other)`);
   writeFileSync(file, String(process.pid));
 }
 
@@ -683,7 +694,7 @@ export class PodRunner {
   private readonly stopping = new Map<string, Promise<void>>();
   private readonly pods: Informer<Pod>;
   /** One pod runner per machine (whatever its cache directory): two would hand out the same addresses on the one bridge. */
-  private readonly lock = '/run/slipway/pod-runner.pid';
+  private readonly lock = POD_RUNNER_LOCK;
 
   constructor(opts: PodRunnerOptions) {
     this.client = opts.client;

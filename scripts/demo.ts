@@ -17,6 +17,7 @@ import { GATEWAY_NAME, GATEWAY_NAMESPACE } from '../local/gateway.ts';
 import { MLSERVER_IMAGE } from '../local/images.ts';
 import { runLoad, type Sample } from '../local/loadgen.ts';
 import { frameRequest, irisTrafficMix, startModelStore, trainModel } from '../local/mlserver.ts';
+import { podRunnerHolder } from '../local/pod-runner.ts';
 import { freePorts } from '../local/processes.ts';
 import { ensurePythonEnv } from '../local/python.ts';
 import type { ModelDeployment } from '../src/api/modeldeployment.ts';
@@ -31,6 +32,11 @@ const say = (line: string): void => console.log(`${clock()} ${line}`);
 async function main(): Promise<void> {
   if (process.getuid?.() !== 0) {
     console.error('npm run demo runs model servers in network namespaces of their own, which needs root: run it as root (sudo -E npm run demo)');
+    process.exit(1);
+  }
+  const other = podRunnerHolder();
+  if (other !== undefined) {
+    console.error(`another local data plane runs on this machine (pid ${other}); one at a time: npm run cluster:down stops it`);
     process.exit(1);
   }
   const dir = join(existsSync('/dev/shm') ? '/dev/shm' : tmpdir(), `slipway-demo-${process.pid}`);

@@ -5,6 +5,7 @@ import { existsSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { defaultClusterDir, installSlipwayCrds, kubectlRunner, readState, startCluster } from '../local/cluster.ts';
+import { podRunnerHolder } from '../local/pod-runner.ts';
 import { isOurProcess } from '../local/processes.ts';
 
 const root = join(import.meta.dirname, '..');
@@ -17,8 +18,11 @@ async function localCluster(): Promise<{ kubeconfig: string; binDir: string; pro
   const dir = defaultClusterDir();
   const running = readState(dir);
   if (running?.components.every(isOurProcess)) return running;
-  // As root, with the data plane: pods that really serve, a gateway and the Prometheus analysis asks.
-  const serve = process.getuid?.() === 0;
+  // As root, with the data plane: pods that really serve, a gateway and the Prometheus analysis asks (unless
+  // another local cluster's data plane runs: one per machine).
+  const other = podRunnerHolder();
+  const serve = process.getuid?.() === 0 && other === undefined;
+  if (process.getuid?.() === 0 && other !== undefined) console.error(`Another local data plane runs on this machine (pid ${other}): this control plane starts without one.`);
   console.error(`No kube context is configured: starting the local control plane${serve ? ' with its data plane' : ''} (npm run cluster:down stops it).`);
   return startCluster({ dir, persistent: true, serve, log: (l) => console.error(l) });
 }
