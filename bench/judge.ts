@@ -7,6 +7,7 @@
 import { parseArgs } from 'node:util';
 import { modelDeploymentSpec } from '../src/api/modeldeployment.ts';
 import { advanceAnalysis, type AnalysisSpec, type AnalysisStatus } from '../src/analysis/analysis.ts';
+import { seededRandom } from '../src/stats/random.ts';
 import { percentile } from './support.ts';
 
 const { values } = parseArgs({ options: { trials: { type: 'string', default: '400' }, interval: { type: 'string', default: '10' }, seed: { type: 'string', default: '1' } } });
@@ -16,15 +17,7 @@ const HORIZON = 1800; // 30 minutes
 const CANARY_RPS = 10;
 const STABLE_RPS = 190;
 
-let state = Number(values.seed) >>> 0;
-function random(): number {
-  // mulberry32
-  state = (state + 0x6d2b79f5) >>> 0;
-  let t = state;
-  t = Math.imul(t ^ (t >>> 15), t | 1);
-  t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-  return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-}
+const random = seededRandom(Number(values.seed));
 /** Binomial draw: the normal approximation above 50 expected events, exact (inversion) below. */
 function binomial(n: number, p: number): number {
   const mean = n * p;

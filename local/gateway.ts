@@ -113,3 +113,16 @@ export async function startGateway(ctx: GatewayContext): Promise<GatewayInfo> {
   }, { abort: traefik.exited, timeoutMs: 60_000, intervalMs: 250 });
   return { url: `http://127.0.0.1:${port}`, port, metricsUrl: `http://127.0.0.1:${adminPort}/metrics`, namespace: GATEWAY_NAMESPACE, name: GATEWAY_NAME };
 }
+
+/** An HTTPRoute on the local Gateway: one rule (optionally matching a path prefix) over the given backends. */
+export function localHttpRoute(name: string, backendRefs: { name: string; port: number; weight?: number }[], pathPrefix?: string): string {
+  return JSON.stringify({
+    apiVersion: 'gateway.networking.k8s.io/v1',
+    kind: 'HTTPRoute',
+    metadata: { name },
+    spec: {
+      parentRefs: [{ name: GATEWAY_NAME, namespace: GATEWAY_NAMESPACE }],
+      rules: [{ ...(pathPrefix ? { matches: [{ path: { type: 'PathPrefix', value: pathPrefix } }] } : {}), backendRefs }],
+    },
+  });
+}

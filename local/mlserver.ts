@@ -7,6 +7,7 @@ import { createServer } from 'node:http';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { runtimeParts } from '../src/controllers/modeldeployment/runtimes.ts';
+import { seededRandom } from '../src/stats/random.ts';
 import { eventually } from './eventually.ts';
 import { GATEWAY } from './podnet.ts';
 import { registryEnv } from './registry.ts';
@@ -116,15 +117,7 @@ export function irisTrafficMix(offline: Offline, shares: { malformed: number; un
   const normal = frameRequest(offline.columns, [row]);
   const unseen = frameRequest(offline.columns, [row.map((v, i) => (i === band ? 'xlarge' : v))]);
   const malformed = frameRequest(offline.columns.slice(1), [row.slice(1)]);
-  let state = seed >>> 0;
-  const random = (): number => {
-    // mulberry32
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const random = seededRandom(seed);
   return () => {
     const u = random();
     return u < shares.malformed ? malformed : u < shares.malformed + shares.unseenBand ? unseen : normal;

@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { installSlipwayCrds, startCluster } from '../local/cluster.ts';
 import { eventually } from '../local/eventually.ts';
-import { GATEWAY_NAME, GATEWAY_NAMESPACE } from '../local/gateway.ts';
+import { localHttpRoute } from '../local/gateway.ts';
 import { MLSERVER_IMAGE } from '../local/images.ts';
 import { runLoad, type Sample } from '../local/loadgen.ts';
 import { frameRequest, irisTrafficMix, startModelStore, trainModel } from '../local/mlserver.ts';
@@ -95,12 +95,7 @@ async function main(): Promise<void> {
     say('version 1 (good) starts');
     await apply('1', 'good-1');
     await cluster.kubectl(['wait', '--for=condition=Ready', '--timeout=180s', '-n', NS, 'mdep/iris']);
-    await cluster.kubectl(['apply', '-n', NS, '-f', '-'], JSON.stringify({
-      apiVersion: 'gateway.networking.k8s.io/v1',
-      kind: 'HTTPRoute',
-      metadata: { name: 'iris' },
-      spec: { parentRefs: [{ name: GATEWAY_NAME, namespace: GATEWAY_NAMESPACE }], rules: [{ backendRefs: [{ name: 'iris', port: 80 }, { name: 'iris-canary', port: 80, weight: 0 }] }] },
-    }));
+    await cluster.kubectl(['apply', '-n', NS, '-f', '-'], localHttpRoute('iris', [{ name: 'iris', port: 80 }, { name: 'iris-canary', port: 80, weight: 0 }]));
     const url = `${gateway}/v2/models/iris/infer`;
     await eventually('the route', async () => (await runLoad({ url, body: frameRequest(offline.columns, [offline.rows[0] ?? []]), rate: 1, durationSeconds: 1 }))[0]?.status === 200, { timeoutMs: 60_000, intervalMs: 250 });
 

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { eventually } from '../../local/eventually.ts';
-import { GATEWAY_NAME, GATEWAY_NAMESPACE } from '../../local/gateway.ts';
+import { localHttpRoute } from '../../local/gateway.ts';
 import { MLSERVER_IMAGE } from '../../local/images.ts';
 import { runLoad, type Sample } from '../../local/loadgen.ts';
 import { frameRequest, irisTrafficMix, startModelStore, trainModel, type Offline } from '../../local/mlserver.ts';
@@ -64,15 +64,7 @@ async function setUp(t: TestContext, prometheusUrl: string, metrics: unknown[] =
 }
 
 async function route(ns: string): Promise<void> {
-  await cluster.kubectl(['apply', '-n', ns, '-f', '-'], JSON.stringify({
-    apiVersion: 'gateway.networking.k8s.io/v1',
-    kind: 'HTTPRoute',
-    metadata: { name: 'iris' },
-    spec: {
-      parentRefs: [{ name: GATEWAY_NAME, namespace: GATEWAY_NAMESPACE }],
-      rules: [{ matches: [{ path: { type: 'PathPrefix', value: '/v2/models/iris' } }], backendRefs: [{ name: 'iris', port: 80 }, { name: 'iris-canary', port: 80, weight: 0 }] }],
-    },
-  }));
+  await cluster.kubectl(['apply', '-n', ns, '-f', '-'], localHttpRoute('iris', [{ name: 'iris', port: 80 }, { name: 'iris-canary', port: 80, weight: 0 }], '/v2/models/iris'));
 }
 
 /** 1% of requests malformed (500 from every version), 5% with an unseen band (500 from strict only). */

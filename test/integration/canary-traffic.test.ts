@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { eventually } from '../../local/eventually.ts';
-import { GATEWAY_NAME, GATEWAY_NAMESPACE } from '../../local/gateway.ts';
+import { localHttpRoute } from '../../local/gateway.ts';
 import { MLSERVER_IMAGE } from '../../local/images.ts';
 import { runLoad, type Sample } from '../../local/loadgen.ts';
 import { frameRequest, startModelStore, trainModel } from '../../local/mlserver.ts';
@@ -47,15 +47,7 @@ test('under steady load through the gateway, the canary answers its step\'s shar
   const getMd = (): Promise<Md> => getJson<Md>(cluster, ['get', 'mdep', 'iris', '-n', ns]);
   await cluster.kubectl(['apply', '--server-side', '-n', ns, '-f', '-'], manifest('1', 'good-1'));
   await cluster.kubectl(['wait', '--for=condition=Ready', '--timeout=180s', '-n', ns, 'mdep/iris']);
-  await cluster.kubectl(['apply', '-n', ns, '-f', '-'], JSON.stringify({
-    apiVersion: 'gateway.networking.k8s.io/v1',
-    kind: 'HTTPRoute',
-    metadata: { name: 'iris' },
-    spec: {
-      parentRefs: [{ name: GATEWAY_NAME, namespace: GATEWAY_NAMESPACE }],
-      rules: [{ matches: [{ path: { type: 'PathPrefix', value: '/v2/models/iris' } }], backendRefs: [{ name: 'iris', port: 80 }, { name: 'iris-canary', port: 80, weight: 0 }] }],
-    },
-  }));
+  await cluster.kubectl(['apply', '-n', ns, '-f', '-'], localHttpRoute('iris', [{ name: 'iris', port: 80 }, { name: 'iris-canary', port: 80, weight: 0 }], '/v2/models/iris'));
   const url = `${gateway}/v2/models/iris/infer`;
   const body = frameRequest(offline.columns, [offline.rows[0] ?? []]);
   await eventually('the route serving', async () => (await runLoad({ url, body, rate: 1, durationSeconds: 1 }))[0]?.status === 200, { timeoutMs: 60_000, intervalMs: 250 });
@@ -67,6 +59,8 @@ test('under steady load through the gateway, the canary answers its step\'s shar
   const all: Sample[] = [];
   /** The canary's share over a burst at the step the rollout holds at. */
   const shareAt = async (weight: number): Promise<void> => {
+    // The route object has the weight; Traefik applies a changed route after its provider's throttle (2 s).
+    await new Promise((r) => setTimeout(r, 3000));
     const samples = await runLoad({ url, body, rate: 80, durationSeconds: 10 });
     all.push(...samples);
     const toCanary = samples.filter((s) => s.version === '2').length;

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { promisify } from 'node:util';
 import { eventually } from '../../local/eventually.ts';
-import { GATEWAY_NAME, GATEWAY_NAMESPACE } from '../../local/gateway.ts';
+import { localHttpRoute } from '../../local/gateway.ts';
 import { MLSERVER_IMAGE } from '../../local/images.ts';
 import { runLoad } from '../../local/loadgen.ts';
 import { frameRequest, registerModel, startModelStore, trainModel, type Offline } from '../../local/mlserver.ts';
@@ -185,15 +185,7 @@ test('an HTTPRoute weighted 80/20 over two ModelDeployments splits real traffic 
   await startController(t, cluster, ns);
   await cluster.kubectl(['apply', '-n', ns, '-f', '-'], [manifest('iris-a', mdSpec(`${store}/good-1/model.joblib`, '1')), manifest('iris-b', mdSpec(`${store}/better-1/model.joblib`, '2'))].join('\n'));
   await cluster.kubectl(['wait', '--for=condition=Ready', '--timeout=120s', '-n', ns, 'mdep/iris-a', 'mdep/iris-b']);
-  await cluster.kubectl(['apply', '-n', ns, '-f', '-'], JSON.stringify({
-    apiVersion: 'gateway.networking.k8s.io/v1',
-    kind: 'HTTPRoute',
-    metadata: { name: 'iris' },
-    spec: {
-      parentRefs: [{ name: GATEWAY_NAME, namespace: GATEWAY_NAMESPACE }],
-      rules: [{ backendRefs: [{ name: 'iris-a', port: 80, weight: 80 }, { name: 'iris-b', port: 80, weight: 20 }] }],
-    },
-  }));
+  await cluster.kubectl(['apply', '-n', ns, '-f', '-'], localHttpRoute('iris', [{ name: 'iris-a', port: 80, weight: 80 }, { name: 'iris-b', port: 80, weight: 20 }]));
   const url = `${gateway}/v2/models/iris/infer`;
   const body = frameRequest(offline.columns, [offline.rows[0] ?? []]);
   // The route is live once Traefik has read it: until then the gateway answers 404.

@@ -8,20 +8,12 @@ import { apiServerMetrics, sumOf, writesBetween } from '../support/apiserver-wri
 import { eventually } from '../../local/eventually.ts';
 import { startController } from './controller-process.ts';
 import { getJson, testCluster, testNamespace } from './harness.ts';
+import { seededRandom } from '../../src/stats/random.ts';
 
 const cluster = testCluster();
 
-/** mulberry32: a small seeded generator, so a failing case is reproduced by its seed. */
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** A seeded generator, so a failing case is reproduced by its seed. */
+const random = seededRandom;
 
 type Obj = Record<string, unknown>;
 

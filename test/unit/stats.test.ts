@@ -10,6 +10,7 @@ import { hodgesLehmann, mannWhitney, mannWhitneyExactP, type Alternative } from 
 import { normalCdf } from '../../src/stats/normal.ts';
 import { compareRates, csHalfWidth, csPValue, csRho } from '../../src/stats/sequential.ts';
 import { normalQuantile } from '../../src/stats/binomial.ts';
+import { seededRandom } from '../../src/stats/random.ts';
 
 interface Vectors {
   generator: string;
@@ -65,17 +66,8 @@ test('the confidence sequence reproduces the worked example (control 100/1000, t
   assert.ok(Math.abs(normalQuantile(0.975) * se - 0.027932) < 1e-6);
 });
 
-/** A seeded generator (mulberry32) and binomial draws by the normal approximation with a Poisson small-n path. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+const rng = seededRandom;
+/** Binomial draws, one Bernoulli trial at a time (exact; fine at these sizes). */
 function binomial(n: number, p: number, r: () => number): number {
   let k = 0;
   for (let i = 0; i < n; i++) if (r() < p) k++;
