@@ -16,7 +16,7 @@ import { frameRequest, irisTrafficMix, startModelStore, trainModel, type Offline
 import { ensurePythonEnv } from '../../local/python.ts';
 import { tcpProxy } from '../support/tcp-proxy.ts';
 import { startController, type ControllerProcess } from './controller-process.ts';
-import { getJson, testCluster, testNamespace } from './harness.ts';
+import { getJson, onlyRoutesOf, testCluster, testNamespace } from './harness.ts';
 
 const cluster = testCluster();
 const serving = process.env.SLIPWAY_TEST_SERVING === '1';
@@ -64,6 +64,7 @@ async function setUp(t: TestContext, prometheusUrl: string, metrics: unknown[] =
 }
 
 async function route(ns: string): Promise<void> {
+  await onlyRoutesOf(cluster, ns);
   await cluster.kubectl(['apply', '-n', ns, '-f', '-'], localHttpRoute('iris', [{ name: 'iris', port: 80 }, { name: 'iris-canary', port: 80, weight: 0 }], '/v2/models/iris'));
 }
 

@@ -14,7 +14,7 @@ import { frameRequest, startModelStore, trainModel } from '../../local/mlserver.
 import { ensurePythonEnv } from '../../local/python.ts';
 import { wilsonInterval } from '../../src/stats/binomial.ts';
 import { startController } from './controller-process.ts';
-import { getJson, testCluster, testNamespace } from './harness.ts';
+import { getJson, onlyRoutesOf, testCluster, testNamespace } from './harness.ts';
 
 const cluster = testCluster();
 const serving = process.env.SLIPWAY_TEST_SERVING === '1';
@@ -36,7 +36,8 @@ test('under steady load through the gateway, the canary answers its step\'s shar
   const rollout = {
     steps: [{ setWeight: 10 }, { pause: {} }, { setWeight: 50 }, { pause: {} }, { setWeight: 100 }],
     trafficRouting: { gatewayAPI: { httpRoute: 'iris' } },
-    scaleDownDelaySeconds: 5,
+    // The default drain: the gateway may take a few seconds to stop sending to the old revision's pods.
+    scaleDownDelaySeconds: 30,
   };
   const manifest = (version: string, model: string): string => JSON.stringify({
     apiVersion: 'slipway.dev/v1alpha1',
@@ -47,6 +48,7 @@ test('under steady load through the gateway, the canary answers its step\'s shar
   const getMd = (): Promise<Md> => getJson<Md>(cluster, ['get', 'mdep', 'iris', '-n', ns]);
   await cluster.kubectl(['apply', '--server-side', '-n', ns, '-f', '-'], manifest('1', 'good-1'));
   await cluster.kubectl(['wait', '--for=condition=Ready', '--timeout=180s', '-n', ns, 'mdep/iris']);
+  await onlyRoutesOf(cluster, ns);
   await cluster.kubectl(['apply', '-n', ns, '-f', '-'], localHttpRoute('iris', [{ name: 'iris', port: 80 }, { name: 'iris-canary', port: 80, weight: 0 }], '/v2/models/iris'));
   const url = `${gateway}/v2/models/iris/infer`;
   const body = frameRequest(offline.columns, [offline.rows[0] ?? []]);

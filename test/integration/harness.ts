@@ -35,3 +35,14 @@ export async function testNamespace(t: TestContext, cluster = testCluster()): Pr
 export async function getJson<T = Record<string, unknown>>(cluster: TestCluster, args: string[]): Promise<T> {
   return JSON.parse(await cluster.kubectl([...args, '-o', 'json'])) as T;
 }
+
+/**
+ * Waits until no HTTPRoute outside `namespace` is left (a namespace an earlier test deleted goes away in the
+ * background, and its route on the same Gateway and path would take part of this test's traffic).
+ */
+export async function onlyRoutesOf(cluster: TestCluster, namespace: string): Promise<void> {
+  await eventually('HTTPRoutes of earlier tests gone', async () => {
+    const list = await getJson<{ items: { metadata: { namespace: string } }[] }>(cluster, ['get', 'httproutes', '-A']);
+    return list.items.every((r) => r.metadata.namespace === namespace);
+  }, { timeoutMs: 180_000, intervalMs: 500 });
+}

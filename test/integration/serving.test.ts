@@ -23,7 +23,7 @@ import { GATEWAY, namespaceOf } from '../../local/podnet.ts';
 import { freePorts } from '../../local/processes.ts';
 import { ensurePythonEnv } from '../../local/python.ts';
 import { startController } from './controller-process.ts';
-import { getJson, testCluster, testNamespace } from './harness.ts';
+import { getJson, onlyRoutesOf, testCluster, testNamespace } from './harness.ts';
 
 const cluster = testCluster();
 const serving = process.env.SLIPWAY_TEST_SERVING === '1';
@@ -185,6 +185,7 @@ test('an HTTPRoute weighted 80/20 over two ModelDeployments splits real traffic 
   await startController(t, cluster, ns);
   await cluster.kubectl(['apply', '-n', ns, '-f', '-'], [manifest('iris-a', mdSpec(`${store}/good-1/model.joblib`, '1')), manifest('iris-b', mdSpec(`${store}/better-1/model.joblib`, '2'))].join('\n'));
   await cluster.kubectl(['wait', '--for=condition=Ready', '--timeout=120s', '-n', ns, 'mdep/iris-a', 'mdep/iris-b']);
+  await onlyRoutesOf(cluster, ns);
   await cluster.kubectl(['apply', '-n', ns, '-f', '-'], localHttpRoute('iris', [{ name: 'iris-a', port: 80, weight: 80 }, { name: 'iris-b', port: 80, weight: 20 }]));
   const url = `${gateway}/v2/models/iris/infer`;
   const body = frameRequest(offline.columns, [offline.rows[0] ?? []]);
