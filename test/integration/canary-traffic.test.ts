@@ -67,13 +67,19 @@ test('under steady load through the gateway, the canary answers its step\'s shar
     if (expectVersion2) {
       await eventually('the gateway sending to the canary', async () => (await runLoad({ url, body, rate: 20, durationSeconds: 1 })).some((x) => x.version === '2'), { timeoutMs: 60_000, intervalMs: 100 });
     }
-    await new Promise((r) => setTimeout(r, 3000));
-    const samples = await runLoad({ url, body, rate: 80, durationSeconds: 10 });
-    all.push(...samples);
-    const toCanary = samples.filter((s) => s.version === '2').length;
-    const i = wilsonInterval(toCanary, samples.length, 0.99);
-    t.diagnostic(`at ${weight}%: version 2 answered ${toCanary} of ${samples.length} (99% interval ${(100 * i.low).toFixed(1)}–${(100 * i.high).toFixed(1)}%)`);
-    assert.ok(i.low <= weight / 100 && weight / 100 <= i.high, `at ${weight}% the canary's measured share ${JSON.stringify(i)} covers the weight`);
+    // The gateway converges on the new weights some seconds after it first sends to the canary (slower on a
+    // loaded machine): the step holds, so the share is measured in bursts until it settles (at most five).
+    let last = '';
+    for (let attempt = 1; attempt <= 5; attempt++) {
+      const samples = await runLoad({ url, body, rate: 80, durationSeconds: 10 });
+      all.push(...samples);
+      const toCanary = samples.filter((s) => s.version === '2').length;
+      const i = wilsonInterval(toCanary, samples.length, 0.99);
+      last = `version 2 answered ${toCanary} of ${samples.length} (99% interval ${(100 * i.low).toFixed(1)}–${(100 * i.high).toFixed(1)}%)`;
+      t.diagnostic(`at ${weight}%, burst ${attempt}: ${last}`);
+      if (i.low <= weight / 100 && weight / 100 <= i.high) return;
+    }
+    assert.fail(`at ${weight}% the canary's measured share never covered the weight: ${last}`);
   };
   const holdAt = (step: number): Promise<Md> => eventually(`the rollout at step ${step + 1}`, async () => {
     const m = await getMd();
