@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { installSlipwayCrds, startCluster, type Cluster } from '../local/cluster.ts';
 import { eventually } from '../local/eventually.ts';
 import { writeTokenKubeconfig } from '../local/pki.ts';
-import { freePorts } from '../local/processes.ts';
+import { freePorts, runScript } from '../local/processes.ts';
 import { total, type Samples } from '../test/support/prometheus-text.ts';
 
 export const percentile = (sorted: number[], p: number): number => sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)] ?? NaN;
@@ -103,11 +103,5 @@ export function runBench(opts: { namespace: string; upstreamCrds: boolean; worke
       rmSync(dir, { recursive: true, force: true });
     }
   };
-  main().then(
-    () => process.exit(0),
-    (err: unknown) => {
-      console.error(err);
-      process.exit(1);
-    },
-  );
+  runScript(main);
 }

@@ -128,3 +128,14 @@ export async function freePorts(count: number): Promise<number[]> {
     await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
   }
 }
+
+/** Runs a script's main function; the process exits 0 when it resolves, or prints the error and exits 1. */
+export function runScript(main: () => Promise<void>): void {
+  main().then(
+    () => process.exit(0),
+    (err: unknown) => {
+      console.error(err);
+      process.exit(1);
+    },
+  );
+}

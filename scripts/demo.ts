@@ -18,7 +18,7 @@ import { MLSERVER_IMAGE } from '../local/images.ts';
 import { runLoad, type Sample } from '../local/loadgen.ts';
 import { frameRequest, irisTrafficMix, startModelStore, trainModel } from '../local/mlserver.ts';
 import { podRunnerHolder } from '../local/pod-runner.ts';
-import { freePorts } from '../local/processes.ts';
+import { freePorts, runScript } from '../local/processes.ts';
 import { ensurePythonEnv } from '../local/python.ts';
 import type { ModelDeployment } from '../src/api/modeldeployment.ts';
 import { plain, renderStatus, type EventView, type MdView } from '../src/cli/render.ts';
@@ -171,10 +171,4 @@ async function main(): Promise<void> {
   }
 }
 
-main().then(
-  () => process.exit(0),
-  (err: unknown) => {
-    console.error(err);
-    process.exit(1);
-  },
-);
+runScript(main);

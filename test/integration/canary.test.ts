@@ -258,9 +258,10 @@ test('the controller killed mid-rollout resumes at the same step; undo brings ba
   await apply(ns, manifest('9', rollout));
   const paused = await until(ns, 'paused at 20%', (m) => m.status?.canary?.step === 1);
   await first.kill();
-  await startController(t, cluster, ns, { identity: 'second', args: ['--lease-duration-seconds=3'] });
+  const second = await startController(t, cluster, ns, { identity: 'second', args: ['--lease-duration-seconds=3'] });
   // The second takes the lease once the first one's has run out, then reconciles from status alone.
-  await new Promise((r) => setTimeout(r, 6000));
+  await eventually('the second controller leading', async () => (await second.metric('slipway_leader')) === 1, { timeoutMs: 30_000, intervalMs: 250 });
+  await new Promise((r) => setTimeout(r, 2000)); // a moment to reconcile: it must not move the rollout
   const resumed = await getMd(ns);
   assert.equal(resumed.status?.canary?.step, 1, 'the new controller holds at the same step');
   assert.equal(resumed.status?.canary?.revision, paused.status?.canary?.revision);

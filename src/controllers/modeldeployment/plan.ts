@@ -493,27 +493,26 @@ export function plan(o: Observed, now: Date): Plan {
   // The routing object (HTTPRoute, VirtualService): its weights, or why it cannot be used.
   const router = routing.kind === 'router' ? routing.router : undefined;
   const subsetRouter = router instanceof IstioRouter && router.subsets ? router : undefined;
+  const routeTarget = (canaryWeight: number) => ({ namespace: md.metadata.namespace ?? 'default', stableService: md.metadata.name, canaryService: canaryServiceName(md), canaryWeight });
+  /** The routing object as it is: its canary weight, or why it cannot be used. */
+  const observedRoute = router && o.route !== undefined ? router.setWeight(o.route, routeTarget(0)) : undefined;
   const routeProblem = ((): Blocker | undefined => {
     if (!router) return undefined;
     if (o.routeClaimedBy) {
       return { reason: 'RouteInUse', message: `${router.describe} is already used by ModelDeployment ${o.routeClaimedBy}: two ModelDeployments cannot split the same route; give this one its own route`, stalled: true };
     }
-    if (o.route === undefined) return undefined;
-    const r = router.setWeight(o.route, { namespace: md.metadata.namespace ?? 'default', stableService: md.metadata.name, canaryService: canaryServiceName(md), canaryWeight: 0 });
+    if (!observedRoute) return undefined;
+    const r = observedRoute;
     const d = subsetRouter && o.destinationRule !== undefined ? subsetRouter.setSubsets(o.destinationRule, { namespace: md.metadata.namespace ?? 'default', stableRevision: '', canaryRevision: '' }) : undefined;
     const problem = !r.ok ? r : d && !d.ok ? d : undefined;
     return problem && !problem.ok ? { reason: problem.reason, message: `${problem.message}; the rollout waits, stable keeps serving`, stalled: true } : undefined;
   })();
   /** The weight the routing object gives the canary now. */
-  const routeWeight = ((): number => {
-    if (!router || !o.route || routeProblem) return 0;
-    const r = router.setWeight(o.route, { namespace: md.metadata.namespace ?? 'default', stableService: md.metadata.name, canaryService: canaryServiceName(md), canaryWeight: 0 });
-    return r.ok ? r.current : 0;
-  })();
+  const routeWeight = !routeProblem && observedRoute?.ok ? observedRoute.current : 0;
   /** Writes the canary's weight to the routing object, if it can be used and does not have it already. */
   const setRouteWeight = (w: number): void => {
     if (!router || !o.route || routeProblem) return;
-    const r = router.setWeight(o.route, { namespace: md.metadata.namespace ?? 'default', stableService: md.metadata.name, canaryService: canaryServiceName(md), canaryWeight: w });
+    const r = router.setWeight(o.route, routeTarget(w));
     if (r.ok && r.update) {
       routes.push({ resource: router.resource, object: r.update });
       // Routes are read, not watched: look again at once to see the weight in force and go on.
