@@ -3,11 +3,12 @@
 // (kubernetes_sd_configs) and scraping the model servers the pod runner runs, plus the gateway. Series carry
 // `namespace`, `pod`, and Slipway's `model_deployment` and `revision` labels, which is what canary analysis asks
 // for. It scrapes only addresses in the pod runner's half of the pod range and loopback: pods that really run.
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import yaml from 'js-yaml';
 import { eventually } from './eventually.ts';
 import type { Started } from './processes.ts';
+import { send } from '../src/runtime/http.ts';
 
 export const SCRAPE_INTERVAL_SECONDS = 5;
 
@@ -54,6 +55,8 @@ export interface PrometheusContext {
   dir: string;
   port: number;
   config: Parameters<typeof prometheusConfig>[0];
+  /** Serve over TLS and ask for basic auth (Prometheus's web config): a Prometheus that needs credentials. */
+  web?: { certFile: string; keyFile: string; caFile: string; username: string; password: string; bcryptHash: string };
 }
 
 export async function startPrometheus(ctx: PrometheusContext): Promise<PrometheusInfo> {
@@ -61,14 +64,23 @@ export async function startPrometheus(ctx: PrometheusContext): Promise<Prometheu
   mkdirSync(dir, { recursive: true });
   const config = join(dir, 'prometheus.yml');
   writeFileSync(config, prometheusConfig(ctx.config));
-  const url = `http://127.0.0.1:${ctx.port}`;
+  const web = ctx.web;
+  const url = `${web ? 'https' : 'http'}://127.0.0.1:${ctx.port}`;
+  const webArgs: string[] = [];
+  if (web) {
+    const webConfig = join(dir, 'web.yml');
+    writeFileSync(webConfig, yaml.dump({ tls_server_config: { cert_file: web.certFile, key_file: web.keyFile }, basic_auth_users: { [web.username]: web.bcryptHash } }));
+    webArgs.push(`--web.config.file=${webConfig}`);
+  }
   const p = ctx.start('prometheus', [
+    ...webArgs,
     `--config.file=${config}`,
     `--storage.tsdb.path=${join(dir, 'data')}`,
     '--storage.tsdb.retention.time=1d',
     `--web.listen-address=127.0.0.1:${ctx.port}`,
     '--log.level=warn',
   ], join(ctx.binDir, 'prometheus'));
-  await eventually('Prometheus ready', async () => (await fetch(`${url}/-/ready`).catch(() => undefined))?.ok === true, { abort: p.exited, timeoutMs: 60_000, intervalMs: 250 });
+  const credentials = web ? { username: web.username, password: web.password, ca: readFileSync(web.caFile, 'utf8') } : undefined;
+  await eventually('Prometheus ready', async () => (await send('GET', `${url}/-/ready`, { credentials, timeoutMs: 2000 }).catch(() => undefined))?.status === 200, { abort: p.exited, timeoutMs: 60_000, intervalMs: 250 });
   return { url, scrapeIntervalSeconds: SCRAPE_INTERVAL_SECONDS };
 }

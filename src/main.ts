@@ -6,6 +6,8 @@ import { addModelDeploymentController } from './controllers/modeldeployment/cont
 import { DEFAULT_STORAGE_INITIALIZER_IMAGE } from './controllers/modeldeployment/runtimes.ts';
 import { KubeClient } from './kube/client.ts';
 import { EventRecorder } from './kube/events.ts';
+import { SecretReader } from './kube/secrets.ts';
+import { Notifier } from './notify/notifier.ts';
 import { createLogger, errorMessage } from './runtime/log.ts';
 import { ControllerMetrics } from './runtime/metrics.ts';
 import { Manager } from './runtime/manager.ts';
@@ -27,6 +29,9 @@ const { values: args } = parseArgs({
     'resync-seconds': { type: 'string', default: '600' },
     'storage-initializer-image': { type: 'string', default: process.env.SLIPWAY_STORAGE_INITIALIZER_IMAGE ?? DEFAULT_STORAGE_INITIALIZER_IMAGE },
     'prometheus-url': { type: 'string', ...(process.env.SLIPWAY_PROMETHEUS_URL ? { default: process.env.SLIPWAY_PROMETHEUS_URL } : {}) },
+    // namespace/name of a Secret with webhook-url and/or slack-url: where decisions are announced when a
+    // ModelDeployment's spec.notifications names no Secret of its own.
+    'notifications-secret': { type: 'string', ...(process.env.SLIPWAY_NOTIFICATIONS_SECRET ? { default: process.env.SLIPWAY_NOTIFICATIONS_SECRET } : {}) },
   },
 });
 
@@ -37,6 +42,17 @@ process.on('unhandledRejection', (err) => {
   log.fatal({ err: errorMessage(err) }, 'unhandled rejection');
   process.exit(1);
 });
+
+/** `namespace/name`; a bad value stops the process at once rather than send nothing later. */
+function secretName(v: string | undefined): { namespace: string; name: string } | undefined {
+  if (!v) return undefined;
+  const [namespace, name, extra] = v.split('/');
+  if (!namespace || !name || extra !== undefined) {
+    log.fatal({ value: v }, '--notifications-secret must be namespace/name');
+    process.exit(2);
+  }
+  return { namespace, name };
+}
 
 /** client-go's proportions: renew deadline 2/3 of the lease, retry period 2/15 of it. */
 function leaderElection(namespace: string, name: string, identity: string, leaseSeconds: number) {
@@ -78,12 +94,16 @@ async function main(): Promise<void> {
       ? { leaderElection: leaderElection(args['leader-election-namespace'], args['leader-election-id'], identity, Number(args['lease-duration-seconds'])) }
       : {}),
   });
+  const secrets = new SecretReader(client);
+  const notifier = new Notifier({ secrets, log: log.child({ component: 'notifier' }), metrics, defaultSecret: secretName(args['notifications-secret']) });
   const events = new EventRecorder(client, { instance: identity, onError: (err) => log.warn({ err: errorMessage(err) }, 'could not record an Event') });
   addModelDeploymentController(manager, {
     events,
     workers: Number(args.workers),
     storageInitializerImage: args['storage-initializer-image'],
     prometheusUrl: args['prometheus-url'],
+    notifier,
+    secrets,
     ...(args.namespace ? { namespace: args.namespace } : {}),
   });
 
@@ -92,7 +112,7 @@ async function main(): Promise<void> {
     if (stopping) return;
     stopping = true;
     log.info({ signal }, 'shutting down');
-    manager.stop().then(
+    Promise.all([manager.stop(), notifier.stop()]).then(
       () => process.exit(0),
       (err: unknown) => {
         log.error({ err: errorMessage(err) }, 'shutdown failed');

@@ -1,6 +1,7 @@
 // The Prometheus metric provider: instant queries over the HTTP API (/api/v1/query), templated for each revision,
 // read as one number, as counts (events and trials) or as a histogram (bucket counts by `le`). A query that
 // returns nothing is "no data", never zero trials passed off as a result.
+import { send, type Credentials, type HttpAnswer } from '../runtime/http.ts';
 import type { MetricSpec, MetricValue } from './judge.ts';
 
 interface PromResponse {
@@ -32,32 +33,37 @@ export function presetQueries(preset: NonNullable<MetricSpec['preset']>): NonNul
   }
 }
 
-export function fillTemplate(query: string, vars: RevisionVars): string {
-  return query.replace(/\{\{\s*(namespace|name|revision|role|window)\s*\}\}/g, (_m, k: keyof RevisionVars) => vars[k]);
+export function fillTemplate(query: string, vars: RevisionVars, encode: (s: string) => string = (s) => s): string {
+  return query.replace(/\{\{\s*(namespace|name|revision|role|window)\s*\}\}/g, (_m, k: keyof RevisionVars) => encode(vars[k]));
 }
 
 export class PrometheusError extends Error {}
 
 /** One instant query; its vector as (labels, value) pairs. */
-export async function instantQuery(address: string, query: string, opts: { timeoutMs?: number; fetchImpl?: typeof fetch } = {}): Promise<{ labels: Record<string, string>; value: number }[]> {
+export async function instantQuery(address: string, query: string, opts: { timeoutMs?: number; credentials?: Credentials | undefined } = {}): Promise<{ labels: Record<string, string>; value: number }[]> {
   const url = new URL('api/v1/query', address.endsWith('/') ? address : `${address}/`);
   url.searchParams.set('query', query);
-  let res: Response;
+  let res: HttpAnswer;
   try {
-    res = await (opts.fetchImpl ?? fetch)(url, { signal: AbortSignal.timeout(opts.timeoutMs ?? 10_000), redirect: 'error' });
+    res = await send('GET', url.href, { credentials: opts.credentials, timeoutMs: opts.timeoutMs ?? 10_000, headers: { accept: 'application/json' } });
   } catch (err) {
-    throw new PrometheusError(`Prometheus at ${url.origin} cannot be reached: ${(err as { cause?: { code?: string } }).cause?.code ?? (err as Error).message}`);
+    throw new PrometheusError(`Prometheus at ${url.origin} cannot be reached: ${(err as Error).message}`);
   }
-  const body = (await res.json().catch(() => undefined)) as PromResponse | undefined;
-  if (!res.ok || body?.status !== 'success') throw new PrometheusError(`Prometheus answered ${res.status}: ${body?.error ?? res.statusText}`);
+  let body: PromResponse | undefined;
+  try {
+    body = JSON.parse(res.body) as PromResponse;
+  } catch {
+    body = undefined;
+  }
+  if (res.status !== 200 || body?.status !== 'success') throw new PrometheusError(`Prometheus at ${url.origin} answered ${res.status}: ${body?.error ?? (res.body.trim().slice(0, 200) || 'no reason given')}`);
   if (body.data?.resultType !== 'vector') throw new PrometheusError(`the query gives a ${body.data?.resultType ?? 'missing'} result; an instant vector is needed`);
   return body.data.result.map((r) => ({ labels: r.metric, value: Number(r.value[1]) }));
 }
 
 /** The value of one revision for one metric, or undefined when Prometheus has no data for it. */
-export async function measureRevision(address: string, q: NonNullable<MetricSpec['prometheus']>, vars: RevisionVars): Promise<MetricValue | undefined> {
+export async function measureRevision(address: string, q: NonNullable<MetricSpec['prometheus']>, vars: RevisionVars, credentials?: Credentials): Promise<MetricValue | undefined> {
   const one = async (query: string): Promise<number | undefined> => {
-    const r = await instantQuery(address, fillTemplate(query, vars));
+    const r = await instantQuery(address, fillTemplate(query, vars), { credentials });
     return r.length === 0 || Number.isNaN(r[0]?.value) ? undefined : r.reduce((s, x) => s + x.value, 0);
   };
   if (q.events && q.trials) {
@@ -68,7 +74,7 @@ export async function measureRevision(address: string, q: NonNullable<MetricSpec
     return { kind: 'counts', events: Math.min(t, Math.round(events ?? 0)), trials: t };
   }
   if (q.histogram) {
-    const r = await instantQuery(address, fillTemplate(q.histogram, vars));
+    const r = await instantQuery(address, fillTemplate(q.histogram, vars), { credentials });
     if (r.length === 0) return undefined;
     return { kind: 'histogram', buckets: r.map((x) => ({ le: x.labels.le === '+Inf' ? Infinity : Number(x.labels.le), count: x.value })) };
   }

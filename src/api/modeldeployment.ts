@@ -146,6 +146,12 @@ const trafficRouting = cel(
   },
 );
 
+/**
+ * A Secret in the ModelDeployment's namespace holding credentials for an endpoint Slipway calls: `token` (a bearer
+ * token), or `username` and `password` (basic), and `ca.crt` (PEM: the CAs to trust instead of the system's).
+ */
+const secretRef = z.object({ name: name253 }).meta({ description: 'A Secret in the same namespace: token (bearer), or username and password (basic); ca.crt (PEM CAs to trust).' });
+
 export const ANALYSIS_PRESETS = ['mlserver-error-rate', 'mlserver-latency'] as const;
 
 const percentage = z.string().regex(/^\d+(\.\d+)?%$/, 'must be a percentage such as 20%');
@@ -158,7 +164,8 @@ const metric = cel(
     }),
     prometheus: cel(
       z.object({
-        address: z.string().max(2048).optional().meta({ description: 'The Prometheus to ask (default: the controller\'s --prometheus-url).' }),
+        address: z.string().max(2048).optional().meta({ description: 'The Prometheus to ask (default: rollout.analysis.prometheus, then the controller\'s --prometheus-url).' }),
+        secretRef: secretRef.optional().meta({ description: 'Credentials for this Prometheus (default: those of rollout.analysis.prometheus).' }),
         query: z.string().min(1).max(8192).optional().meta({ description: 'A query giving one number (bounds only).' }),
         events: z.string().min(1).max(8192).optional().meta({ description: 'With trials: the count of bad events (e.g. errors) of one revision in the window.' }),
         trials: z.string().min(1).max(8192).optional().meta({ description: 'With events: the count of trials (e.g. requests) of one revision in the window.' }),
@@ -169,7 +176,12 @@ const metric = cel(
         message: 'a prometheus metric is one of: query (one number), events and trials (counts), or histogram (buckets)',
       },
     ).optional().meta({ description: 'Queries; {{namespace}}, {{name}}, {{revision}}, {{role}} (canary or stable) and {{window}} (the analysis so far, e.g. 95s) are filled in for each revision.' }),
-    web: z.object({ url: z.string().max(2048), jsonPath: z.string().max(512) }).optional(),
+    web: z.object({
+      url: z.string().min(1).max(2048).regex(/^https?:\/\//, 'must be an http:// or https:// URL').meta({ description: 'Fetched with GET for each revision; {{namespace}}, {{name}}, {{revision}}, {{role}} and {{window}} are filled in.' }),
+      jsonPath: z.string().min(1).max(512).meta({ description: 'Where the number is in the JSON answer, e.g. $.data.errorRate or $.results[0].value.' }),
+      secretRef: secretRef.optional().meta({ description: 'Credentials for the endpoint: a bearer token, or a username and password, and a CA bundle.' }),
+      timeoutSeconds: z.number().int().min(1).max(60).default(10),
+    }).optional().meta({ description: 'An HTTP endpoint that answers JSON: one number per revision (bounds, and a plain comparison with stable).' }),
     min: z.number().optional().meta({ description: 'The canary\'s value (rate, median or number) must be at least this.' }),
     max: z.number().optional().meta({ description: 'The canary\'s value (rate, median or number) must be at most this.' }),
     compare: z
@@ -198,6 +210,10 @@ const metric = cel(
 );
 
 const analysis = z.object({
+  prometheus: z.object({
+    address: z.string().max(2048).optional().meta({ description: 'The Prometheus this analysis asks (default: the controller\'s --prometheus-url).' }),
+    secretRef: secretRef.optional().meta({ description: 'Credentials for it.' }),
+  }).optional().meta({ description: 'The Prometheus every metric of this analysis asks, presets included, unless a metric names its own.' }),
   interval: duration.default('1m').meta({ description: 'Time between measurements (at least 10s is sensible: Prometheus needs two scrapes in a window).' }),
   count: z.number().int().min(1).max(1000).default(5).meta({ description: 'Measurements an analysis step takes; it passes when the last one passes and none failed beyond failureLimit.' }),
   failureLimit: z.number().int().min(0).max(100).default(0).meta({ description: 'Failed measurements tolerated before the action (the comparison is anytime-valid: one failure is significant).' }),
@@ -244,6 +260,19 @@ const rollout = cel(
   },
 );
 
+/** What a notification announces (see docs/notifications.md). */
+export const NOTIFICATION_KINDS = ['RolledBack', 'Paused', 'Failed', 'Promoted'] as const;
+
+const notifications = z.object({
+  secretRef: z.object({ name: name253 }).meta({
+    description: 'A Secret in the same namespace with the URLs to post to: webhook-url (a JSON document), slack-url (a Slack incoming webhook); either or both.',
+  }),
+  on: z.array(z.enum(NOTIFICATION_KINDS)).min(1).max(NOTIFICATION_KINDS.length).default([...NOTIFICATION_KINDS]).meta({
+    'x-kubernetes-list-type': 'set',
+    description: 'What to announce: RolledBack (an automatic rollback), Paused (held for a person by its analysis), Failed (stalled, aborted, or an analysis failing in notify mode), Promoted (a new revision serves). Default: all.',
+  }),
+}).meta({ description: 'Where to announce this ModelDeployment\'s rollbacks, pauses, failures and promotions (default: the controller\'s --notifications-secret).' });
+
 export const modelDeploymentSpec = cel(
   z.object({
     model,
@@ -262,6 +291,7 @@ export const modelDeploymentSpec = cel(
     progressDeadlineSeconds: z.number().int().min(30).max(86400).default(600),
     revisionHistoryLimit: z.number().int().min(0).max(100).default(10),
     paused: z.boolean().default(false),
+    notifications: notifications.optional(),
   }),
   {
     rule: 'has(self.image) != has(self.environmentRef)',

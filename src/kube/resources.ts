@@ -18,6 +18,8 @@ export const Resources = {
   Service: rt('', 'v1', 'Service', 'services'),
   Event: rt('', 'v1', 'Event', 'events'),
   Pod: rt('', 'v1', 'Pod', 'pods'),
+  Secret: rt('', 'v1', 'Secret', 'secrets'),
+  Job: rt('batch', 'v1', 'Job', 'jobs'),
   Deployment: rt('apps', 'v1', 'Deployment', 'deployments'),
   ControllerRevision: rt('apps', 'v1', 'ControllerRevision', 'controllerrevisions'),
   CronJob: rt('batch', 'v1', 'CronJob', 'cronjobs'),

@@ -20,6 +20,7 @@ export class ControllerMetrics {
   readonly cacheObjects: Gauge<'resource'>;
   readonly rollbacks: Counter<'namespace' | 'name'>;
   readonly analysisMeasurements: Counter<'verdict'>;
+  readonly notifications: Counter<'kind' | 'target' | 'result'>;
 
   constructor(opts: { processMetrics?: boolean } = {}) {
     const registers = [this.registry];
@@ -51,6 +52,7 @@ export class ControllerMetrics {
     this.leader = new Gauge({ name: 'slipway_leader', help: '1 while this replica holds the leader lease.', registers });
     this.rollbacks = new Counter({ name: 'slipway_rollbacks_total', help: 'Automatic rollbacks (a failed analysis) by ModelDeployment.', labelNames: ['namespace', 'name'], registers });
     this.analysisMeasurements = new Counter({ name: 'slipway_analysis_measurements_total', help: 'Analysis measurements taken, by verdict.', labelNames: ['verdict'], registers });
+    this.notifications = new Counter({ name: 'slipway_notifications_total', help: 'Notifications by kind, target (webhook, slack) and result (sent, failed after its retries, dropped).', labelNames: ['kind', 'target', 'result'], registers });
     this.cacheObjects = new Gauge({ name: 'slipway_cache_objects', help: 'Objects in the informer cache.', labelNames: ['resource'], registers });
   }
 }

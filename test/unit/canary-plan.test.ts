@@ -143,6 +143,11 @@ class World {
   events(): string[] {
     return this.plans.flatMap((p) => p.events.map((e) => `${e.reason}: ${e.message}`));
   }
+
+  /** The decisions announced (spec.notifications), as `kind/reason`. */
+  notifications(): string[] {
+    return this.plans.flatMap((p) => p.events.filter((e) => e.notify).map((e) => `${e.notify}/${e.reason}`));
+  }
 }
 
 /** A world serving version 8, stable, then asked for version 9. */
@@ -508,6 +513,7 @@ test('analysis: a healthy canary passes its analysis step after `count` measurem
   assert.equal(w.md.status?.stable?.modelVersion, '9');
   assert.equal(w.md.status?.canary, undefined);
   assert.ok(w.events().some((e) => e.startsWith('AnalysisPassed: analysis at step 2 of 3 passed')), w.events().join('\n'));
+  assert.deepEqual(w.notifications(), ['Promoted/Promoted']);
   // Measurements are taken by requeue: the reconcile that enters the analysis step already asks for the first.
   const entered = w.plans.find((p) => p.events.some((e) => e.message.startsWith('step 2 of 3: analysis')));
   assert.deepEqual(entered?.requeue, { afterMs: 10_000, reason: 'AnalysisInterval' });
@@ -534,6 +540,7 @@ test('analysis: a 1% → 5% error regression is rolled back: traffic back on sta
   assert.match(last?.stable ?? '', /^1\.00% /);
   assert.match(w.md.status?.aborted?.message ?? '', /analysis at step 2 of 3 failed: errors: the canary's rate .* is above stable's .* by at least .* at 99% confidence/);
   assert.equal(w.events().filter((e) => e.startsWith('RolledBack:')).length, 1, `one RolledBack Event: ${w.events().join(' | ')}`);
+  assert.deepEqual(w.notifications(), ['RolledBack/RolledBack'], 'one decision announced');
   // Not retried until the spec changes or someone retries it.
   const after = w.converge(at(500));
   assert.equal(after.statusChanged, false);
@@ -548,6 +555,7 @@ test('analysis: unknown is not success: provider errors pause the rollout for a 
   assert.equal(w.md.status?.phase, 'Paused');
   assert.match(w.md.status?.pause?.by ?? '', /analysis \(analysis at step 2 of 3 inconclusive: 3 measurements in a row could not be taken: errors: Prometheus .* ECONNREFUSED/);
   assert.ok(w.events().some((e) => e.startsWith('AnalysisInconclusive:')));
+  assert.deepEqual(w.notifications(), ['Paused/AnalysisInconclusive']);
   // Prometheus is back; a person resumes: the analysis starts again and passes.
   w.provider = (win) => [{ name: 'errors', canary: counts(win, 10, 0.01), stable: counts(win, 40, 0.01) }];
   w.request('resume', 'r-1');
@@ -568,10 +576,12 @@ test('analysis: too few samples is inconclusive, never a pass; onFailure pause h
   assert.equal(paused.md.status?.phase, 'Paused');
   assert.equal(paused.md.status?.aborted, undefined);
   assert.equal(paused.md.status?.canary?.weight, 20, 'the canary keeps its traffic while a person looks');
+  assert.deepEqual(paused.notifications(), ['Paused/AnalysisFailed']);
 
   const notify = rolledTo9(analysisRollout({ onFailure: 'notify' }), route([splitRule()])).w;
   notify.provider = (win) => [{ name: 'errors', canary: counts(win, 10, 0.08), stable: counts(win, 40, 0.01) }];
   for (let s = 0; s <= 150; s += 1) notify.reconcile(at(s));
   assert.equal(notify.md.status?.stable?.modelVersion, '9', 'dry run: recorded, and the rollout went on');
   assert.ok(notify.events().some((e) => e.startsWith('AnalysisFailed: analysis at step 2 of 3 failed (onFailure: notify')));
+  assert.deepEqual(notify.notifications(), ['Failed/AnalysisFailed', 'Promoted/Promoted'], 'the dry run announces the failure, then the promotion');
 });

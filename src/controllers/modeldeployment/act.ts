@@ -8,6 +8,7 @@ import { classify, isNotFound, KubeApiError } from '../../kube/errors.ts';
 import type { EventRecorder } from '../../kube/events.ts';
 import { Resources } from '../../kube/resources.ts';
 import { errorMessage } from '../../runtime/log.ts';
+import type { Notifier } from '../../notify/notifier.ts';
 import { CHILD_RESOURCES } from './observe.ts';
 import { stalledStatus, type ChildKind, type Plan } from './plan.ts';
 
@@ -15,11 +16,13 @@ export class ModelDeploymentActuator {
   private readonly client: KubeClient;
   private readonly events: EventRecorder;
   private readonly now: () => Date;
+  private readonly notifier: Notifier | undefined;
 
-  constructor(client: KubeClient, events: EventRecorder, now: () => Date) {
+  constructor(client: KubeClient, events: EventRecorder, now: () => Date, notifier?: Notifier) {
     this.client = client;
     this.events = events;
     this.now = now;
+    this.notifier = notifier;
   }
 
   async act(md: ModelDeployment, p: Plan): Promise<void> {
@@ -28,6 +31,8 @@ export class ModelDeploymentActuator {
     if (!p.routesFirst) await this.writeRoutes(p);
     if (p.statusChanged) await this.writeStatus(md, p.status);
     for (const e of p.events) await this.events.record(md, e);
+    // Decisions are announced once their status is written: a conflict above plans (and decides) again.
+    for (const e of p.events) if (e.notify) this.notifier?.notify({ ...md, status: p.status }, { ...e, kind: e.notify });
   }
 
   /**
@@ -86,5 +91,6 @@ export class ModelDeploymentActuator {
     if (!status) return; // exactly this failure is recorded already: a failing spec must not become a write storm
     await this.writeStatus(md, status);
     await this.events.record(md, { type: 'Warning', reason, message });
+    this.notifier?.notify({ ...md, status }, { kind: 'Failed', type: 'Warning', reason, message });
   }
 }

@@ -13,6 +13,8 @@ import { measurementDue } from '../../analysis/analysis.ts';
 import { takeMeasurement } from '../../analysis/measure.ts';
 import type { ControllerMetrics } from '../../runtime/metrics.ts';
 import type { KubeClient } from '../../kube/client.ts';
+import { SecretReader } from '../../kube/secrets.ts';
+import type { Notifier } from '../../notify/notifier.ts';
 import type { KubeObject, ResourceType } from '../../kube/resources.ts';
 
 /** Consecutive failures of one key before its ModelDeployment goes Stalled (about 3 s of backoff). */
@@ -28,6 +30,10 @@ export interface ModelDeploymentControllerOptions {
   storageInitializerImage?: string;
   /** The Prometheus analysis asks when a metric names no address. */
   prometheusUrl?: string | undefined;
+  /** Announces decisions (rollback, pause, failure, promotion); none sent without it. */
+  notifier?: Notifier | undefined;
+  /** Reads the Secrets that metrics name for their credentials. */
+  secrets?: SecretReader | undefined;
 }
 
 export class ModelDeploymentReconciler implements Reconciler {
@@ -40,16 +46,18 @@ export class ModelDeploymentReconciler implements Reconciler {
   private readonly client: KubeClient;
   private readonly metrics: ControllerMetrics;
   private readonly prometheusUrl: string | undefined;
+  private readonly secrets: SecretReader;
 
   constructor(manager: Manager, opts: ModelDeploymentControllerOptions) {
     this.config = { storageInitializerImage: opts.storageInitializerImage };
     this.client = manager.client;
     this.metrics = manager.metrics;
     this.prometheusUrl = opts.prometheusUrl;
+    this.secrets = opts.secrets ?? new SecretReader(manager.client);
     this.now = opts.now ?? (() => new Date());
     this.log = manager.log.child({ controller: this.name });
     this.caches = new ModelDeploymentCaches(manager, opts.namespace);
-    this.actuator = new ModelDeploymentActuator(manager.client, opts.events, this.now);
+    this.actuator = new ModelDeploymentActuator(manager.client, opts.events, this.now, opts.notifier);
   }
 
   async reconcile(key: string): Promise<ReconcileResult | undefined> {
@@ -84,7 +92,14 @@ export class ModelDeploymentReconciler implements Reconciler {
     // A measurement of the current analysis step, when one is due: the planner judges it.
     const due = measurementDue(parsed.data, now);
     const analysisSpec = parsed.data.spec.rollout?.analysis;
-    if (due && analysisSpec) observed.measurement = await takeMeasurement(parsed.data, analysisSpec, due.windowSeconds, this.prometheusUrl, now);
+    if (due && analysisSpec) {
+      const ns = parsed.data.metadata.namespace ?? 'default';
+      observed.measurement = await takeMeasurement(parsed.data, analysisSpec, due.windowSeconds, {
+        defaultPrometheus: this.prometheusUrl,
+        credentials: (name) => this.secrets.credentials(ns, name),
+        now,
+      });
+    }
     const p = plan(observed, now);
     await this.actuator.act(parsed.data, p);
     const taken = p.status.analysis?.measurements.at(-1);

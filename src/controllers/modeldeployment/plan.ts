@@ -43,6 +43,7 @@ import { DESTINATION_RULE, IstioRouter } from './routers/istio.ts';
 import { replicaSplit, type ReplicaSplit } from './routers/replica-ratio.ts';
 import { shareOf, type TrafficRouter } from './routers/router.ts';
 import { describeStep, durationMs, evaluateSteps, type Step, type StepProgress } from './steps.ts';
+import type { NotificationKind } from '../../notify/payload.ts';
 import { advanceAnalysis, analysisContext, type AnalysisStatus, type Measurement } from '../../analysis/analysis.ts';
 
 export type EnvironmentObservation =
@@ -94,6 +95,8 @@ export interface PlannedEvent {
   type: 'Normal' | 'Warning';
   reason: string;
   message: string;
+  /** A decision people are told about (spec.notifications), besides the Event. */
+  notify?: NotificationKind;
 }
 
 export interface Plan {
@@ -472,7 +475,7 @@ export function plan(o: Observed, now: Date): Plan {
       if (decided) {
         events.push(analysis.verdict === 'Passed'
           ? { type: 'Normal', reason: 'AnalysisPassed', message: `${where} passed: ${analysis.message ?? ''}` }
-          : { type: 'Warning', reason: 'AnalysisFailed', message: `${where} failed (onFailure: notify, the rollout goes on): ${analysis.message ?? ''}` });
+          : { type: 'Warning', reason: 'AnalysisFailed', message: `${where} failed (onFailure: notify, the rollout goes on): ${analysis.message ?? ''}`, notify: 'Failed' });
       }
     } else if (analysis.verdict === 'Failed' && decided && canary) {
       if (analysisSpec.onFailure === 'rollback') {
@@ -480,11 +483,11 @@ export function plan(o: Observed, now: Date): Plan {
         state.aborted = { revision: canary.revision, modelVersion: canary.modelVersion, image: canary.image, reason: 'RolledBack', message: `${where} failed: ${analysis.message ?? ''}`, at };
       } else {
         state.pause = { by: `analysis (${where} failed: ${analysis.message ?? ''})`, at };
-        events.push({ type: 'Warning', reason: 'AnalysisFailed', message: `${where} failed; the rollout is paused for a person: ${analysis.message ?? ''}` });
+        events.push({ type: 'Warning', reason: 'AnalysisFailed', message: `${where} failed; the rollout is paused for a person: ${analysis.message ?? ''}`, notify: 'Paused' });
       }
     } else if (analysis.verdict === 'Inconclusive' && decided && !state.pause) {
       state.pause = { by: `analysis (${where} inconclusive: ${analysis.message ?? ''})`, at };
-      events.push({ type: 'Warning', reason: 'AnalysisInconclusive', message: `${where} is inconclusive; the rollout is paused for a person (kubectl slipway resume starts the analysis again, promote passes it): ${analysis.message ?? ''}` });
+      events.push({ type: 'Warning', reason: 'AnalysisInconclusive', message: `${where} is inconclusive; the rollout is paused for a person (kubectl slipway resume starts the analysis again, promote passes it): ${analysis.message ?? ''}`, notify: 'Paused' });
     } else if (analysis.verdict === 'Running' && analysis.nextAt && !state.pause) {
       requeueAt(Date.parse(analysis.nextAt) - now.getTime(), 'AnalysisInterval');
     }
@@ -689,7 +692,7 @@ export function plan(o: Observed, now: Date): Plan {
       if (batch) desired.push(batch);
       if (hpa) desired.push(hpa);
       if (rollingOut) {
-        events.push({ type: 'Normal', reason: 'Promoted', message: `revision ${t.revision} (model version ${t.ref.modelVersion}) is available and now serves; revision ${stableRef.revision} drains for ${drainMs / 1000} s, then is removed` });
+        events.push({ type: 'Normal', reason: 'Promoted', message: `revision ${t.revision} (model version ${t.ref.modelVersion}) is available and now serves; revision ${stableRef.revision} drains for ${drainMs / 1000} s, then is removed`, notify: 'Promoted' });
       }
       servingRef = t.ref;
       state.promotedAtStep = undefined;
@@ -840,7 +843,7 @@ function transitionEvents(before: Condition[] | undefined, after: Condition[]): 
     return now && (now.status !== was?.status || now.reason !== was?.reason) ? now : undefined;
   };
   const stalled = changed('Stalled');
-  if (stalled?.status === 'True') events.push({ type: 'Warning', reason: stalled.reason, message: stalled.message });
+  if (stalled?.status === 'True') events.push({ type: 'Warning', reason: stalled.reason, message: stalled.message, notify: stalled.reason === 'RolledBack' ? 'RolledBack' : 'Failed' });
   const ready = changed('Ready');
   if (ready?.status === 'True') events.push({ type: 'Normal', reason: 'Ready', message: ready.message });
   return events;
