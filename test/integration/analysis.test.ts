@@ -15,6 +15,7 @@ import { runLoad, type Sample } from '../../local/loadgen.ts';
 import { frameRequest, irisTrafficMix, startModelStore, trainModel, type Offline } from '../../local/mlserver.ts';
 import { ensurePythonEnv } from '../../local/python.ts';
 import { tcpProxy } from '../support/tcp-proxy.ts';
+import { startWebhookReceiver } from '../support/webhook-receiver.ts';
 import { startController, type ControllerProcess } from './controller-process.ts';
 import { getJson, onlyRoutesOf, testCluster, testNamespace } from './harness.ts';
 
@@ -26,7 +27,7 @@ interface Md {
   status?: {
     phase?: string;
     stable?: { revision: string; modelVersion: string };
-    canary?: { revision: string; step?: number };
+    canary?: { revision: string; step?: number; weight?: number };
     aborted?: { reason: string; message: string };
     pause?: { by: string };
     analysis?: { verdict: string; message?: string; taken: number; measurements: { verdict: string; metrics: { name: string; verdict: string; canary?: string; stable?: string; message: string }[] }[] };
@@ -35,7 +36,17 @@ interface Md {
 }
 
 /** Models, a model store and a namespace with the controller, and a function that applies version `v` of `kind`. */
-async function setUp(t: TestContext, prometheusUrl: string, metrics: unknown[] = [{ name: 'error-rate', preset: 'mlserver-error-rate', compare: { maxIncrease: '0%' }, minSamples: 50 }]): Promise<{ ns: string; offline: Offline; controller: ControllerProcess; deploy: (version: string, model: string) => Promise<void> }> {
+const ERROR_RATE = [{ name: 'error-rate', preset: 'mlserver-error-rate', compare: { maxIncrease: '0%' }, minSamples: 50 }];
+
+/** What a test changes in the ModelDeployment: the metrics, the action on failure, a notifications Secret. */
+interface Variant {
+  metrics?: unknown[];
+  onFailure?: 'rollback' | 'pause' | 'notify';
+  /** Secret data with webhook-url / slack-url: created, and named by spec.notifications. */
+  hooks?: Record<string, string>;
+}
+
+async function setUp(t: TestContext, prometheusUrl: string, variant: Variant = {}): Promise<{ ns: string; offline: Offline; controller: ControllerProcess; deploy: (version: string, model: string) => Promise<void> }> {
   const bin = await ensurePythonEnv((line) => t.diagnostic(line));
   const root = mkdtempSync(join(tmpdir(), 'slipway-models-'));
   const { offline } = await trainModel(bin, root, 'good', 1);
@@ -50,14 +61,16 @@ async function setUp(t: TestContext, prometheusUrl: string, metrics: unknown[] =
     steps: [{ setWeight: 50 }, { analysis: {} }, { setWeight: 100 }],
     trafficRouting: { gatewayAPI: { httpRoute: 'iris' } },
     scaleDownDelaySeconds: 5,
-    analysis: { interval: '10s', count: 6, metrics },
+    analysis: { interval: '10s', count: 6, metrics: variant.metrics ?? ERROR_RATE, ...(variant.onFailure ? { onFailure: variant.onFailure } : {}) },
   };
+  if (variant.hooks) await cluster.kubectl(['apply', '-n', ns, '-f', '-'], JSON.stringify({ apiVersion: 'v1', kind: 'Secret', metadata: { name: 'hooks' }, stringData: variant.hooks }));
+  const notifications = variant.hooks ? { notifications: { secretRef: { name: 'hooks' } } } : {};
   const deploy = async (version: string, model: string): Promise<void> => {
     await cluster.kubectl(['apply', '--server-side', '-n', ns, '-f', '-'], JSON.stringify({
       apiVersion: 'slipway.dev/v1alpha1',
       kind: 'ModelDeployment',
       metadata: { name: 'iris' },
-      spec: { model: { name: 'iris', version, uri: `${store.url}/${model}/model.joblib`, format: 'sklearn' }, image: MLSERVER_IMAGE, runtime: { preset: 'mlserver' }, replicas: 1, rollout },
+      spec: { model: { name: 'iris', version, uri: `${store.url}/${model}/model.joblib`, format: 'sklearn' }, image: MLSERVER_IMAGE, runtime: { preset: 'mlserver' }, replicas: 1, rollout, ...notifications },
     }));
   };
   return { ns, offline, controller, deploy };
@@ -87,10 +100,10 @@ const until = (ns: string, what: string, ok: (m: Md) => boolean, timeoutMs = 240
     throw new Error(`phase ${m.status?.phase}, analysis ${JSON.stringify(m.status?.analysis?.measurements.at(-1) ?? m.status?.analysis?.message)}, ready ${m.status?.conditions?.find((c) => c.type === 'Ready')?.message}`);
   }, { timeoutMs, intervalMs: 1000 });
 
-async function servingV1(t: TestContext, prometheusUrl: string, metrics?: unknown[]) {
+async function servingV1(t: TestContext, prometheusUrl: string, variant?: Variant) {
   const gateway = process.env.SLIPWAY_TEST_GATEWAY_URL ?? '';
   assert.ok(gateway, 'the data plane has a gateway');
-  const s = await setUp(t, prometheusUrl, metrics);
+  const s = await setUp(t, prometheusUrl, variant);
   await s.deploy('1', 'good-1');
   await cluster.kubectl(['wait', '--for=condition=Ready', '--timeout=180s', '-n', s.ns, 'mdep/iris']);
   await route(s.ns);
@@ -159,7 +172,7 @@ test('analysis: with Prometheus unreachable mid-analysis the rollout pauses for 
 
 test('analysis: a slower version is rolled back on latency (rank test on the latency histograms of both revisions)', { skip }, async (t) => {
   const prometheus = process.env.SLIPWAY_TEST_PROMETHEUS_URL ?? '';
-  const { ns, offline, url, deploy } = await servingV1(t, prometheus, [{ name: 'latency', preset: 'mlserver-latency', compare: { maxIncrease: '20%' }, minSamples: 100 }]);
+  const { ns, offline, url, deploy } = await servingV1(t, prometheus, { metrics: [{ name: 'latency', preset: 'mlserver-latency', compare: { maxIncrease: '20%' }, minSamples: 100 }] });
   const load = steadyLoad(t, url, () => frameRequest(offline.columns, [offline.rows[0] ?? []]));
   await deploy('2', 'slow-1');
   const m = await until(ns, 'rolled back', (x) => x.status?.phase === 'RolledBack');
@@ -167,4 +180,43 @@ test('analysis: a slower version is rolled back on latency (rank test on the lat
   t.diagnostic(m.status?.aborted?.message ?? '');
   assert.match(m.status?.aborted?.message ?? '', /latency: the canary is slower: median .* vs .* \(allowed .*\); a canary request is slower than a stable one with probability [01]\.\d+ \(Mann-Whitney p .*, below 0\.01\)/);
   assert.equal(m.status?.stable?.modelVersion, '1');
+});
+
+test('analysis: onFailure pause holds a failing canary at its weight for a person, and the webhook is told once', { skip }, async (t) => {
+  const prometheus = process.env.SLIPWAY_TEST_PROMETHEUS_URL ?? '';
+  const hooks = await startWebhookReceiver();
+  t.after(hooks.close);
+  const { ns, offline, url, deploy } = await servingV1(t, prometheus, { onFailure: 'pause', hooks: { 'webhook-url': hooks.url('/hook') } });
+  const load = steadyLoad(t, url, mix(offline));
+  await deploy('2', 'strict-1');
+  const paused = await until(ns, 'paused for a person', (m) => m.status?.phase === 'Paused');
+  assert.match(paused.status?.pause?.by ?? '', /analysis at step 2 of 3 failed: error-rate: the canary's rate/);
+  assert.equal(paused.status?.stable?.modelVersion, '1');
+  assert.equal(paused.status?.aborted, undefined, 'not rolled back');
+  // Held where it was: the canary keeps its half of the traffic while a person looks.
+  await new Promise((r) => setTimeout(r, 10_000));
+  const held = await getMd(ns);
+  await load.stop();
+  assert.equal(held.status?.phase, 'Paused');
+  assert.equal(held.status?.canary?.weight, 50);
+  assert.deepEqual(hooks.received.map((r) => `${String(r.body.kind)}/${String(r.body.reason)}`), ['Paused/AnalysisFailed'], 'one notification');
+  assert.match(String(hooks.received[0]?.body.message), /paused for a person: error-rate/);
+});
+
+test('analysis: onFailure notify is a dry run: the failure is recorded and announced, and the rollout goes on to promotion', { skip }, async (t) => {
+  const prometheus = process.env.SLIPWAY_TEST_PROMETHEUS_URL ?? '';
+  const slack = await startWebhookReceiver();
+  t.after(slack.close);
+  const { ns, offline, url, deploy } = await servingV1(t, prometheus, { onFailure: 'notify', hooks: { 'slack-url': slack.url('/slack') } });
+  const load = steadyLoad(t, url, mix(offline));
+  await deploy('2', 'strict-1');
+  const done = await until(ns, 'version 2 promoted', (m) => m.status?.stable?.modelVersion === '2' && !m.status.canary);
+  await load.stop();
+  assert.equal(done.status?.analysis?.verdict, 'Failed', 'the analysis failed, and that did not stop the rollout');
+  await eventually('the promotion announced', () => slack.received.length >= 2, { timeoutMs: 20_000, intervalMs: 200 });
+  await new Promise((r) => setTimeout(r, 3000));
+  const texts = slack.received.map((r) => String(r.body.text));
+  assert.equal(texts.length, 2, texts.join('\n'));
+  assert.match(texts[0] ?? '', /^:warning: ModelDeployment .*\/iris failed: analysis at step 2 of 3 failed \(onFailure: notify, the rollout goes on\): error-rate/);
+  assert.match(texts[1] ?? '', /^:white_check_mark: ModelDeployment .*\/iris promoted: revision \w+ \(model version 2\)/);
 });
