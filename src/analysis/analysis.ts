@@ -19,6 +19,9 @@ export interface Measurement {
   metrics: MetricMeasurement[];
 }
 
+/** How soon a measurement that waits for a Job looks again. */
+export const JOB_POLL_MS = 5000;
+
 /** Measurements kept in status. */
 export const KEPT_MEASUREMENTS = 10;
 
@@ -69,6 +72,11 @@ export function advanceAnalysis(spec: AnalysisSpec, previous: AnalysisStatus | u
   let a = sameAnalysis(previous, ctx) ? previous : begin(spec, ctx, new Date(ctx.stepStartedAt));
   if (a.verdict === 'Inconclusive' && !paused) a = begin(spec, ctx, now); // resumed: start again
   if (!m || a.verdict !== 'Running') return a;
+  const pending = m.metrics.find((x) => x.pending);
+  if (pending) {
+    // A Job still running: nothing is counted; look again shortly.
+    return { ...a, nextAt: rfc3339(new Date(m.at.getTime() + JOB_POLL_MS)), message: `${pending.name}: ${pending.pending ?? ''}; measurements wait for it` };
+  }
   const judged = spec.metrics.map((metric) => judgeMetric(metric, m.metrics.find((x) => x.name === metric.name) ?? { name: metric.name, error: 'not measured' }, spec.alpha));
   const verdict = worst(judged.map((j) => j.verdict));
   const next: AnalysisStatus = {

@@ -20,13 +20,17 @@ export type MetricValue =
   | { kind: 'counts'; events: number; trials: number }
   /** Cumulative bucket counts by upper bound, as Prometheus gives them (le = Infinity for +Inf). */
   | { kind: 'histogram'; buckets: { le: number; count: number }[] }
-  | { kind: 'value'; value: number };
+  | { kind: 'value'; value: number }
+  /** A Job metric's Job, finished: it succeeded or failed (with the reason the Job gives). */
+  | { kind: 'job'; job: string; succeeded: boolean; detail: string };
 
 export interface MetricMeasurement {
   name: string;
   canary?: MetricValue | undefined;
   stable?: MetricValue | undefined;
   error?: string | undefined;
+  /** Not measurable yet (a Job still running): the measurement waits, nothing is counted. */
+  pending?: string | undefined;
 }
 
 export type Verdict = 'Pass' | 'Fail' | 'Inconclusive' | 'Error';
@@ -45,6 +49,7 @@ const ratio = (s: string | undefined): number => (s ? Number(s.replace('%', ''))
 function describe(v: MetricValue | undefined): string | undefined {
   if (!v) return undefined;
   if (v.kind === 'counts') return `${pct(v.trials ? v.events / v.trials : 0)} (${v.events}/${v.trials})`;
+  if (v.kind === 'job') return `Job ${v.job} ${v.succeeded ? 'succeeded' : 'failed'}`;
   if (v.kind === 'histogram') {
     return `median ≤ ${fmt(median(v))} (${Math.round(total(v))} observations)`;
   }
@@ -89,6 +94,8 @@ export function judgeMetric(spec: MetricSpec, m: MetricMeasurement, alpha: numbe
   if (!c || (spec.compare && !s)) return { ...base, verdict: 'Inconclusive', message: `no data for the ${!c ? 'canary' : 'stable revision'}` };
   if (s && s.kind !== c.kind) return { ...base, verdict: 'Error', message: 'the canary and stable queries give different kinds of result' };
   const confidence = `${pct(1 - alpha, 0)} confidence`;
+
+  if (c.kind === 'job') return { ...base, verdict: c.succeeded ? 'Pass' : 'Fail', message: c.detail };
 
   if (c.kind === 'counts') {
     const sc = s as Extract<MetricValue, { kind: 'counts' }> | undefined;

@@ -30,7 +30,10 @@ function structural(node: unknown): unknown {
   if (s.additionalProperties === false) delete s.additionalProperties;
   if (s.minimum === -SAFE_INT) delete s.minimum;
   if (s.maximum === SAFE_INT) delete s.maximum;
-  if (s.type === 'object' && s.properties && Object.keys(s.properties).length === 0 && !s.additionalProperties) {
+  const anyValue = (v: unknown): boolean => v === true || (typeof v === 'object' && v !== null && Object.keys(v).length === 0);
+  if (s.type === 'object' && s.properties && Object.keys(s.properties).length === 0 && (!s.additionalProperties || anyValue(s.additionalProperties))) {
+    // A loose object (z.looseObject({})), e.g. a Job spec passed through as written: kept whole.
+    delete s.additionalProperties;
     // An empty marker object such as `analysis: {}` keeps whatever a later version adds.
     s['x-kubernetes-preserve-unknown-fields'] = true;
     delete s.properties;

@@ -182,6 +182,9 @@ const metric = cel(
       secretRef: secretRef.optional().meta({ description: 'Credentials for the endpoint: a bearer token, or a username and password, and a CA bundle.' }),
       timeoutSeconds: z.number().int().min(1).max(60).default(10),
     }).optional().meta({ description: 'An HTTP endpoint that answers JSON: one number per revision (bounds, and a plain comparison with stable).' }),
+    job: z.object({
+      spec: z.looseObject({}).meta({ description: 'A batch/v1 JobSpec, as written (e.g. an offline backtest of the canary). Slipway adds SLIPWAY_NAMESPACE, SLIPWAY_NAME, SLIPWAY_REVISION, SLIPWAY_STABLE_REVISION and SLIPWAY_CANARY_URL to its containers.' }),
+    }).optional().meta({ description: 'A Kubernetes Job run once per analysis step: it succeeding is a pass, it failing a failure. Measurements wait while it runs.' }),
     min: z.number().optional().meta({ description: 'The canary\'s value (rate, median or number) must be at least this.' }),
     max: z.number().optional().meta({ description: 'The canary\'s value (rate, median or number) must be at most this.' }),
     compare: z
@@ -195,12 +198,16 @@ const metric = cel(
     minSamples: z.number().int().min(1).max(1_000_000).default(100).meta({ description: 'Trials (or observations) each revision needs before a comparison counts; fewer is inconclusive.' }),
   }),
   {
-    rule: '[has(self.preset), has(self.prometheus), has(self.web)].filter(x, x).size() == 1',
-    message: 'each analysis metric takes exactly one of preset, prometheus or web',
+    rule: '[has(self.preset), has(self.prometheus), has(self.web), has(self.job)].filter(x, x).size() == 1',
+    message: 'each analysis metric takes exactly one of preset, prometheus, web or job',
   },
   {
-    rule: 'has(self.min) || has(self.max) || has(self.compare)',
-    message: 'each analysis metric needs a threshold: min, max or compare',
+    rule: 'has(self.job) || has(self.min) || has(self.max) || has(self.compare)',
+    message: 'each analysis metric needs a threshold: min, max or compare (a job metric is judged by the Job\'s success)',
+  },
+  {
+    rule: '!has(self.job) || !(has(self.min) || has(self.max) || has(self.compare))',
+    message: 'a job metric is judged by the Job\'s success: it takes no min, max or compare',
   },
   {
     rule: '!has(self.min) || !has(self.max) || self.min <= self.max',

@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
 import yaml from 'js-yaml';
+import { NEVER_READY_IMAGE } from '../../local/cluster.ts';
 import { eventually } from '../../local/eventually.ts';
 import { makePki } from '../../local/pki.ts';
 import { freePorts, startComponent, stopProcess, type Started } from '../../local/processes.ts';
@@ -161,4 +162,34 @@ test('Prometheus over TLS with basic auth: asked with the CA and credentials of 
   assert.match(byName.get('refused')?.message ?? '', /Prometheus at https:\/\/127\.0\.0\.1:\d+ answered 401/);
   assert.notEqual(first.verdict, 'Pass', 'one metric that cannot be measured makes the measurement no pass');
   assert.equal((await getMd(ns)).status?.stable?.modelVersion, '1');
+});
+
+test('a Job metric: the Job of the step runs once with the canary in its env; it succeeding passes the step, it failing rolls the canary back with the Job\'s reason', async (t) => {
+  const ns = await testNamespace(t);
+  const backtest = (image: string, extra: Record<string, unknown> = {}) => ({ name: 'backtest', job: { spec: { ...extra, template: { spec: { containers: [{ name: 'backtest', image, args: ['--against', 'stable'] }] } } } } });
+  await rollOut(t, ns, { count: 2, metrics: [backtest('registry.example.com/backtest:1')] });
+  const promoted = await eventually('promoted', async () => {
+    const x = await getMd(ns);
+    return x.status?.stable?.modelVersion === '2' ? x : undefined;
+  }, { timeoutMs: 90_000, intervalMs: 250 });
+  assert.match(promoted.status?.analysis?.measurements.at(-1)?.metrics[0]?.message ?? '', /^Job churn-analysis-\w+ succeeded$/);
+  const jobs = await getJson<{ items: { metadata: { name: string; ownerReferences: { kind: string; name: string }[] }; spec: { template: { spec: { containers: { env: { name: string; value: string }[] }[] } } } }[] }>(cluster, ['get', 'jobs', '-n', ns]);
+  assert.equal(jobs.items.length, 1, 'one Job for the step, however many measurements');
+  const job = jobs.items[0];
+  assert.equal(job?.metadata.ownerReferences[0]?.kind, 'ModelDeployment');
+  const env = Object.fromEntries(job?.spec.template.spec.containers[0]?.env.map((e) => [e.name, e.value]) ?? []);
+  assert.equal(env.SLIPWAY_NAME, 'churn');
+  assert.equal(env.SLIPWAY_CANARY_URL, `http://churn-canary.${ns}.svc`);
+  assert.match(env.SLIPWAY_REVISION ?? '', /^\w{10}$/);
+
+  // Version 3's backtest never finishes: its deadline fails the Job, and the canary is rolled back.
+  await cluster.kubectl(['patch', 'mdep', 'churn', '-n', ns, '--type=merge', '-p', JSON.stringify({
+    spec: { model: { version: '3', uri: 's3://models/churn/3/' }, rollout: { analysis: { metrics: [backtest(NEVER_READY_IMAGE, { activeDeadlineSeconds: 3 })] } } },
+  })]);
+  const m = await eventually('rolled back', async () => {
+    const x = await getMd(ns);
+    return x.status?.phase === 'RolledBack' ? x : undefined;
+  }, { timeoutMs: 90_000, intervalMs: 250 });
+  assert.equal(m.status?.stable?.modelVersion, '2');
+  assert.match(m.status?.aborted?.message ?? '', /backtest: Job churn-analysis-\w+ failed: DeadlineExceeded/);
 });

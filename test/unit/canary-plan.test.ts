@@ -585,3 +585,26 @@ test('analysis: too few samples is inconclusive, never a pass; onFailure pause h
   assert.ok(notify.events().some((e) => e.startsWith('AnalysisFailed: analysis at step 2 of 3 failed (onFailure: notify')));
   assert.deepEqual(notify.notifications(), ['Failed/AnalysisFailed', 'Promoted/Promoted'], 'the dry run announces the failure, then the promotion');
 });
+
+test('analysis: a Job metric holds the measurements while its Job runs (nothing counted, a look every 5 s); its failure rolls back with the Job\'s reason', () => {
+  const { w } = rolledTo9(analysisRollout({ metrics: [{ name: 'backtest', job: { spec: { template: { spec: { containers: [{ name: 'b', image: 'backtest:1' }] } } } } }] }), route([splitRule()]));
+  const asked: number[] = [];
+  w.provider = (_win, now) => {
+    asked.push(now.getTime());
+    return asked.length <= 3
+      ? [{ name: 'backtest', pending: 'Job churn-analysis-x is running' }]
+      : [{ name: 'backtest', canary: { kind: 'job', job: 'churn-analysis-x', succeeded: false, detail: 'Job churn-analysis-x failed: BackoffLimitExceeded: Job has reached the specified backoff limit (kubectl logs job/churn-analysis-x)' } }];
+  };
+  let pendingSeen = false;
+  for (let s = 0; s <= 120 && w.md.status?.phase !== 'RolledBack'; s += 1) {
+    w.reconcile(at(s));
+    if (/backtest: Job churn-analysis-x is running; measurements wait for it/.test(w.md.status?.analysis?.message ?? '')) {
+      pendingSeen = true;
+      assert.equal(w.md.status?.analysis?.taken, 0, 'a running Job is not a measurement');
+    }
+  }
+  assert.ok(pendingSeen);
+  assert.deepEqual(asked.slice(1, 3).map((t, i) => (t - (asked[i] ?? 0)) / 1000), [5, 5], 'looked again every 5 s while the Job ran');
+  assert.equal(w.md.status?.phase, 'RolledBack');
+  assert.match(w.md.status?.aborted?.message ?? '', /backtest: Job churn-analysis-x failed: BackoffLimitExceeded/);
+});

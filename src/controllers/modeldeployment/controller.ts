@@ -2,7 +2,7 @@
 import { modelDeployment, type ModelDeployment } from '../../api/modeldeployment.ts';
 import type { EventRecorder } from '../../kube/events.ts';
 import { Controller, type ReconcileResult, type Reconciler } from '../../runtime/controller.ts';
-import { classify, isNotFound, KubeApiError } from '../../kube/errors.ts';
+import { classify, isAlreadyExists, isNotFound, KubeApiError } from '../../kube/errors.ts';
 import { errorMessage, type Logger } from '../../runtime/log.ts';
 import type { Manager } from '../../runtime/manager.ts';
 import { ModelDeploymentActuator } from './act.ts';
@@ -15,7 +15,7 @@ import type { ControllerMetrics } from '../../runtime/metrics.ts';
 import type { KubeClient } from '../../kube/client.ts';
 import { SecretReader } from '../../kube/secrets.ts';
 import type { Notifier } from '../../notify/notifier.ts';
-import type { KubeObject, ResourceType } from '../../kube/resources.ts';
+import { Resources, type KubeObject, type ResourceType } from '../../kube/resources.ts';
 
 /** Consecutive failures of one key before its ModelDeployment goes Stalled (about 3 s of backoff). */
 export const STALL_AFTER_FAILURES = 5;
@@ -81,8 +81,8 @@ export class ModelDeploymentReconciler implements Reconciler {
         const ns = parsed.data.metadata.namespace ?? 'default';
         const dr = parsed.data.spec.rollout?.trafficRouting?.istio?.destinationRule;
         const [route, destinationRule] = await Promise.all([
-          this.readRoute(routing.router.resource, ns, routing.router.name),
-          dr ? this.readRoute(DESTINATION_RULE, ns, dr.name) : Promise.resolve(undefined),
+          this.readObject(routing.router.resource, ns, routing.router.name),
+          dr ? this.readObject(DESTINATION_RULE, ns, dr.name) : Promise.resolve(undefined),
         ]);
         observed.route = route;
         if (destinationRule !== undefined) observed.destinationRule = destinationRule;
@@ -97,6 +97,14 @@ export class ModelDeploymentReconciler implements Reconciler {
       observed.measurement = await takeMeasurement(parsed.data, analysisSpec, due.windowSeconds, {
         defaultPrometheus: this.prometheusUrl,
         credentials: (name) => this.secrets.credentials(ns, name),
+        jobs: {
+          get: (namespace, name) => this.readObject(Resources.Job, namespace, name),
+          create: async (job) => {
+            await this.client.create(Resources.Job, job).catch((err: unknown) => {
+              if (!isAlreadyExists(err)) throw err; // created by an earlier reconcile that did not get to write status
+            });
+          },
+        },
         now,
       });
     }
@@ -108,7 +116,8 @@ export class ModelDeploymentReconciler implements Reconciler {
     return p.requeue ? { requeueAfterMs: p.requeue.afterMs, reason: p.requeue.reason } : undefined;
   }
 
-  private async readRoute(resource: ResourceType, namespace: string, name: string): Promise<KubeObject | null> {
+  /** An object read by name: null when it does not exist (or its kind is not installed). */
+  private async readObject(resource: ResourceType, namespace: string, name: string): Promise<KubeObject | null> {
     try {
       return await this.client.get(resource, namespace, name);
     } catch (err) {
