@@ -10,6 +10,7 @@ import { measureRevision, presetQueries, type RevisionVars } from './prometheus.
 import { measureWeb } from './web.ts';
 import { desiredAnalysisJob, jobOutcome } from './job.ts';
 import type { KubeObject } from '../kube/resources.ts';
+import { canaryServiceName } from '../controllers/modeldeployment/children.ts';
 
 /** Reads and creates the Jobs of job metrics (the controller's client). */
 export interface JobAccess {
@@ -71,7 +72,7 @@ async function measureMetric(md: ModelDeployment, m: MetricSpec, spec: AnalysisS
 
 export async function takeMeasurement(md: ModelDeployment, spec: AnalysisSpec, windowSeconds: number, ctx: MeasureContext): Promise<Measurement> {
   const revisions = { canary: md.status?.canary?.revision ?? '', stable: md.status?.stable?.revision ?? '' };
-  const vars = (role: 'canary' | 'stable'): RevisionVars => ({ namespace: md.metadata.namespace ?? 'default', name: md.metadata.name, window: `${windowSeconds}s`, revision: revisions[role], role });
+  const vars = (role: 'canary' | 'stable'): RevisionVars => ({ namespace: md.metadata.namespace ?? 'default', name: md.metadata.name, window: `${windowSeconds}s`, revision: revisions[role], role, service: role === 'canary' ? canaryServiceName(md) : md.metadata.name });
   const metrics = await Promise.all(spec.metrics.map((m) => measureMetric(md, m, spec, vars, ctx).catch((err: unknown): MetricMeasurement => ({ name: m.name, error: (err as Error).message }))));
   return { at: ctx.now, metrics };
 }

@@ -15,6 +15,8 @@ export interface RevisionVars {
   name: string;
   revision: string;
   role: 'canary' | 'stable';
+  /** The Service that carries the revision's traffic through a route: <name> for stable, <name>-canary for the canary. */
+  service: string;
   /** The analysis window, e.g. `95s`. */
   window: string;
 }
@@ -22,6 +24,7 @@ export interface RevisionVars {
 /** The queries Slipway writes for a preset (MLServer's own REST metrics, scraped per pod with revision labels). */
 export function presetQueries(preset: NonNullable<MetricSpec['preset']>): NonNullable<MetricSpec['prometheus']> {
   const sel = 'namespace="{{namespace}}",model_deployment="{{name}}",revision="{{revision}}",path=~".*/infer"';
+  const gw = 'service="{{namespace}}-{{service}}-http-80@kubernetesgateway"';
   switch (preset) {
     case 'mlserver-error-rate':
       return {
@@ -30,11 +33,20 @@ export function presetQueries(preset: NonNullable<MetricSpec['preset']>): NonNul
       };
     case 'mlserver-latency':
       return { histogram: `sum by (le) (increase(rest_server_request_duration_seconds_bucket{${sel}}[{{window}}]))` };
+    // Traefik as the Gateway API implementation: what the gateway saw of each revision's Service (a 502 of a pod
+    // that died counts too), named <namespace>-<service>-<port name>-<port>@kubernetesgateway.
+    case 'traefik-gateway-error-rate':
+      return {
+        events: `sum(increase(traefik_service_requests_total{${gw},code=~"5.."}[{{window}}]))`,
+        trials: `sum(increase(traefik_service_requests_total{${gw}}[{{window}}]))`,
+      };
+    case 'traefik-gateway-latency':
+      return { histogram: `sum by (le) (increase(traefik_service_request_duration_seconds_bucket{${gw}}[{{window}}]))` };
   }
 }
 
 export function fillTemplate(query: string, vars: RevisionVars, encode: (s: string) => string = (s) => s): string {
-  return query.replace(/\{\{\s*(namespace|name|revision|role|window)\s*\}\}/g, (_m, k: keyof RevisionVars) => encode(vars[k]));
+  return query.replace(/\{\{\s*(namespace|name|revision|role|service|window)\s*\}\}/g, (_m, k: keyof RevisionVars) => encode(vars[k]));
 }
 
 export class PrometheusError extends Error {}

@@ -152,7 +152,7 @@ const trafficRouting = cel(
  */
 const secretRef = z.object({ name: name253 }).meta({ description: 'A Secret in the same namespace: token (bearer), or username and password (basic); ca.crt (PEM CAs to trust).' });
 
-export const ANALYSIS_PRESETS = ['mlserver-error-rate', 'mlserver-latency'] as const;
+export const ANALYSIS_PRESETS = ['mlserver-error-rate', 'mlserver-latency', 'traefik-gateway-error-rate', 'traefik-gateway-latency'] as const;
 
 const percentage = z.string().regex(/^\d+(\.\d+)?%$/, 'must be a percentage such as 20%');
 
@@ -160,7 +160,7 @@ const metric = cel(
   z.object({
     name: name63,
     preset: z.enum(ANALYSIS_PRESETS).optional().meta({
-      description: 'A measurement Slipway writes the queries for: mlserver-error-rate (5xx answers per inference request of each revision, from MLServer\'s own metrics) or mlserver-latency (each revision\'s inference latency histogram).',
+      description: 'A measurement Slipway writes the queries for: mlserver-error-rate (5xx answers per inference request of each revision, from MLServer\'s own metrics), mlserver-latency (each revision\'s inference latency histogram), traefik-gateway-error-rate and traefik-gateway-latency (the same, as the Traefik gateway saw each revision\'s Service).',
     }),
     prometheus: cel(
       z.object({
@@ -175,9 +175,9 @@ const metric = cel(
         rule: '[has(self.query), has(self.events) && has(self.trials), has(self.histogram)].filter(x, x).size() == 1 && has(self.events) == has(self.trials)',
         message: 'a prometheus metric is one of: query (one number), events and trials (counts), or histogram (buckets)',
       },
-    ).optional().meta({ description: 'Queries; {{namespace}}, {{name}}, {{revision}}, {{role}} (canary or stable) and {{window}} (the analysis so far, e.g. 95s) are filled in for each revision.' }),
+    ).optional().meta({ description: 'Queries; {{namespace}}, {{name}}, {{revision}}, {{role}} (canary or stable), {{service}} (<name> or <name>-canary) and {{window}} (the analysis so far, e.g. 95s) are filled in for each revision.' }),
     web: z.object({
-      url: z.string().min(1).max(2048).regex(/^https?:\/\//, 'must be an http:// or https:// URL').meta({ description: 'Fetched with GET for each revision; {{namespace}}, {{name}}, {{revision}}, {{role}} and {{window}} are filled in.' }),
+      url: z.string().min(1).max(2048).regex(/^https?:\/\//, 'must be an http:// or https:// URL').meta({ description: 'Fetched with GET for each revision; {{namespace}}, {{name}}, {{revision}}, {{role}}, {{service}} and {{window}} are filled in.' }),
       jsonPath: z.string().min(1).max(512).meta({ description: 'Where the number is in the JSON answer, e.g. $.data.errorRate or $.results[0].value.' }),
       secretRef: secretRef.optional().meta({ description: 'Credentials for the endpoint: a bearer token, or a username and password, and a CA bundle.' }),
       timeoutSeconds: z.number().int().min(1).max(60).default(10),

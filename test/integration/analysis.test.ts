@@ -220,3 +220,15 @@ test('analysis: onFailure notify is a dry run: the failure is recorded and annou
   assert.match(texts[0] ?? '', /^:warning: ModelDeployment .*\/iris failed: analysis at step 2 of 3 failed \(onFailure: notify, the rollout goes on\): error-rate/);
   assert.match(texts[1] ?? '', /^:white_check_mark: ModelDeployment .*\/iris promoted: revision \w+ \(model version 2\)/);
 });
+
+test('analysis: the gateway preset (what Traefik saw of each revision\'s Service) rolls back the same regression', { skip }, async (t) => {
+  const prometheus = process.env.SLIPWAY_TEST_PROMETHEUS_URL ?? '';
+  const { ns, offline, url, deploy } = await servingV1(t, prometheus, { metrics: [{ name: 'gateway-errors', preset: 'traefik-gateway-error-rate', compare: { maxIncrease: '0%' }, minSamples: 50 }] });
+  const load = steadyLoad(t, url, mix(offline));
+  await deploy('2', 'strict-1');
+  const m = await until(ns, 'rolled back', (x) => x.status?.phase === 'RolledBack');
+  await load.stop();
+  t.diagnostic(m.status?.aborted?.message ?? '');
+  assert.match(m.status?.aborted?.message ?? '', /gateway-errors: the canary's rate .* is above stable's .*\(canary \d+\.\d+% \(\d+\/\d+\), stable \d+\.\d+% \(\d+\/\d+\)\)/);
+  assert.equal(m.status?.stable?.modelVersion, '1');
+});

@@ -4,7 +4,7 @@ import { parseJsonPath, valueAt } from '../../src/analysis/web.ts';
 import { prometheusOf } from '../../src/analysis/measure.ts';
 import type { AnalysisSpec } from '../../src/analysis/analysis.ts';
 import type { MetricSpec } from '../../src/analysis/judge.ts';
-import { fillTemplate } from '../../src/analysis/prometheus.ts';
+import { fillTemplate, presetQueries } from '../../src/analysis/prometheus.ts';
 
 test('JSON paths: keys, indexes and quoted keys; a path means one value', () => {
   assert.deepEqual(parseJsonPath("$.data.results[0]['error-rate']"), ['data', 'results', 0, 'error-rate']);
@@ -26,7 +26,7 @@ test('the value at a path: numbers and numeric strings; missing or null is no da
 });
 
 test('templates: values are URL-encoded for a URL, left as they are for a query', () => {
-  const vars = { namespace: 'ml', name: 'churn', revision: 'a b', role: 'canary', window: '95s' } as const;
+  const vars = { namespace: 'ml', name: 'churn', revision: 'a b', role: 'canary', service: 'churn-canary', window: '95s' } as const;
   assert.equal(fillTemplate('http://h/x?r={{revision}}&w={{ window }}', vars, encodeURIComponent), 'http://h/x?r=a%20b&w=95s');
   assert.equal(fillTemplate('m{revision="{{revision}}"}[{{window}}]', vars), 'm{revision="a b"}[95s]');
 });
@@ -38,4 +38,12 @@ test('credentials stay with the address they were given for', () => {
   assert.deepEqual(prometheusOf(metric({ query: 'q', address: 'https://other' }), spec({ address: 'https://a', secretRef: { name: 's' } }), undefined), { address: 'https://other', secret: undefined }, 'another address never gets the analysis\'s credentials');
   assert.deepEqual(prometheusOf(metric({ query: 'q', secretRef: { name: 'own' } }), spec({ secretRef: { name: 's' } }), 'http://default'), { address: 'http://default', secret: 'own' });
   assert.deepEqual(prometheusOf({ name: 'p', preset: 'mlserver-error-rate' } as unknown as MetricSpec, spec(), 'http://default'), { address: 'http://default', secret: undefined });
+});
+
+test('the gateway presets ask for each revision\'s Service as Traefik names it', () => {
+  const vars = (role: 'canary' | 'stable') => ({ namespace: 'ml', name: 'churn', revision: 'r', role, service: role === 'canary' ? 'churn-canary' : 'churn', window: '60s' });
+  const q = presetQueries('traefik-gateway-error-rate');
+  assert.equal(fillTemplate(q.trials ?? '', vars('canary')), 'sum(increase(traefik_service_requests_total{service="ml-churn-canary-http-80@kubernetesgateway"}[60s]))');
+  assert.equal(fillTemplate(q.events ?? '', vars('stable')), 'sum(increase(traefik_service_requests_total{service="ml-churn-http-80@kubernetesgateway",code=~"5.."}[60s]))');
+  assert.match(presetQueries('traefik-gateway-latency').histogram ?? '', /^sum by \(le\) \(increase\(traefik_service_request_duration_seconds_bucket\{service="\{\{namespace\}\}-\{\{service\}\}-http-80@kubernetesgateway"\}\[\{\{window\}\}\]\)\)$/);
 });
