@@ -32,8 +32,9 @@ export function formatLogLine(json: string, colour: boolean): string {
   const time = new Date(Number(rec.time)).toISOString().slice(11, 23);
   const paint = (code: string, s: string): string => (colour ? `\u001b[${code}m${s}\u001b[0m` : s);
   const fields = Object.entries(rec).filter(([k]) => !HIDDEN.has(k)).map(([k, v]) => `${paint('2', `${k}=`)}${fieldValue(v)}`);
-  const component = rec.component && rec.component !== 'slipway' ? `${paint('2', `[${String(rec.component)}]`)} ` : '';
-  return `${paint('2', time)} ${paint(level.colour, level.name)} ${component}${String(rec.msg ?? '')}${fields.length ? `  ${fields.join(' ')}` : ''}`;
+  const component = typeof rec.component === 'string' && rec.component !== 'slipway' ? `${paint('2', `[${rec.component}]`)} ` : '';
+  const msg = typeof rec.msg === 'string' ? rec.msg : '';
+  return `${paint('2', time)} ${paint(level.colour, level.name)} ${component}${msg}${fields.length ? `  ${fields.join(' ')}` : ''}`;
 }
 
 function textDestination(out: NodeJS.WriteStream, colour: boolean): { write: (line: string) => void } {
