@@ -7,6 +7,9 @@ import { DEFAULT_STORAGE_INITIALIZER_IMAGE } from './controllers/modeldeployment
 import { KubeClient } from './kube/client.ts';
 import { EventRecorder } from './kube/events.ts';
 import { SecretReader } from './kube/secrets.ts';
+import { Resources } from './kube/resources.ts';
+import { AuditRepository } from './audit/repository.ts';
+import { AuditTrail } from './audit/trail.ts';
 import { Notifier } from './notify/notifier.ts';
 import { createLogger, errorMessage } from './runtime/log.ts';
 import { ControllerMetrics } from './runtime/metrics.ts';
@@ -31,6 +34,10 @@ const { values: args } = parseArgs({
     'prometheus-url': { type: 'string', ...(process.env.SLIPWAY_PROMETHEUS_URL ? { default: process.env.SLIPWAY_PROMETHEUS_URL } : {}) },
     // namespace/name of a Secret with webhook-url and/or slack-url: where decisions are announced when a
     // ModelDeployment's spec.notifications names no Secret of its own.
+    // The audit trail: a git repository of every spec change and decision (off without a directory).
+    'audit-dir': { type: 'string', ...(process.env.SLIPWAY_AUDIT_DIR ? { default: process.env.SLIPWAY_AUDIT_DIR } : {}) },
+    'audit-remote': { type: 'string', ...(process.env.SLIPWAY_AUDIT_REMOTE ? { default: process.env.SLIPWAY_AUDIT_REMOTE } : {}) },
+    'audit-branch': { type: 'string', default: process.env.SLIPWAY_AUDIT_BRANCH ?? 'main' },
     'notifications-secret': { type: 'string', ...(process.env.SLIPWAY_NOTIFICATIONS_SECRET ? { default: process.env.SLIPWAY_NOTIFICATIONS_SECRET } : {}) },
   },
 });
@@ -106,6 +113,18 @@ async function main(): Promise<void> {
     secrets,
     ...(args.namespace ? { namespace: args.namespace } : {}),
   });
+
+  if (args['audit-dir']) {
+    const repo = new AuditRepository({ dir: args['audit-dir'], branch: args['audit-branch'], remote: args['audit-remote'] });
+    const trail = new AuditTrail({
+      repo,
+      informer: manager.informer(Resources.ModelDeployment, args.namespace ? { namespace: args.namespace } : {}),
+      client,
+      log: log.child({ component: 'audit' }),
+      metrics,
+    });
+    manager.addLeaderTask(trail);
+  }
 
   let stopping = false;
   const shutdown = (signal: string): void => {

@@ -394,6 +394,8 @@ export const modelDeploymentStatus = z.object({
       })),
     })
     .optional(),
+  /** Where this ModelDeployment stands in the audit repository: the commit holding its latest recorded change. */
+  audit: z.object({ commit: z.string(), at: z.string() }).optional(),
   /** The revisions kept (spec.revisionHistoryLimit and those running), newest first: what undo can go back to. */
   history: z.array(revisionRef.extend({ number: z.number().int() })).optional(),
   replicas: z.number().int().optional(),

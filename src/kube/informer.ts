@@ -124,8 +124,33 @@ export interface InformerHooks {
  * nothing reads them from the cache).
  */
 export function trimForCache<T extends KubeObject>(obj: T): T {
-  if (obj.metadata.managedFields !== undefined) delete obj.metadata.managedFields;
+  if (obj.metadata.managedFields !== undefined) {
+    const manager = specManagerOf(obj.metadata.managedFields as ManagedFieldsEntry[]);
+    if (manager) obj.metadata.specManager = manager;
+    delete obj.metadata.managedFields;
+  }
   return obj;
+}
+
+interface ManagedFieldsEntry {
+  manager?: string;
+  operation?: string;
+  time?: string;
+  subresource?: string;
+  fieldsV1?: Record<string, unknown>;
+}
+
+/**
+ * Who wrote the spec last, as the API server recorded it: the field manager of the newest managedFields entry
+ * that owns spec fields (not a status or scale subresource write). Kept in the cache as metadata.specManager.
+ */
+export function specManagerOf(entries: ManagedFieldsEntry[] | undefined): string | undefined {
+  let best: ManagedFieldsEntry | undefined;
+  for (const e of entries ?? []) {
+    if (e.subresource || !e.fieldsV1 || !('f:spec' in e.fieldsV1)) continue;
+    if (!best || (e.time ?? '') >= (best.time ?? '')) best = e;
+  }
+  return best?.manager;
 }
 
 export class Informer<T extends KubeObject> {

@@ -55,6 +55,8 @@ export interface KubeObject {
     ownerReferences?: OwnerReference[] | undefined;
     deletionTimestamp?: string | undefined;
     creationTimestamp?: string | undefined;
+    /** Cache only: the field manager that wrote the spec last (from managedFields, which the cache drops). */
+    specManager?: string | undefined;
     [key: string]: unknown;
   };
   [key: string]: unknown;

@@ -40,6 +40,7 @@ export class Manager {
   private readonly informers = new Map<string, Informer<KubeObject>>();
   private readonly controllers: Controller[] = [];
   private readonly primaries: Primary[] = [];
+  private readonly leaderTasks: { start: () => Promise<void>; stop: () => Promise<void> }[] = [];
   private readonly lastActivity = new Map<string, number>();
   private elector: LeaderElector | undefined;
   private leaseClient: KubeClient | undefined;
@@ -86,6 +87,14 @@ export class Manager {
       this.informers.set(id, informer);
     }
     return informer as unknown as Informer<T>;
+  }
+
+  /**
+   * Work that runs only on the leader, beside the controllers (e.g. the audit trail): started when this process
+   * starts leading, stopped (awaited) before the lease is given up.
+   */
+  addLeaderTask(task: { start: () => Promise<void>; stop: () => Promise<void> }): void {
+    this.leaderTasks.push(task);
   }
 
   /** Registers a controller; `primary` is the informer whose every key a resync enqueues. */
@@ -140,6 +149,9 @@ export class Manager {
     if (this.controllersRunning || this.stopping) return;
     this.controllersRunning = true;
     for (const c of this.controllers) c.start();
+    for (const t of this.leaderTasks) {
+      t.start().catch((err: unknown) => this.log.error({ err: errorMessage(err) }, 'a leader task could not start'));
+    }
     this.resync();
     this.scheduleResync();
   }
@@ -165,6 +177,7 @@ export class Manager {
     this.stopping = true;
     clearTimeout(this.resyncTimer);
     await Promise.all(this.controllers.map((c) => c.stop()));
+    if (this.controllersRunning) await Promise.all(this.leaderTasks.map((t) => t.stop().catch(() => undefined)));
     // Give the lease up only after the last reconcile finished: the next leader must not overlap with us.
     await this.elector?.stop();
     await this.electing;

@@ -21,6 +21,10 @@ export class ControllerMetrics {
   readonly rollbacks: Counter<'namespace' | 'name'>;
   readonly analysisMeasurements: Counter<'verdict'>;
   readonly notifications: Counter<'kind' | 'target' | 'result'>;
+  readonly auditCommits: Counter;
+  readonly auditQueued: Gauge;
+  readonly auditUnpushed: Gauge;
+  readonly auditPushFailures: Counter;
 
   constructor(opts: { processMetrics?: boolean } = {}) {
     const registers = [this.registry];
@@ -53,6 +57,10 @@ export class ControllerMetrics {
     this.rollbacks = new Counter({ name: 'slipway_rollbacks_total', help: 'Automatic rollbacks (a failed analysis) by ModelDeployment.', labelNames: ['namespace', 'name'], registers });
     this.analysisMeasurements = new Counter({ name: 'slipway_analysis_measurements_total', help: 'Analysis measurements taken, by verdict.', labelNames: ['verdict'], registers });
     this.notifications = new Counter({ name: 'slipway_notifications_total', help: 'Notifications by kind, target (webhook, slack) and result (sent, failed after its retries, dropped).', labelNames: ['kind', 'target', 'result'], registers });
+    this.auditCommits = new Counter({ name: 'slipway_audit_commits_total', help: 'Commits written to the audit repository.', registers });
+    this.auditQueued = new Gauge({ name: 'slipway_audit_queued', help: 'Changes waiting to be committed to the audit repository.', registers });
+    this.auditUnpushed = new Gauge({ name: 'slipway_audit_unpushed_commits', help: 'Audit commits the remote does not have yet.', registers });
+    this.auditPushFailures = new Counter({ name: 'slipway_audit_push_failures_total', help: 'Failed pushes of the audit repository (retried with backoff).', registers });
     this.cacheObjects = new Gauge({ name: 'slipway_cache_objects', help: 'Objects in the informer cache.', labelNames: ['resource'], registers });
   }
 }

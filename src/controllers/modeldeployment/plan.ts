@@ -788,6 +788,8 @@ export function plan(o: Observed, now: Date): Plan {
     // The analysis of the rollout in progress, or of the last one (what promoted stable, or why it rolled back).
     ...(analysis && [canaryStatus?.revision, state.aborted?.revision, servingRef?.revision].includes(analysis.revision) ? { analysis } : {}),
     history: historyOf(kept, created, deletes),
+    // Written by the audit trail, carried as it is.
+    ...(previous.audit ? { audit: previous.audit } : {}),
     conditions,
   };
   if (canaryStatus) stripUndefined(canaryStatus);

@@ -1,0 +1,221 @@
+// The audit trail: every change of a ModelDeployment the informer shows (a spec change, a decision of the
+// controller written to status) becomes one commit of its file in the audit repository, in the order seen.
+//
+// Never in the hot path: the informer's handler renders the file and queues the change (no I/O); a flush, soon
+// after (or at once when many are queued), writes the queue as individual commits through one fast-import; a
+// push follows in the background, retried with backoff while the remote is down (the commits wait in the local
+// repository, nothing is lost). Reconciles never wait for any of it.
+//
+// Exactly once: what is committed is the difference between an object and its file at the branch's tip, so a
+// restart or a new leader (which loads the files first, then compares every object) commits what changed while
+// nobody watched, once, and nothing twice; a state already committed is never committed again, and a change
+// that renders to the same file (a status write of the audit position itself, a resync) is not a commit.
+import type { ModelDeployment } from '../api/modeldeployment.ts';
+import type { KubeClient } from '../kube/client.ts';
+import type { CacheEvent, Informer } from '../kube/informer.ts';
+import { Resources, type KubeObject } from '../kube/resources.ts';
+import type { Logger } from '../runtime/log.ts';
+import { errorMessage } from '../runtime/log.ts';
+import type { ControllerMetrics } from '../runtime/metrics.ts';
+import { auditDocOf, auditPath, describeChange, parseDoc, renderDoc, type AuditChange } from './document.ts';
+import type { AuditRepository } from './repository.ts';
+
+export interface AuditTrailOptions {
+  repo: AuditRepository;
+  informer: Informer<KubeObject>;
+  client: KubeClient;
+  log: Logger;
+  metrics?: ControllerMetrics;
+  /** How long the first queued change waits for others to join its batch. */
+  batchDelayMs?: number;
+  /** A batch this large is written at once. */
+  maxBatch?: number;
+  /** Record the audit position in each ModelDeployment's status (status.audit). */
+  writeStatus?: boolean;
+  now?: () => Date;
+}
+
+const keyOf = (o: KubeObject): string => `${o.metadata.namespace ?? 'default'}/${o.metadata.name}`;
+
+export class AuditTrail {
+  private readonly opts: AuditTrailOptions;
+  private readonly files = new Map<string, string>();
+  private queue: (AuditChange & { key: string })[] = [];
+  private active = false;
+  private flushTimer: NodeJS.Timeout | undefined;
+  private flushing: Promise<void> | undefined;
+  private pushTimer: NodeJS.Timeout | undefined;
+  private pushFailures = 0;
+  private maintenanceTimer: NodeJS.Timeout | undefined;
+  private stopped = false;
+  /** Commits written, for tests and benchmarks. */
+  committed = 0;
+
+  constructor(opts: AuditTrailOptions) {
+    this.opts = opts;
+    opts.informer.on((e) => this.onEvent(e));
+  }
+
+  /** Starts recording (on the leader): loads the files, commits what changed meanwhile, pushes what is queued. */
+  async start(): Promise<void> {
+    await this.opts.repo.open();
+    const files = await this.opts.repo.readAll();
+    for (const [path, content] of files) this.files.set(path, content);
+    const seen = new Set<string>();
+    for (const o of this.opts.informer.store.list()) {
+      seen.add(auditPath(o.metadata.namespace ?? 'default', o.metadata.name));
+      this.observe(o as unknown as ModelDeployment);
+    }
+    // Objects deleted while nobody watched.
+    for (const [path, content] of files) {
+      if (seen.has(path) || !path.includes('/modeldeployment/')) continue;
+      const doc = parseDoc(content);
+      const change = describeChange(doc, null);
+      if (doc && change) this.enqueue(`${doc.metadata.namespace}/${doc.metadata.name}`, { ...change, path, content: null });
+    }
+    this.active = true;
+    this.scheduleFlush();
+    this.schedulePush(0);
+    this.maintenanceTimer = setInterval(() => void this.maintain(), 60_000);
+    this.maintenanceTimer.unref();
+    this.opts.log.info({ files: files.size, queued: this.queue.length, remote: this.opts.repo.remote ? 'yes' : 'no' }, 'audit trail recording');
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearTimeout(this.flushTimer);
+    clearTimeout(this.pushTimer);
+    clearInterval(this.maintenanceTimer);
+    await this.flush();
+    if (this.opts.repo.remote) await this.opts.repo.push(3).catch(() => undefined);
+  }
+
+  /** Changes queued and not yet committed. */
+  get pending(): number {
+    return this.queue.length;
+  }
+
+  private onEvent(e: CacheEvent<KubeObject>): void {
+    if (!this.active || this.stopped) return;
+    if (e.type === 'DELETED') {
+      const path = auditPath(e.obj.metadata.namespace ?? 'default', e.obj.metadata.name);
+      const before = this.files.get(path);
+      const change = before === undefined ? undefined : describeChange(parseDoc(before), null, { specManager: e.obj.metadata.specManager });
+      if (change) {
+        this.files.delete(path);
+        this.enqueue(keyOf(e.obj), { ...change, path, content: null });
+      }
+      return;
+    }
+    this.observe(e.obj as unknown as ModelDeployment);
+  }
+
+  private observe(md: ModelDeployment): void {
+    const doc = auditDocOf(md);
+    const path = auditPath(doc.metadata.namespace, doc.metadata.name);
+    const content = renderDoc(doc);
+    const before = this.files.get(path);
+    if (before === content) return;
+    const change = describeChange(before === undefined ? undefined : parseDoc(before), doc, { specManager: (md as unknown as KubeObject).metadata.specManager, resourceVersion: md.metadata.resourceVersion });
+    this.files.set(path, content);
+    if (change) this.enqueue(keyOf(md as unknown as KubeObject), { ...change, path, content });
+  }
+
+  private enqueue(key: string, change: AuditChange): void {
+    this.queue.push({ ...change, key });
+    this.opts.metrics?.auditQueued.set(this.queue.length);
+    if (this.queue.length >= (this.opts.maxBatch ?? 500)) void this.flush();
+    else this.scheduleFlush();
+  }
+
+  private scheduleFlush(): void {
+    if (this.flushTimer || this.queue.length === 0) return;
+    this.flushTimer = setTimeout(() => {
+      this.flushTimer = undefined;
+      void this.flush();
+    }, this.opts.batchDelayMs ?? 100);
+    this.flushTimer.unref();
+  }
+
+  /** Writes what is queued as commits (one flush at a time; a failed one is retried with what came after it). */
+  flush(): Promise<void> {
+    if (this.flushing) return this.flushing.then(() => (this.queue.length > 0 ? this.flush() : undefined));
+    if (this.queue.length === 0) return Promise.resolve();
+    const batch = this.queue.splice(0, this.opts.maxBatch ?? 500);
+    this.flushing = (async () => {
+      try {
+        const head = await this.opts.repo.commit(batch, this.opts.now);
+        this.committed += batch.length;
+        this.opts.metrics?.auditCommits.inc(batch.length);
+        if (head && this.opts.writeStatus !== false) void this.recordPositions(batch, head);
+        this.schedulePush(0);
+      } catch (err) {
+        // Nothing is lost: the batch goes back in front, and is written with the next flush.
+        this.queue.unshift(...batch);
+        this.opts.log.error({ err: errorMessage(err), queued: this.queue.length }, 'audit commit failed; retrying');
+        await new Promise((r) => setTimeout(r, 1000));
+      } finally {
+        this.flushing = undefined;
+        this.opts.metrics?.auditQueued.set(this.queue.length);
+      }
+      if (this.queue.length > 0 && !this.stopped) this.scheduleFlush();
+    })();
+    return this.flushing;
+  }
+
+  /** status.audit of each object in the batch: the commit that holds its latest change. */
+  private async recordPositions(batch: { key: string }[], head: string): Promise<void> {
+    const keys = [...new Set(batch.map((c) => c.key))];
+    const at = (this.opts.now?.() ?? new Date()).toISOString().replace(/\.\d+Z$/, 'Z');
+    // The tip commit holds every file of the batch: one commit id names the position of all of them.
+    for (let i = 0; i < keys.length; i += 16) {
+      await Promise.all(keys.slice(i, i + 16).map(async (key) => {
+        const [namespace, name] = key.split('/') as [string, string];
+        if (!this.opts.informer.store.get(key)) return;
+        await this.opts.client.mergePatch(Resources.ModelDeployment, namespace, name, { status: { audit: { commit: head, at } } }, 'status').catch((err: unknown) => {
+          this.opts.log.debug({ key, err: errorMessage(err) }, 'could not record the audit position');
+        });
+      }));
+    }
+  }
+
+  private schedulePush(delayMs: number): void {
+    if (!this.opts.repo.remote || this.stopped || this.pushTimer) return;
+    this.pushTimer = setTimeout(() => {
+      this.pushTimer = undefined;
+      void this.pushNow();
+    }, delayMs);
+    this.pushTimer.unref();
+  }
+
+  private async pushNow(): Promise<void> {
+    try {
+      const r = await this.opts.repo.push();
+      if (r.replayed > 0) {
+        // Another writer moved the branch: the files at the new tip are what later changes compare with.
+        const files = await this.opts.repo.readAll();
+        for (const [path, content] of files) if (!this.queue.some((q) => q.path === path)) this.files.set(path, content);
+      }
+      if (this.pushFailures > 0) this.opts.log.info({ pushed: r.pushed }, 'audit remote reachable again: queued commits pushed');
+      this.pushFailures = 0;
+      this.opts.metrics?.auditUnpushed.set(0);
+    } catch (err) {
+      this.pushFailures++;
+      this.opts.metrics?.auditPushFailures.inc();
+      const unpushed = await this.opts.repo.unpushed().catch(() => -1);
+      this.opts.metrics?.auditUnpushed.set(unpushed);
+      if (this.pushFailures === 1 || this.pushFailures % 20 === 0) this.opts.log.warn({ err: errorMessage(err), unpushed }, 'audit push failed; the commits wait in the local repository');
+      // Backoff: 1 s doubling to 60 s.
+      this.schedulePush(Math.min(60_000, 1000 * 2 ** Math.min(this.pushFailures - 1, 6)));
+    }
+  }
+
+  private async maintain(): Promise<void> {
+    if (this.queue.length > 0 || this.stopped) return; // only when idle
+    try {
+      if ((await this.opts.repo.looseObjects()) > 2000) await this.opts.repo.maintain();
+    } catch (err) {
+      this.opts.log.warn({ err: errorMessage(err) }, 'audit repository maintenance failed');
+    }
+  }
+}
