@@ -75,7 +75,7 @@ export function auditDocOf(md: ModelDeployment): AuditDoc {
     apiVersion: md.apiVersion ?? 'slipway.dev/v1alpha1',
     kind: 'ModelDeployment',
     metadata: { namespace: md.metadata.namespace ?? 'default', name: md.metadata.name, uid: md.metadata.uid ?? '', generation: md.metadata.generation ?? 0 },
-    spec: redactSpec(md.spec as unknown as Record<string, unknown>),
+    spec: redactSpec(md.spec),
     effective,
   };
 }

@@ -118,7 +118,7 @@ export class AuditTrail {
     if (before === content) return;
     const change = describeChange(before === undefined ? undefined : parseDoc(before), doc, { specManager: (md as unknown as KubeObject).metadata.specManager, resourceVersion: md.metadata.resourceVersion });
     this.files.set(path, content);
-    if (change) this.enqueue(keyOf(md as unknown as KubeObject), { ...change, path, content });
+    if (change) this.enqueue(keyOf(md), { ...change, path, content });
   }
 
   private enqueue(key: string, change: AuditChange): void {
