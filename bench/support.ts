@@ -61,17 +61,19 @@ export async function benchIdentity(kubectl: Kubectl, namespace: string, adminKu
 }
 
 /** The controller (src/main.ts) in a process of its own, dying with this one; ready when it returns. */
-export async function startBenchController(kubeconfig: string, namespace: string, workers: string): Promise<{ process: ChildProcess; pid: number; metricsUrl: string }> {
+export async function startBenchController(kubeconfig: string, namespace: string, workers: string, extraArgs: string[] = []): Promise<{ process: ChildProcess; pid: number; metricsUrl: string }> {
   const [port] = (await freePorts(1)) as [number];
   const child = spawn('setpriv', ['--pdeathsig', 'KILL', '--', process.execPath, join(import.meta.dirname, '..', 'src', 'main.ts'),
     `--kubeconfig=${kubeconfig}`, `--namespace=${namespace}`, '--no-leader-elect', `--metrics-port=${port}`, '--metrics-host=127.0.0.1',
-    `--workers=${workers}`, '--resync-seconds=0'], { stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, SLIPWAY_LOG_LEVEL: 'warn' } });
+    `--workers=${workers}`, '--resync-seconds=0', ...extraArgs], { stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, SLIPWAY_LOG_LEVEL: 'warn' } });
   await eventually('the controller to be ready', async () => (await fetch(`http://127.0.0.1:${port}/readyz`)).ok, { timeoutMs: 30_000 });
   return { process: child, pid: child.pid ?? 0, metricsUrl: `http://127.0.0.1:${port}/metrics` };
 }
 
 export interface BenchContext {
   cluster: Cluster;
+  /** The benchmark's scratch directory (removed afterwards). */
+  dir: string;
   controller: { process: ChildProcess; pid: number; metricsUrl: string };
 }
 
@@ -80,7 +82,7 @@ export interface BenchContext {
  * under its own identity (see benchIdentity) watching that namespace. Everything is torn down afterwards, and the
  * process exits 1 on failure.
  */
-export function runBench(opts: { namespace: string; upstreamCrds: boolean; workers: string }, body: (b: BenchContext) => Promise<void>): void {
+export function runBench(opts: { namespace: string; upstreamCrds: boolean; workers: string; controllerArgs?: (dir: string) => string[] }, body: (b: BenchContext) => Promise<void>): void {
   const main = async (): Promise<void> => {
     const dir = join(existsSync('/dev/shm') ? '/dev/shm' : tmpdir(), `slipway-bench-${process.pid}`);
     console.log(`starting the local control plane in ${dir}`);
@@ -92,9 +94,9 @@ export function runBench(opts: { namespace: string; upstreamCrds: boolean; worke
       // The controller runs as a ServiceAccount of its own, which an APF FlowSchema of its own matches: the API
       // server's apiserver_flowcontrol_dispatched_requests_total then counts exactly the controller's requests.
       const kubeconfig = await benchIdentity(cluster.kubectl, opts.namespace, cluster.kubeconfig, dir);
-      const controller = await startBenchController(kubeconfig, opts.namespace, opts.workers);
+      const controller = await startBenchController(kubeconfig, opts.namespace, opts.workers, opts.controllerArgs?.(dir));
       try {
-        await body({ cluster, controller });
+        await body({ cluster, controller, dir });
       } finally {
         controller.process.kill('SIGTERM');
       }

@@ -38,6 +38,9 @@ const { values: args } = parseArgs({
     'audit-dir': { type: 'string', ...(process.env.SLIPWAY_AUDIT_DIR ? { default: process.env.SLIPWAY_AUDIT_DIR } : {}) },
     'audit-remote': { type: 'string', ...(process.env.SLIPWAY_AUDIT_REMOTE ? { default: process.env.SLIPWAY_AUDIT_REMOTE } : {}) },
     'audit-branch': { type: 'string', default: process.env.SLIPWAY_AUDIT_BRANCH ?? 'main' },
+    // namespace/name of a Secret with the remote's credentials: identity + known_hosts (SSH), username +
+    // password or bearerToken (HTTPS), ca.crt.
+    'audit-secret': { type: 'string', ...(process.env.SLIPWAY_AUDIT_SECRET ? { default: process.env.SLIPWAY_AUDIT_SECRET } : {}) },
     'notifications-secret': { type: 'string', ...(process.env.SLIPWAY_NOTIFICATIONS_SECRET ? { default: process.env.SLIPWAY_NOTIFICATIONS_SECRET } : {}) },
   },
 });
@@ -51,11 +54,11 @@ process.on('unhandledRejection', (err) => {
 });
 
 /** `namespace/name`; a bad value stops the process at once rather than send nothing later. */
-function secretName(v: string | undefined): { namespace: string; name: string } | undefined {
+function secretName(v: string | undefined, flag = '--notifications-secret'): { namespace: string; name: string } | undefined {
   if (!v) return undefined;
   const [namespace, name, extra] = v.split('/');
   if (!namespace || !name || extra !== undefined) {
-    log.fatal({ value: v }, '--notifications-secret must be namespace/name');
+    log.fatal({ value: v }, `${flag} must be namespace/name`);
     process.exit(2);
   }
   return { namespace, name };
@@ -115,13 +118,23 @@ async function main(): Promise<void> {
   });
 
   if (args['audit-dir']) {
-    const repo = new AuditRepository({ dir: args['audit-dir'], branch: args['audit-branch'], remote: args['audit-remote'] });
+    const remote = args['audit-remote'];
+    if (remote && /^[a-z][a-z0-9+.-]*:\/\/[^/@]*:[^/@]*@/i.test(remote)) {
+      log.fatal('--audit-remote carries a password: put it in the audit Secret (--audit-secret) instead');
+      process.exit(2);
+    }
+    const repo = new AuditRepository({ dir: args['audit-dir'], branch: args['audit-branch'], remote });
+    const auditSecret = secretName(args['audit-secret'], '--audit-secret');
     const trail = new AuditTrail({
       repo,
       informer: manager.informer(Resources.ModelDeployment, args.namespace ? { namespace: args.namespace } : {}),
       client,
       log: log.child({ component: 'audit' }),
       metrics,
+      ...(auditSecret ? { credentials: async () => {
+        const d = await secrets.read(auditSecret.namespace, auditSecret.name);
+        return { identity: d.identity, knownHosts: d.known_hosts, username: d.username, password: d.password, bearerToken: d.bearerToken, ca: d['ca.crt'] };
+      } } : {}),
     });
     manager.addLeaderTask(trail);
   }

@@ -6,7 +6,8 @@
 // the remote's tip (each commit carries whole files, so a replay is the same files with the same message, and
 // the newest write of a file wins while every commit stays in the history), and pushes again.
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { simpleGit, type SimpleGit } from 'simple-git';
 import { commitMessage, type AuditChange } from './document.ts';
 
@@ -16,8 +17,58 @@ export interface RepositoryOptions {
   /** A remote URL (file://, ssh://, https://); none: the repository stays local. */
   remote?: string | undefined;
   author?: { name: string; email: string };
-  /** Environment for git (e.g. GIT_SSH_COMMAND, credentials). */
+  /** Environment for git. */
   env?: Record<string, string>;
+  /** How to authenticate to the remote (from a Secret): never written into the URL or the repository's config. */
+  credentials?: RemoteCredentials | undefined;
+}
+
+/**
+ * Keys of the audit Secret: `identity` (an SSH private key) with `known_hosts` (the server's key: required, an
+ * unknown host is refused); or `username` and `password` (HTTPS basic auth; a token as the password), or
+ * `bearerToken`; `ca.crt` (PEM CAs to trust for https).
+ */
+export interface RemoteCredentials {
+  identity?: string | undefined;
+  knownHosts?: string | undefined;
+  username?: string | undefined;
+  password?: string | undefined;
+  bearerToken?: string | undefined;
+  ca?: string | undefined;
+}
+
+/**
+ * The environment that makes git authenticate with `c`: key files written (0600) into `dir`, and configuration
+ * passed by GIT_CONFIG_* variables, so no credential is ever in a URL, a config file or a log.
+ */
+export function credentialEnv(c: RemoteCredentials | undefined, dir: string): Record<string, string> {
+  if (!c) return {};
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const env: Record<string, string> = {};
+  const config: [string, string][] = [];
+  const file = (name: string, content: string): string => {
+    const p = join(dir, name);
+    writeFileSync(p, content.endsWith('\n') ? content : `${content}\n`, { mode: 0o600 });
+    chmodSync(p, 0o600);
+    return p;
+  };
+  if (c.identity) {
+    const key = file('identity', c.identity);
+    const knownHosts = file('known_hosts', c.knownHosts ?? '');
+    env.GIT_SSH_COMMAND = `ssh -i ${key} -o IdentitiesOnly=yes -o BatchMode=yes -o StrictHostKeyChecking=yes -o UserKnownHostsFile=${knownHosts} -o ConnectTimeout=10`;
+  }
+  if (c.username !== undefined && c.password !== undefined) config.push(['http.extraHeader', `Authorization: Basic ${Buffer.from(`${c.username}:${c.password}`).toString('base64')}`]);
+  else if (c.bearerToken) config.push(['http.extraHeader', `Authorization: Bearer ${c.bearerToken}`]);
+  // The variable, not http.sslCAInfo: a GIT_SSL_CAINFO in the environment would take precedence over the config.
+  if (c.ca) env.GIT_SSL_CAINFO = file('ca.crt', c.ca);
+  if (config.length > 0) {
+    env.GIT_CONFIG_COUNT = String(config.length);
+    config.forEach(([k, v], i) => {
+      env[`GIT_CONFIG_KEY_${i}`] = k;
+      env[`GIT_CONFIG_VALUE_${i}`] = v;
+    });
+  }
+  return env;
 }
 
 export class PushRejected extends Error {}
@@ -28,7 +79,7 @@ export class AuditRepository {
   readonly remote: string | undefined;
   private readonly author: { name: string; email: string };
   private readonly env: Record<string, string>;
-  private readonly git: SimpleGit;
+  private git: SimpleGit;
   private chain: Promise<unknown> = Promise.resolve();
 
   constructor(opts: RepositoryOptions) {
@@ -36,9 +87,18 @@ export class AuditRepository {
     this.branch = opts.branch ?? 'main';
     this.remote = opts.remote;
     this.author = opts.author ?? { name: 'Slipway', email: 'slipway@slipway.dev' };
-    this.env = { ...process.env as Record<string, string>, GIT_TERMINAL_PROMPT: '0', ...opts.env };
+    this.env = { ...process.env as Record<string, string>, GIT_TERMINAL_PROMPT: '0', ...opts.env, ...credentialEnv(opts.credentials, `${opts.dir.replace(/\/+$/, '')}.credentials`) };
     if (!existsSync(opts.dir)) mkdirSync(opts.dir, { recursive: true });
-    this.git = simpleGit({ baseDir: opts.dir }).env(this.env);
+    // simple-git refuses GIT_SSH_COMMAND and GIT_CONFIG_* from the environment unless told: here they are ours
+    // (credentialEnv: fixed options and paths of files Slipway wrote; a Secret's values go into files, never
+    // into a command line).
+    this.git = simpleGit({ baseDir: opts.dir, unsafe: { allowUnsafeSshCommand: true, allowUnsafeConfigEnvCount: true } }).env(this.env);
+  }
+
+  /** Authenticates with `c` from now on (the audit Secret, read when the trail starts). */
+  useCredentials(c: RemoteCredentials | undefined): void {
+    Object.assign(this.env, credentialEnv(c, `${this.dir.replace(/\/+$/, '')}.credentials`));
+    this.git.env(this.env);
   }
 
   private get ref(): string {
@@ -279,9 +339,10 @@ export class AuditRepository {
 
 /** What git said that matters: its fatal/error/rejected lines, not its hints. */
 export function gitError(message: string): string {
-  const lines = message.split('\n').map((l) => l.trim()).filter(Boolean);
-  const key = lines.filter((l) => /^(fatal|error|!|remote: error)/i.test(l) || /rejected/.test(l));
-  return (key.length > 0 ? key : lines.slice(-2)).join(' ').replace(/^Error: /, '');
+  const lines = message.split('\n').map((l) => l.trim().replace(/^Error: /, '')).filter(Boolean);
+  const noise = /^(hint:|Please make sure you have the correct access rights|and the repository exists|To |Everything up-to-date)/;
+  const key = lines.filter((l) => !noise.test(l));
+  return (key.length > 0 ? key : lines).slice(-4).join(' ');
 }
 
 /** A path as fast-import reads it: quoted when it has a space, quote, backslash or newline. */

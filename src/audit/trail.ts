@@ -18,7 +18,7 @@ import type { Logger } from '../runtime/log.ts';
 import { errorMessage } from '../runtime/log.ts';
 import type { ControllerMetrics } from '../runtime/metrics.ts';
 import { auditDocOf, auditPath, describeChange, parseDoc, renderDoc, type AuditChange } from './document.ts';
-import type { AuditRepository } from './repository.ts';
+import type { AuditRepository, RemoteCredentials } from './repository.ts';
 
 export interface AuditTrailOptions {
   repo: AuditRepository;
@@ -30,6 +30,8 @@ export interface AuditTrailOptions {
   batchDelayMs?: number;
   /** A batch this large is written at once. */
   maxBatch?: number;
+  /** The remote's credentials (the audit Secret), read when recording starts. */
+  credentials?: () => Promise<RemoteCredentials | undefined>;
   /** Record the audit position in each ModelDeployment's status (status.audit). */
   writeStatus?: boolean;
   now?: () => Date;
@@ -58,6 +60,7 @@ export class AuditTrail {
 
   /** Starts recording (on the leader): loads the files, commits what changed meanwhile, pushes what is queued. */
   async start(): Promise<void> {
+    if (this.opts.credentials) this.opts.repo.useCredentials(await this.opts.credentials());
     await this.opts.repo.open();
     const files = await this.opts.repo.readAll();
     for (const [path, content] of files) this.files.set(path, content);

@@ -1,6 +1,7 @@
 // The audit repository against real git remotes (a bare repository over file://): ten writers pushing to one
 // remote at once all land, nothing overwritten; a remote that is away loses nothing; commits written but not
-// pushed when the process died are pushed once by the next one.
+// pushed when the process died are pushed once by the next one; authenticated remotes over HTTPS (git's own
+// smart-HTTP backend) and SSH (OpenSSH's sshd) with credentials as the audit Secret holds them.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, renameSync } from 'node:fs';
@@ -9,6 +10,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { AuditRepository } from '../../src/audit/repository.ts';
 import type { AuditChange } from '../../src/audit/document.ts';
+import { bareRepository, startHttpsGitServer, startSshGitServer } from '../../local/git-server.ts';
 
 const git = (dir: string, args: string[]): string => execFileSync('git', args, { cwd: dir, encoding: 'utf8' });
 
@@ -81,4 +83,36 @@ test('commits written but not pushed when the process died are pushed once by th
   const files = await next.readAll();
   assert.deepEqual([...files.keys()].sort(), ['a.yaml', 'b.yaml']);
   assert.equal(files.get('a.yaml'), 'writer: w\nchange: 2\n');
+});
+
+test('authenticated remotes: over HTTPS (git-http-backend, basic auth, a private CA) and over SSH (sshd, a key, known_hosts); wrong credentials are refused with no credential in the error', async (t) => {
+  const root = mkdtempSync(join(tmpdir(), 'slipway-git-servers-'));
+  bareRepository(root, 'audit.git');
+  const https = await startHttpsGitServer(root, { username: 'slipway', password: 'https-pass-3e9f' });
+  t.after(https.close);
+  const ssh = await startSshGitServer(join(root, '.ssh'));
+  t.after(ssh.close);
+
+  const overHttps = new AuditRepository({ dir: mkdtempSync(join(tmpdir(), 'slipway-audit-')), remote: https.url('audit.git'), credentials: { username: 'slipway', password: 'https-pass-3e9f', ca: https.ca } });
+  await overHttps.open();
+  await overHttps.commit([change('a.yaml', 1, 'https')]);
+  assert.deepEqual(await overHttps.push(), { pushed: 1, replayed: 0 });
+
+  const overSsh = new AuditRepository({ dir: mkdtempSync(join(tmpdir(), 'slipway-audit-')), remote: ssh.url(join(root, 'audit.git')), credentials: { identity: ssh.identity, knownHosts: ssh.knownHosts } });
+  await overSsh.open();
+  assert.equal((await overSsh.readAll()).get('a.yaml'), 'writer: https\nchange: 1\n', 'the SSH writer starts from what the HTTPS one pushed');
+  await overSsh.commit([change('a.yaml', 2, 'ssh')]);
+  assert.deepEqual(await overSsh.push(), { pushed: 1, replayed: 0 });
+  assert.equal(git(join(root, 'audit.git'), ['show', 'main:a.yaml']), 'writer: ssh\nchange: 2\n');
+
+  const wrongPassword = new AuditRepository({ dir: mkdtempSync(join(tmpdir(), 'slipway-audit-')), remote: https.url('audit.git'), credentials: { username: 'slipway', password: 'not-it-77', ca: https.ca } });
+  await wrongPassword.open();
+  await wrongPassword.commit([change('b.yaml', 1, 'x')]);
+  const refused = await wrongPassword.push().then(() => undefined, (err: unknown) => (err as Error).message);
+  assert.match(refused ?? '', /401|Authentication failed|could not read Username/i);
+  assert.ok(!refused?.includes('not-it-77'));
+  const unknownHost = new AuditRepository({ dir: mkdtempSync(join(tmpdir(), 'slipway-audit-')), remote: ssh.url(join(root, 'audit.git')), credentials: { identity: ssh.identity, knownHosts: '' } });
+  await unknownHost.open();
+  await unknownHost.commit([change('b.yaml', 1, 'x')]);
+  await assert.rejects(unknownHost.push(), /Host key verification failed/);
 });
