@@ -1,6 +1,7 @@
 // The controller process: loads the kube context, runs the ModelDeployment controller under leader election,
 // serves health and metrics, and shuts down cleanly on SIGTERM.
-import { hostname } from 'node:os';
+import { hostname, tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { addModelDeploymentController } from './controllers/modeldeployment/controller.ts';
 import { DEFAULT_STORAGE_INITIALIZER_IMAGE } from './controllers/modeldeployment/runtimes.ts';
@@ -10,6 +11,7 @@ import { SecretReader } from './kube/secrets.ts';
 import { Resources } from './kube/resources.ts';
 import { AuditRepository } from './audit/repository.ts';
 import { AuditTrail } from './audit/trail.ts';
+import { GitOpsWriteBack } from './gitops/writeback.ts';
 import { Notifier } from './notify/notifier.ts';
 import { createLogger, errorMessage } from './runtime/log.ts';
 import { ControllerMetrics } from './runtime/metrics.ts';
@@ -41,6 +43,8 @@ const { values: args } = parseArgs({
     // namespace/name of a Secret with the remote's credentials: identity + known_hosts (SSH), username +
     // password or bearerToken (HTTPS), ca.crt.
     'audit-secret': { type: 'string', ...(process.env.SLIPWAY_AUDIT_SECRET ? { default: process.env.SLIPWAY_AUDIT_SECRET } : {}) },
+    // Working repositories of the GitOps write-back (spec.gitOps); a temporary directory when unset.
+    'gitops-dir': { type: 'string', default: process.env.SLIPWAY_GITOPS_DIR ?? join(tmpdir(), 'slipway-gitops') },
     'notifications-secret': { type: 'string', ...(process.env.SLIPWAY_NOTIFICATIONS_SECRET ? { default: process.env.SLIPWAY_NOTIFICATIONS_SECRET } : {}) },
   },
 });
@@ -138,6 +142,15 @@ async function main(): Promise<void> {
     });
     manager.addLeaderTask(trail);
   }
+
+  manager.addLeaderTask(new GitOpsWriteBack({
+    informer: manager.informer(Resources.ModelDeployment, args.namespace ? { namespace: args.namespace } : {}),
+    client,
+    secrets,
+    events,
+    log: log.child({ component: 'gitops' }),
+    dir: args['gitops-dir'],
+  }));
 
   let stopping = false;
   const shutdown = (signal: string): void => {

@@ -267,6 +267,14 @@ const rollout = cel(
   },
 );
 
+const gitOps = z.object({
+  repository: z.string().min(1).max(2048).regex(/^(https?|ssh|file):\/\/[^\s]+$/, 'must be an https://, ssh:// or file:// URL').meta({ description: 'The Git repository Argo CD or Flux applies this ModelDeployment from (no credentials in the URL: secretRef).' }),
+  secretRef: z.object({ name: name253 }).optional().meta({ description: 'A Secret in the same namespace with the credentials: identity and known_hosts (SSH), username and password or bearerToken (HTTPS), ca.crt.' }),
+  branch: z.string().min(1).max(255).default('main'),
+  path: z.string().min(1).max(1024).regex(/^[^/].*\.ya?ml$/, 'must be a relative path to a .yaml file').meta({ description: 'The file, in the repository, that holds this ModelDeployment\'s manifest.' }),
+  mode: z.enum(['commit', 'branch']).default('commit').meta({ description: 'commit: push the fix to the branch; branch: push it to slipway/rollback/<name>-<revision> for review.' }),
+}).meta({ description: 'GitOps write-back: after an automatic rollback, Slipway edits the manifest in Git (spec.model, and spec.image if set) to what runs, so the next sync does not bring the bad version back.' });
+
 /** What a notification announces (see docs/notifications.md). */
 export const NOTIFICATION_KINDS = ['RolledBack', 'Paused', 'Failed', 'Promoted'] as const;
 
@@ -299,6 +307,7 @@ export const modelDeploymentSpec = cel(
     revisionHistoryLimit: z.number().int().min(0).max(100).default(10),
     paused: z.boolean().default(false),
     notifications: notifications.optional(),
+    gitOps: gitOps.optional(),
   }),
   {
     rule: 'has(self.image) != has(self.environmentRef)',
@@ -394,6 +403,15 @@ export const modelDeploymentStatus = z.object({
       })),
     })
     .optional(),
+  /** The GitOps write-back of the last automatic rollback: the commit that made the manifest match what runs. */
+  writeBack: z.object({
+    revision: z.string(),
+    state: z.enum(['Pushed', 'UpToDate', 'Failed']),
+    commit: z.string().optional(),
+    branch: z.string().optional(),
+    message: z.string(),
+    at: z.string(),
+  }).optional(),
   /** Where this ModelDeployment stands in the audit repository: the commit holding its latest recorded change. */
   audit: z.object({ commit: z.string(), at: z.string() }).optional(),
   /** The revisions kept (spec.revisionHistoryLimit and those running), newest first: what undo can go back to. */

@@ -323,6 +323,45 @@ export class AuditRepository {
     return shas.length;
   }
 
+  /**
+   * Edits one file of the remote's `base` branch and pushes the commit to `target` (the same branch, or a branch
+   * for review): fetch, read the file at the remote's tip, edit, commit on that tip, push. A push refused because
+   * the branch moved starts over from the new tip (the edit is made again on what is there now). Nothing local is
+   * kept between calls. `upToDate` when the edit changes nothing.
+   */
+  editOnRemote(base: string, target: string, path: string, edit: (text: string) => { text: string; message: string } | undefined, attempts = 10): Promise<{ commit?: string; upToDate: boolean }> {
+    return this.serial(async () => {
+      if (!this.remote) throw new Error('no remote to edit');
+      const tracking = `refs/slipway/remotes/${base}`;
+      for (let attempt = 1; ; attempt++) {
+        await this.git.raw(['fetch', '--quiet', '--no-tags', 'origin', `+refs/heads/${base}:${tracking}`]);
+        const tip = await this.revParse(tracking);
+        if (!tip) throw new Error(`the remote has no branch ${base}`);
+        let text: string;
+        try {
+          text = await this.git.raw(['cat-file', 'blob', `${tip}:${path}`]);
+        } catch {
+          throw new Error(`the remote's ${base} has no file ${path}`);
+        }
+        const next = edit(text);
+        if (!next) return { upToDate: true };
+        const ref = 'refs/slipway/edit';
+        await this.git.raw(['update-ref', '-d', ref]).catch(() => undefined);
+        await this.fastImport(ref, tip, [{ message: next.message, files: [{ path, content: next.text }], at: new Date() }]);
+        const commit = await this.revParse(ref);
+        if (!commit) throw new Error('the edit was not committed');
+        try {
+          await this.git.raw(['push', '--quiet', '--porcelain', 'origin', `${commit}:refs/heads/${target}`]);
+          return { commit, upToDate: false };
+        } catch (err) {
+          const message = (err as Error).message;
+          if (!/rejected|non-fast-forward|fetch first|stale info|failed to update ref|cannot lock ref/i.test(message) || attempt >= attempts) throw new PushRejected(gitError(message));
+          await new Promise((r) => setTimeout(r, Math.random() * Math.min(2000, 25 * 2 ** Math.min(attempt, 7))));
+        }
+      }
+    });
+  }
+
   /** Loose objects into a pack, off the hot path (callers run it when idle). */
   maintain(): Promise<void> {
     return this.serial(async () => {

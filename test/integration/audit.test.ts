@@ -106,3 +106,91 @@ test('the audit trail: apply, change and roll back; git log tells the story with
   assert.equal(final.length, before + 1, final.slice(before).map((c) => c.subject).join('\n'));
   assert.equal(after.at(-1)?.subject, `${ns}/churn: spec changed by oncall: replicas`);
 });
+
+test('GitOps write-back: a bad model version committed to the manifest repository is rolled back, Slipway commits the fix there, and the next sync leaves Git and the cluster on the good version', async (t) => {
+  const ns = await testNamespace(t);
+  const root = mkdtempSync(join(tmpdir(), 'slipway-gitops-'));
+  const remote = join(root, 'fleet.git');
+  execFileSync('git', ['init', '--bare', '--quiet', '--initial-branch=main', remote]);
+  const work = join(root, 'work');
+  execFileSync('git', ['clone', '--quiet', remote, work]);
+  const path = 'clusters/prod/churn.yaml';
+  const manifest = (version: string, backtestImage: string): string => `# ModelDeployment churn, applied to the cluster by the GitOps tool.
+apiVersion: slipway.dev/v1alpha1
+kind: ModelDeployment
+metadata:
+  name: churn
+  namespace: ${ns}
+spec:
+  model:
+    name: churn-xgb
+    version: "${version}"   # set by the training pipeline
+    uri: s3://models/churn/${version}/
+    format: xgboost
+  image: registry.example.com/mlserver:1.6.1
+  replicas: 2
+  gitOps: {repository: "file://${remote}", path: ${path}}
+  rollout:
+    scaleDownDelaySeconds: 0
+    steps: [{setWeight: 50}, {analysis: {}}, {setWeight: 100}]
+    analysis:
+      interval: 2s
+      count: 1
+      metrics:
+        - name: backtest
+          job: {spec: {activeDeadlineSeconds: 3, template: {spec: {containers: [{name: b, image: "${backtestImage}"}]}}}}
+`;
+  const commitToRepo = (text: string, message: string): void => {
+    execFileSync('mkdir', ['-p', join(work, 'clusters/prod')]);
+    execFileSync('sh', ['-c', `cat > ${join(work, path)}`], { input: text });
+    git(work, ['add', '-A']);
+    git(work, ['-c', 'user.name=pipeline', '-c', 'user.email=pipeline@example.com', 'commit', '--quiet', '-m', message]);
+    git(work, ['push', '--quiet', 'origin', 'main']);
+  };
+  /** What the GitOps tool does: apply the file at the branch's tip. */
+  const sync = async (): Promise<string> => {
+    const text = git(remote, ['show', `main:${path}`]);
+    await cluster.kubectl(['apply', '--server-side', '--field-manager=gitops', '-f', '-'], text);
+    return text;
+  };
+  await startController(t, cluster, ns);
+  commitToRepo(manifest('7', 'registry.example.com/backtest:1'), 'churn: model 7');
+  await sync();
+  await cluster.kubectl(['wait', '--for=condition=Ready', '--timeout=60s', '-n', ns, 'mdep/churn']);
+  commitToRepo(manifest('8', NEVER_READY_IMAGE), 'churn: model 8');
+  const bad = await sync();
+
+  type Md = { spec: { model: { version: string; uri: string } }; status?: { phase?: string; stable?: { modelVersion: string }; canary?: unknown; writeBack?: { state: string; commit?: string; branch?: string; message: string } } };
+  const getMd = (): Promise<Md> => getJson<Md>(cluster, ['get', 'mdep', 'churn', '-n', ns]);
+  const written = await eventually('the write-back pushed', async () => {
+    const m = await getMd();
+    return m.status?.writeBack?.state === 'Pushed' ? m : undefined;
+  }, { timeoutMs: 120_000, intervalMs: 250 });
+  assert.equal(written.status?.phase, 'RolledBack');
+  assert.equal(written.status?.writeBack?.branch, 'main');
+  const tip = git(remote, ['log', '-1', '--format=%H%n%s%n%(trailers:key=Slipway-Decision,valueonly)', 'main']).split('\n');
+  assert.equal(tip[0], written.status?.writeBack?.commit);
+  assert.equal(tip[1], `${ns}/churn: roll back model 8 → 7 (what runs since the automatic rollback)`);
+  assert.equal(tip[2], 'write-back');
+  const fixed = git(remote, ['show', `main:${path}`]);
+  assert.match(fixed, / {4}version: "7" # set by the training pipeline\n {4}uri: s3:\/\/models\/churn\/7\/\n/);
+  assert.match(fixed, /^# ModelDeployment churn, applied to the cluster by the GitOps tool\.\n/, 'the rest of the file as it was');
+
+  // A re-sync of the old manifest (the GitOps tool had not fetched the fix yet) does not start version 8 again.
+  await cluster.kubectl(['apply', '--server-side', '--field-manager=gitops', '-f', '-'], bad);
+  await new Promise((r) => setTimeout(r, 4000));
+  const held = await getMd();
+  assert.equal(held.status?.phase, 'RolledBack');
+  assert.equal(held.status?.canary, undefined, 'the bad version is held');
+
+  // The next sync applies the fix: version 7 serves, no rollout, Git and the cluster agree.
+  await sync();
+  const settled = await eventually('healthy on version 7', async () => {
+    const m = await getMd();
+    return m.status?.phase === 'Healthy' && m.spec.model.version === '7' ? m : undefined;
+  }, { timeoutMs: 60_000, intervalMs: 250 });
+  assert.equal(settled.status?.stable?.modelVersion, '7');
+  assert.equal(settled.status?.canary, undefined);
+  assert.equal(settled.spec.model.uri, 's3://models/churn/7/');
+  assert.equal(git(remote, ['rev-list', '--count', 'main']).trim(), '3', 'model 7, model 8, the write-back: nothing more');
+});

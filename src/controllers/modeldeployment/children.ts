@@ -185,6 +185,8 @@ export interface KeptRevision {
   podTemplate: Record<string, unknown>;
   modelVersion: string;
   image: string;
+  /** spec.model as it was (what a GitOps write-back puts back); absent in revisions kept by older versions. */
+  model?: Record<string, unknown>;
 }
 
 /**
@@ -193,7 +195,7 @@ export interface KeptRevision {
  * a rollback) whatever the spec says now. `number` orders revisions, oldest first. Immutable once created.
  */
 export function desiredControllerRevision(md: ModelDeployment, t: RevisionTemplate, revision: string, number: number, rendered = podTemplate(md, t, revision)): KubeObject {
-  const data: KeptRevision = { podTemplate: rendered, modelVersion: t.model.version, image: t.image };
+  const data: KeptRevision = { podTemplate: rendered, modelVersion: t.model.version, image: t.image, model: { ...t.model } };
   return {
     apiVersion: 'apps/v1',
     kind: 'ControllerRevision',

@@ -788,8 +788,9 @@ export function plan(o: Observed, now: Date): Plan {
     // The analysis of the rollout in progress, or of the last one (what promoted stable, or why it rolled back).
     ...(analysis && [canaryStatus?.revision, state.aborted?.revision, servingRef?.revision].includes(analysis.revision) ? { analysis } : {}),
     history: historyOf(kept, created, deletes),
-    // Written by the audit trail, carried as it is.
+    // Written by the audit trail and the GitOps write-back, carried as they are.
     ...(previous.audit ? { audit: previous.audit } : {}),
+    ...(previous.writeBack ? { writeBack: previous.writeBack } : {}),
     conditions,
   };
   if (canaryStatus) stripUndefined(canaryStatus);
