@@ -24,8 +24,9 @@ async function main(cmd: string | undefined): Promise<void> {
   const dir = defaultClusterDir();
   switch (cmd) {
     case 'build': {
-      // The control plane, then the data plane's tools (gateway, Prometheus), each set cached under its own hash.
-      for (const set of ['cluster', 'dataplane'] as const) {
+      // The control plane, the data plane's tools (gateway, Prometheus), then Flux (the GitOps loop the tests
+      // run), each set cached under its own hash.
+      for (const set of ['cluster', 'dataplane', 'gitops'] as const) {
         const r = await ensureBinaries(say, set);
         say(r.built.length ? `built ${r.built.join(', ')} in ${r.seconds.toFixed(0)} s into ${r.binDir}` : `${set} binaries are up to date in ${r.binDir}`);
       }

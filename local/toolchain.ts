@@ -77,8 +77,20 @@ export const DATA_PLANE_TOOLS: Tool[] = [
   },
 ];
 
-export type Toolset = 'cluster' | 'dataplane';
-const TOOLSETS: Record<Toolset, Tool[]> = { cluster: TOOLS, dataplane: DATA_PLANE_TOOLS };
+/**
+ * Flux's source-controller and kustomize-controller (the GitOps loop the write-back is tested against). v1.9:
+ * the newest releases whose module graphs the module proxy serves in full with this machine's Go (v1.10 needs
+ * Go 1.27 and fluxcd/pkg modules that are not served; source-controller v1.9.1+ needs pkg/artifact v0.18.1+).
+ */
+export const FLUX_SOURCE_VERSION = 'v1.9.0';
+export const FLUX_KUSTOMIZE_VERSION = 'v1.9.6';
+export const GITOPS_TOOLS: Tool[] = [
+  { module: 'flux-source-controller', packages: { 'github.com/fluxcd/source-controller': 'source-controller' }, ldflags: [] },
+  { module: 'flux-kustomize-controller', packages: { 'github.com/fluxcd/kustomize-controller': 'kustomize-controller' }, ldflags: [] },
+];
+
+export type Toolset = 'cluster' | 'dataplane' | 'gitops';
+const TOOLSETS: Record<Toolset, Tool[]> = { cluster: TOOLS, dataplane: DATA_PLANE_TOOLS, gitops: GITOPS_TOOLS };
 
 export const BINARIES = TOOLS.flatMap((t) => Object.values(t.packages));
 

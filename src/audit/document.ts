@@ -111,11 +111,14 @@ function changedFields(a: Record<string, unknown>, b: Record<string, unknown>): 
   return out;
 }
 
-/** The failing measurement of a rollback, as "error-rate 5.74% vs 1.03%", from the abort message. */
+/** The failing measurement of a rollback, as "error-rate 5.66% vs 0.95%" or "backtest: Job failed", from the abort message. */
 function evidence(message: string): string | undefined {
-  const m = /failed: ([\w.-]+): .*?\(canary ([^\s,)]+)[^,]*(?:, stable ([^\s)]+))?/.exec(message);
-  if (!m) return undefined;
-  return m[3] ? `${m[1]} ${m[2]} vs ${m[3]}` : `${m[1]} ${m[2]}`;
+  const metric = /failed: ([\w.-]+): /.exec(message)?.[1];
+  const at = message.lastIndexOf('(canary ');
+  if (!metric || at < 0) return undefined;
+  const [canary = '', stable] = message.slice(at + '(canary '.length).replace(/\)\s*$/, '').split(', stable ');
+  const short = (v: string): string => (v.startsWith('Job ') ? v.replace(/^Job \S+ /, 'Job ') : (v.split(' ')[0] ?? v));
+  return stable ? `${metric} ${short(canary)} vs ${short(stable)}` : `${metric}: ${short(canary)}`;
 }
 
 export interface ChangeContext {

@@ -44,6 +44,8 @@ export class AuditTrail {
   private readonly files = new Map<string, string>();
   private queue: (AuditChange & { key: string })[] = [];
   private active = false;
+  /** Events that came while the files were loading: applied, in order, once they are. */
+  private buffered: CacheEvent<KubeObject>[] | undefined;
   private flushTimer: NodeJS.Timeout | undefined;
   private flushing: Promise<void> | undefined;
   private pushTimer: NodeJS.Timeout | undefined;
@@ -60,12 +62,15 @@ export class AuditTrail {
 
   /** Starts recording (on the leader): loads the files, commits what changed meanwhile, pushes what is queued. */
   async start(): Promise<void> {
+    // The objects as they are now, and every event from now on: nothing between is missed while git loads.
+    const snapshot = this.opts.informer.store.list();
+    this.buffered = [];
     if (this.opts.credentials) this.opts.repo.useCredentials(await this.opts.credentials());
     await this.opts.repo.open();
     const files = await this.opts.repo.readAll();
     for (const [path, content] of files) this.files.set(path, content);
     const seen = new Set<string>();
-    for (const o of this.opts.informer.store.list()) {
+    for (const o of snapshot) {
       seen.add(auditPath(o.metadata.namespace ?? 'default', o.metadata.name));
       this.observe(o as unknown as ModelDeployment);
     }
@@ -76,7 +81,11 @@ export class AuditTrail {
       const change = describeChange(doc, null);
       if (doc && change) this.enqueue(`${doc.metadata.namespace}/${doc.metadata.name}`, { ...change, path, content: null });
     }
+    const buffered = this.buffered;
+    this.buffered = undefined;
     this.active = true;
+    for (const e of buffered) this.onEvent(e);
+    this.opts.metrics?.auditRecording.set(1);
     this.scheduleFlush();
     this.schedulePush(0);
     this.maintenanceTimer = setInterval(() => void this.maintain(), 60_000);
@@ -86,6 +95,7 @@ export class AuditTrail {
 
   async stop(): Promise<void> {
     this.stopped = true;
+    this.opts.metrics?.auditRecording.set(0);
     clearTimeout(this.flushTimer);
     clearTimeout(this.pushTimer);
     clearInterval(this.maintenanceTimer);
@@ -99,6 +109,10 @@ export class AuditTrail {
   }
 
   private onEvent(e: CacheEvent<KubeObject>): void {
+    if (this.buffered) {
+      this.buffered.push(e);
+      return;
+    }
     if (!this.active || this.stopped) return;
     if (e.type === 'DELETED') {
       const path = auditPath(e.obj.metadata.namespace ?? 'default', e.obj.metadata.name);

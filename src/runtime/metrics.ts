@@ -22,6 +22,7 @@ export class ControllerMetrics {
   readonly analysisMeasurements: Counter<'verdict'>;
   readonly notifications: Counter<'kind' | 'target' | 'result'>;
   readonly auditCommits: Counter;
+  readonly auditRecording: Gauge;
   readonly auditQueued: Gauge;
   readonly auditUnpushed: Gauge;
   readonly auditPushFailures: Counter;
@@ -58,6 +59,7 @@ export class ControllerMetrics {
     this.analysisMeasurements = new Counter({ name: 'slipway_analysis_measurements_total', help: 'Analysis measurements taken, by verdict.', labelNames: ['verdict'], registers });
     this.notifications = new Counter({ name: 'slipway_notifications_total', help: 'Notifications by kind, target (webhook, slack) and result (sent, failed after its retries, dropped).', labelNames: ['kind', 'target', 'result'], registers });
     this.auditCommits = new Counter({ name: 'slipway_audit_commits_total', help: 'Commits written to the audit repository.', registers });
+    this.auditRecording = new Gauge({ name: 'slipway_audit_recording', help: '1 while this process records the audit trail (the leader, once the repository is loaded).', registers });
     this.auditQueued = new Gauge({ name: 'slipway_audit_queued', help: 'Changes waiting to be committed to the audit repository.', registers });
     this.auditUnpushed = new Gauge({ name: 'slipway_audit_unpushed_commits', help: 'Audit commits the remote does not have yet.', registers });
     this.auditPushFailures = new Counter({ name: 'slipway_audit_push_failures_total', help: 'Failed pushes of the audit repository (retried with backoff).', registers });

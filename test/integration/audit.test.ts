@@ -56,6 +56,7 @@ test('the audit trail: apply, change and roll back; git log tells the story with
     },
   });
   const apply = (body: string): Promise<string> => cluster.kubectl(['apply', '--server-side', '--field-manager=gitops-bot', '-n', ns, '-f', '-'], body);
+  await eventually('the audit trail recording', async () => (await controller.metric('slipway_audit_recording')) === 1, { timeoutMs: 30_000, intervalMs: 100 });
 
   await apply(manifest('7', 'registry.example.com/backtest:1'));
   await cluster.kubectl(['wait', '--for=condition=Ready', '--timeout=60s', '-n', ns, 'mdep/churn']);

@@ -51,6 +51,8 @@ test('a story in commits: created, serving, a spec change by its manager, rollou
   assert.equal(rb?.trailers['Slipway-Decision'], 'rolled-back');
   assert.equal(rb?.body, message);
   assert.equal(describeChange(s5, s5), undefined, 'the same state is no commit');
+  const job = auditDocOf(md({ generation: 2, version: '8', status: { stable: stable('7'), aborted: { ...stable('8'), reason: 'RolledBack', message: 'analysis at step 2 of 3 failed: backtest: Job churn-analysis-1f Failed: DeadlineExceeded (canary Job churn-analysis-1f failed)', at: 'now' } } }));
+  assert.equal(describeChange(s4, job)?.subject, 'ml/churn: rolled back model 8 → 7 (backtest: Job failed)');
   const s6 = auditDocOf(md({ generation: 2, version: '8', status: { stable: stable('7'), lastRequest: { id: 'r1', verb: 'retry', by: 'alice', result: 'Accepted', message: '', at: 'now' } } }));
   const retry = describeChange(s5, s6);
   assert.equal(retry?.trailers['Slipway-Actor'], 'alice');
