@@ -6,7 +6,7 @@
 //   kubectl slipway status NAME [-n NS] [-w] [-o json|yaml]
 //   kubectl slipway history NAME [-n NS] [-o json|yaml]
 //   kubectl slipway promote|abort|retry|pause|resume NAME [--full]
-//   kubectl slipway undo NAME [--to-revision REV]
+//   kubectl slipway undo NAME [--to-revision REV | --to-audit COMMIT [--audit-repo DIR]]
 //
 // A verb is a request written into the slipway.dev/request annotation (the spec stays as Git has it); the
 // controller acts on it once and says what it did in status.lastRequest, which the plugin waits for and prints.
@@ -17,6 +17,8 @@ import { KubeApiError } from '../kube/errors.ts';
 import { ListWatch } from '../kube/list-watch.ts';
 import { Resources, type KubeObject } from '../kube/resources.ts';
 import { randomBytes } from 'node:crypto';
+import { execFileSync } from 'node:child_process';
+import { auditPath, parseDoc } from '../audit/document.ts';
 import { ANNOTATION_REQUEST, requestBody, type Verb } from '../controllers/modeldeployment/requests.ts';
 import type { ModelDeploymentStatus } from '../api/modeldeployment.ts';
 import type { PodStatusView } from '../controllers/modeldeployment/pods.ts';
@@ -33,6 +35,7 @@ const USAGE = `kubectl slipway: ModelDeployments at a glance
   kubectl slipway retry NAME                  start a stopped rollout again
   kubectl slipway pause NAME | resume NAME    hold the rollout where it is, or let it go on
   kubectl slipway undo NAME [--to-revision R] serve an earlier revision again (default: the one before stable)
+        [--to-audit COMMIT [--audit-repo DIR]]   the revision that served at an audit commit (from a clone)
 
 Flags: --kubeconfig FILE, --context NAME, -n/--namespace, -A/--all-namespaces, -o/--output, -w/--watch, --no-color,
        --timeout SECONDS (how long a verb waits for the controller's answer, default 30)
@@ -54,6 +57,8 @@ interface Args {
   color: boolean;
   full: boolean;
   toRevision: string | undefined;
+  /** undo to the revision that served at this audit commit, read from a clone of the audit repository. */
+  toAudit?: { commit: string; repo: string } | undefined;
   timeoutSeconds: number;
 }
 
@@ -71,6 +76,8 @@ function parse(argv: string[]): Args {
       'no-color': { type: 'boolean', default: false },
       full: { type: 'boolean', default: false },
       'to-revision': { type: 'string' },
+      'to-audit': { type: 'string' },
+      'audit-repo': { type: 'string', default: '.' },
       timeout: { type: 'string', default: '30' },
       help: { type: 'boolean', short: 'h', default: false },
     },
@@ -83,6 +90,8 @@ function parse(argv: string[]): Args {
   if ((command === 'status' || command === 'history' || VERBS.includes(command)) && !name) throw new UsageError(`kubectl slipway ${command} needs the name of a ModelDeployment`);
   if (values.full && command !== 'promote') throw new UsageError('--full goes with promote');
   if (values['to-revision'] && command !== 'undo') throw new UsageError('--to-revision goes with undo');
+  if (values['to-audit'] && command !== 'undo') throw new UsageError('--to-audit goes with undo');
+  if (values['to-audit'] && values['to-revision']) throw new UsageError('--to-revision or --to-audit, not both');
   const timeoutSeconds = Number(values.timeout);
   if (!Number.isFinite(timeoutSeconds) || timeoutSeconds < 0) throw new UsageError(`--timeout must be a number of seconds, not ${values.timeout}`);
   return {
@@ -97,6 +106,7 @@ function parse(argv: string[]): Args {
     color: !values['no-color'] && process.stdout.isTTY === true && !process.env.NO_COLOR,
     full: values.full,
     toRevision: values['to-revision'],
+    toAudit: values['to-audit'] ? { commit: values['to-audit'], repo: values['audit-repo'] ?? '.' } : undefined,
     timeoutSeconds,
   };
 }
@@ -204,12 +214,30 @@ function undoTarget(md: MdView, wanted: string | undefined): string {
   return before.revision;
 }
 
+/**
+ * The revision that served at an audit commit: `effective.stable.revision` of the object's file at that commit,
+ * read from a clone of the audit repository (git show).
+ */
+function revisionAtAuditCommit(at: { commit: string; repo: string }, ns: string, name: string): string {
+  const path = auditPath(ns, name);
+  let text: string;
+  try {
+    text = execFileSync('git', ['show', `${at.commit}:${path}`], { cwd: at.repo, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  } catch (err) {
+    const why = ((err as { stderr?: string }).stderr ?? '').trim().split('\n').pop() ?? '';
+    throw new Refused(`the audit repository at ${at.repo} has no ${path} at ${at.commit}${why ? ` (${why})` : ''}`);
+  }
+  const revision = parseDoc(text)?.effective.stable?.revision;
+  if (!revision) throw new Refused(`${name} had no stable revision at audit commit ${at.commit}`);
+  return revision;
+}
+
 /** Writes the request, waits for the controller's answer, and prints it. */
 async function request(client: KubeClient, args: Args, ns: string): Promise<void> {
   const name = args.name ?? '';
   const verb = (args.command === 'promote' && args.full ? 'promote-full' : args.command) as Verb;
   const md = await client.request<MdView>({ method: 'GET', path: mdPath(ns, name) });
-  const revision = verb === 'undo' ? undoTarget(md, args.toRevision) : undefined;
+  const revision = verb === 'undo' ? undoTarget(md, args.toAudit ? revisionAtAuditCommit(args.toAudit, ns, name) : args.toRevision) : undefined;
   const id = randomBytes(6).toString('hex');
   await client.request({
     method: 'PATCH',

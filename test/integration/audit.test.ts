@@ -195,3 +195,26 @@ spec:
   assert.equal(settled.spec.model.uri, 's3://models/churn/7/');
   assert.equal(git(remote, ['rev-list', '--count', 'main']).trim(), '3', 'model 7, model 8, the write-back: nothing more');
 });
+
+test('kubectl slipway undo --to-audit serves again the revision that served at an audit commit', async (t) => {
+  const ns = await testNamespace(t);
+  const auditDir = mkdtempSync(join(tmpdir(), 'slipway-audit-'));
+  const controller = await startController(t, cluster, ns, { args: [`--audit-dir=${auditDir}`] });
+  await eventually('the audit trail recording', async () => (await controller.metric('slipway_audit_recording')) === 1, { timeoutMs: 30_000, intervalMs: 100 });
+  const apply = (version: string): Promise<string> => cluster.kubectl(['apply', '--server-side', '-n', ns, '-f', '-'], JSON.stringify({
+    apiVersion: 'slipway.dev/v1alpha1', kind: 'ModelDeployment', metadata: { name: 'churn' },
+    spec: { model: { name: 'churn-xgb', version, uri: `s3://models/churn/${version}/`, format: 'xgboost' }, image: 'registry.example.com/mlserver:1.6.1', replicas: 1, rollout: { scaleDownDelaySeconds: 0 } },
+  }));
+  type Md = { status?: { stable?: { modelVersion: string } } };
+  const stableVersion = async (): Promise<string | undefined> => (await getJson<Md>(cluster, ['get', 'mdep', 'churn', '-n', ns])).status?.stable?.modelVersion;
+  await apply('7');
+  await eventually('model 7 serves', async () => (await stableVersion()) === '7', { timeoutMs: 60_000 });
+  await apply('8');
+  await eventually('model 8 serves', async () => (await stableVersion()) === '8', { timeoutMs: 60_000 });
+  const when7 = await eventually('the commit of model 7 serving', () => git(auditDir, ['log', '--format=%H', '--grep=^Slipway-Decision: serving$', 'main']).trim().split('\n').filter(Boolean)[0], { timeoutMs: 10_000 });
+  const plugin = join(import.meta.dirname, '..', '..', 'src', 'cli', 'kubectl-slipway.ts');
+  const out = execFileSync(process.execPath, [plugin, 'undo', 'churn', '-n', ns, '--to-audit', when7, '--audit-repo', auditDir], { encoding: 'utf8', env: { ...process.env, KUBECONFIG: cluster.kubeconfig } });
+  assert.match(out, /undo/i);
+  await eventually('model 7 serves again', async () => (await stableVersion()) === '7', { timeoutMs: 60_000 });
+  assert.throws(() => execFileSync(process.execPath, [plugin, 'undo', 'churn', '-n', ns, '--to-audit', 'deadbeef', '--audit-repo', auditDir], { encoding: 'utf8', stdio: 'pipe', env: { ...process.env, KUBECONFIG: cluster.kubeconfig } }), /has no .*churn\.yaml at deadbeef/);
+});
