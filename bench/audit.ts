@@ -42,16 +42,16 @@ async function repositoryAlone(): Promise<void> {
     t = performance.now();
     for (let i = 0; i < batched; i += 500) await repo.commit(Array.from({ length: Math.min(500, batched - i) }, (_, k) => change((i + k) % 1000, i + k + 2)));
     const batchedRate = batched / ((performance.now() - t) / 1000);
-    const loose = Number(/size: (\d+)/.exec(execFileSync('git', ['count-objects', '-v'], { cwd: dir, encoding: 'utf8' }))?.[1] ?? 0) * 1024;
+    const before = await repo.objects();
     t = performance.now();
     await repo.maintain();
     const maintainS = (performance.now() - t) / 1000;
-    const packed = Number(/size-pack: (\d+)/.exec(execFileSync('git', ['count-objects', '-v'], { cwd: dir, encoding: 'utf8' }))?.[1] ?? 0) * 1024;
+    const after = await repo.objects();
     const commits = single + batched;
     console.log('\nThe repository alone (git fast-import into a bare repository):');
     console.log(`  one change per flush:       ${singleRate.toFixed(0)} commits/s (${single} commits)`);
     console.log(`  500 changes per flush:      ${batchedRate.toFixed(0)} commits/s (${batched} commits, each change its own commit)`);
-    console.log(`  on disk: ${(loose / commits).toFixed(0)} bytes/commit loose, ${(packed / commits).toFixed(0)} bytes/commit after maintenance (${maintainS.toFixed(1)} s to pack ${commits} commits)`);
+    console.log(`  on disk: ${(before.bytes / commits).toFixed(0)} bytes/commit in ${before.packs} packs as written, ${(after.bytes / commits).toFixed(0)} bytes/commit in ${after.packs} after maintenance (${maintainS.toFixed(1)} s)`);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

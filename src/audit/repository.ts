@@ -87,7 +87,7 @@ export class AuditRepository {
     this.branch = opts.branch ?? 'main';
     this.remote = opts.remote;
     this.author = opts.author ?? { name: 'Slipway', email: 'slipway@slipway.dev' };
-    this.env = { ...process.env as Record<string, string>, GIT_TERMINAL_PROMPT: '0', ...opts.env, ...credentialEnv(opts.credentials, `${opts.dir.replace(/\/+$/, '')}.credentials`) };
+    this.env = { ...baseEnv(), GIT_TERMINAL_PROMPT: '0', ...opts.env, ...credentialEnv(opts.credentials, `${opts.dir.replace(/\/+$/, '')}.credentials`) };
     if (!existsSync(opts.dir)) mkdirSync(opts.dir, { recursive: true });
     // simple-git refuses GIT_SSH_COMMAND and GIT_CONFIG_* from the environment unless told: here they are ours
     // (credentialEnv: fixed options and paths of files Slipway wrote; a Secret's values go into files, never
@@ -362,18 +362,34 @@ export class AuditRepository {
     });
   }
 
-  /** Loose objects into a pack, off the hot path (callers run it when idle). */
+  /**
+   * Off the hot path (callers run it when idle): every fast-import leaves a small pack; a geometric repack folds
+   * them into a few (cheap however large the history: it rewrites only the small packs), loose objects included.
+   */
   maintain(): Promise<void> {
     return this.serial(async () => {
-      await this.git.raw(['repack', '-d', '-q']);
+      await this.git.raw(['repack', '-d', '-q', '--geometric=2']);
       await this.git.raw(['prune-packed', '-q']);
     });
   }
 
-  /** Loose objects now (what maintenance is due on). */
-  looseObjects(): Promise<number> {
-    return this.serial(async () => Number(/count: (\d+)/.exec(await this.git.raw(['count-objects', '-v']))?.[1] ?? 0));
+  /** Packs and loose objects now (what maintenance is due on), and bytes on disk. */
+  objects(): Promise<{ packs: number; loose: number; bytes: number }> {
+    return this.serial(async () => {
+      const out = await this.git.raw(['count-objects', '-v']);
+      const n = (k: string): number => Number(new RegExp(`^${k}: (\\d+)`, 'm').exec(out)?.[1] ?? 0);
+      return { packs: n('packs'), loose: n('count'), bytes: (n('size') + n('size-pack')) * 1024 };
+    });
   }
+}
+
+/**
+ * The environment git runs with: what it needs from the process's (PATH, HOME, locale, the machine's CA bundle),
+ * nothing else — no EDITOR, pager, askpass or proxy a shell happened to set.
+ */
+function baseEnv(): Record<string, string> {
+  const keep = ['PATH', 'HOME', 'USER', 'LANG', 'LC_ALL', 'TMPDIR', 'TZ', 'GIT_SSL_CAINFO', 'SSL_CERT_FILE', 'SSL_CERT_DIR'];
+  return Object.fromEntries(keep.flatMap((k) => (process.env[k] !== undefined ? [[k, process.env[k]]] : [])));
 }
 
 /** What git said that matters: its fatal/error/rejected lines, not its hints. */

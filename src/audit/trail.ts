@@ -230,7 +230,8 @@ export class AuditTrail {
   private async maintain(): Promise<void> {
     if (this.queue.length > 0 || this.stopped) return; // only when idle
     try {
-      if ((await this.opts.repo.looseObjects()) > 2000) await this.opts.repo.maintain();
+      const o = await this.opts.repo.objects();
+      if (o.packs > 20 || o.loose > 2000) await this.opts.repo.maintain();
     } catch (err) {
       this.opts.log.warn({ err: errorMessage(err) }, 'audit repository maintenance failed');
     }
