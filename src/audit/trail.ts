@@ -65,9 +65,15 @@ export class AuditTrail {
     // The objects as they are now, and every event from now on: nothing between is missed while git loads.
     const snapshot = this.opts.informer.store.list();
     this.buffered = [];
-    if (this.opts.credentials) this.opts.repo.useCredentials(await this.opts.credentials());
-    await this.opts.repo.open();
-    const files = await this.opts.repo.readAll();
+    let files: Map<string, string>;
+    try {
+      if (this.opts.credentials) this.opts.repo.useCredentials(await this.opts.credentials());
+      await this.opts.repo.open();
+      files = await this.opts.repo.readAll();
+    } catch (err) {
+      this.buffered = undefined; // tried again from a fresh snapshot
+      throw err;
+    }
     for (const [path, content] of files) this.files.set(path, content);
     const seen = new Set<string>();
     for (const o of snapshot) {

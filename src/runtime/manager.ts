@@ -149,11 +149,19 @@ export class Manager {
     if (this.controllersRunning || this.stopping) return;
     this.controllersRunning = true;
     for (const c of this.controllers) c.start();
-    for (const t of this.leaderTasks) {
-      t.start().catch((err: unknown) => this.log.error({ err: errorMessage(err) }, 'a leader task could not start'));
-    }
+    for (const t of this.leaderTasks) this.startLeaderTask(t);
     this.resync();
     this.scheduleResync();
+  }
+
+  /** Starts a leader task; one that fails to start (a volume not writable yet) is tried again every 30 s. */
+  private startLeaderTask(t: { start: () => Promise<void> }): void {
+    t.start().catch((err: unknown) => {
+      this.log.error({ err: errorMessage(err) }, 'a leader task could not start; trying again in 30 s');
+      setTimeout(() => {
+        if (this.controllersRunning && !this.stopping) this.startLeaderTask(t);
+      }, 30_000).unref();
+    });
   }
 
   /** Enqueues every primary key: a converged system answers with zero writes. */
