@@ -131,7 +131,7 @@ async function main(): Promise<void> {
     const auditSecret = secretName(args['audit-secret'], '--audit-secret');
     const trail = new AuditTrail({
       repo,
-      informer: manager.informer(Resources.ModelDeployment, args.namespace ? { namespace: args.namespace } : {}),
+      sources: (['ModelDeployment', 'Experiment', 'ProjectEnvironment'] as const).map((kind) => ({ kind, informer: manager.informer(Resources[kind], args.namespace ? { namespace: args.namespace } : {}) })),
       client,
       log: log.child({ component: 'audit' }),
       metrics,

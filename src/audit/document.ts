@@ -13,9 +13,13 @@ import { redact } from '../notify/payload.ts';
 
 export const AUDIT_KIND_DIR = 'modeldeployment';
 
+/** The kinds the audit trail records, and their directory. */
+export const AUDIT_KINDS = { ModelDeployment: 'modeldeployment', Experiment: 'experiment', ProjectEnvironment: 'projectenvironment' } as const;
+export type AuditKind = keyof typeof AUDIT_KINDS;
+
 export interface AuditDoc {
   apiVersion: string;
-  kind: 'ModelDeployment';
+  kind: AuditKind;
   metadata: { namespace: string; name: string; uid: string; generation: number };
   spec: Record<string, unknown>;
   effective: Effective;
@@ -23,6 +27,11 @@ export interface AuditDoc {
 
 /** What the controller decided. Not the phase: a pod becoming ready is not a decision (conditions say it). */
 export interface Effective {
+  /** ProjectEnvironment: the image, pinned by digest, that ModelDeployments serve. Experiment: its phase. */
+  image?: string;
+  phase?: string;
+  /** Experiment: the variant that won. */
+  winner?: string;
   stable?: { revision: string; modelVersion: string; image?: string };
   canary?: { revision: string; modelVersion: string; weight?: number; step?: number; steps?: number };
   aborted?: { revision: string; modelVersion: string; reason: string; message: string };
@@ -40,7 +49,7 @@ export interface AuditChange {
   trailers: Record<string, string>;
 }
 
-export const auditPath = (namespace: string, name: string): string => `${namespace}/${AUDIT_KIND_DIR}/${name}.yaml`;
+export const auditPath = (namespace: string, name: string, kind: AuditKind = 'ModelDeployment'): string => `${namespace}/${AUDIT_KINDS[kind]}/${name}.yaml`;
 
 const SECRET_NAME = /(pass(word)?|secret|token|api[-_]?key|credential|private[-_]?key|access[-_]?key|auth)/i;
 
@@ -80,14 +89,35 @@ export function auditDocOf(md: ModelDeployment): AuditDoc {
   };
 }
 
+/**
+ * An Experiment or a ProjectEnvironment: the spec, and what its controller decided (an environment's resolved
+ * image; an experiment's phase and winner).
+ */
+export function genericDocOf(kind: Exclude<AuditKind, 'ModelDeployment'>, o: { apiVersion?: string | undefined; metadata: { namespace?: string | undefined; name: string; uid?: string | undefined; generation?: number | undefined }; spec?: unknown; status?: unknown }): AuditDoc {
+  const st = (o.status ?? {}) as { image?: string; phase?: string; winner?: string };
+  const effective: Effective = {};
+  if (kind === 'ProjectEnvironment' && st.image) effective.image = redact(st.image);
+  if (kind === 'Experiment') {
+    if (st.phase) effective.phase = st.phase;
+    if (st.winner) effective.winner = st.winner;
+  }
+  return {
+    apiVersion: o.apiVersion ?? 'slipway.dev/v1alpha1',
+    kind,
+    metadata: { namespace: o.metadata.namespace ?? 'default', name: o.metadata.name, uid: o.metadata.uid ?? '', generation: o.metadata.generation ?? 0 },
+    spec: redactStrings(structuredClone(o.spec ?? {})) as Record<string, unknown>,
+    effective,
+  };
+}
+
 export function renderDoc(doc: AuditDoc): string {
-  return `# The desired state of ModelDeployment ${doc.metadata.namespace}/${doc.metadata.name} and what Slipway decided (written by Slipway).\n${yaml.dump(doc, { lineWidth: -1, noRefs: true, sortKeys: false })}`;
+  return `# The desired state of ${doc.kind} ${doc.metadata.namespace}/${doc.metadata.name} and what Slipway decided (written by Slipway).\n${yaml.dump(doc, { lineWidth: -1, noRefs: true, sortKeys: false })}`;
 }
 
 export function parseDoc(content: string): AuditDoc | undefined {
   try {
     const d = yaml.load(content) as AuditDoc | undefined;
-    return d && typeof d === 'object' && d.kind === 'ModelDeployment' ? d : undefined;
+    return d && typeof d === 'object' && d.kind in AUDIT_KINDS ? d : undefined;
   } catch {
     return undefined;
   }
@@ -136,7 +166,7 @@ export function describeChange(before: AuditDoc | undefined, after: AuditDoc | n
   if (!doc) return undefined;
   const who = `${doc.metadata.namespace}/${doc.metadata.name}`;
   const trailers: Record<string, string> = {
-    'Slipway-Kind': 'ModelDeployment',
+    'Slipway-Kind': doc.kind,
     'Slipway-Object': who,
     'Slipway-Uid': doc.metadata.uid,
     'Slipway-Generation': String(doc.metadata.generation),
@@ -153,16 +183,20 @@ export function describeChange(before: AuditDoc | undefined, after: AuditDoc | n
 
   if (!after) return result('deleted', 'deleted', [`The ModelDeployment was deleted; it served ${model(before?.effective.stable)}.`], ctx.specManager ?? 'unknown');
   if (!before || before.metadata.uid !== after.metadata.uid) {
-    return result('created', `created (model ${String((after.spec.model as { version?: string } | undefined)?.version ?? '?')})`, [`Generation ${after.metadata.generation}.`], ctx.specManager ?? 'unknown');
+    const what = after.kind === 'ModelDeployment' ? ` (model ${String((after.spec.model as { version?: string } | undefined)?.version ?? '?')})` : '';
+    return result('created', `created${what}`, [`Generation ${after.metadata.generation}.`], ctx.specManager ?? 'unknown');
   }
   if (after.metadata.generation !== before.metadata.generation && JSON.stringify(after.spec) !== JSON.stringify(before.spec)) {
     const fields = changedFields(before.spec, after.spec);
     const mv = (d: AuditDoc): string | undefined => (d.spec.model as { version?: string } | undefined)?.version;
-    const what = mv(before) !== mv(after) ? `model version ${mv(before)} → ${mv(after)}` : fields.slice(0, 3).join(', ') + (fields.length > 3 ? ', …' : '');
+    const what = after.kind === 'ModelDeployment' && mv(before) !== mv(after) ? `model version ${mv(before)} → ${mv(after)}` : fields.slice(0, 3).join(', ') + (fields.length > 3 ? ', …' : '');
     return result('spec-changed', `spec changed by ${ctx.specManager ?? 'unknown'}: ${what}`, [`Generation ${before.metadata.generation} → ${after.metadata.generation}.`, `Fields: ${fields.join(', ')}.`], ctx.specManager ?? 'unknown');
   }
   const b = before.effective;
   const a = after.effective;
+  if (a.image !== b.image && a.image) return result('environment-image', `environment image ${a.image}${b.image ? ` (was ${b.image})` : ''}`, [], controller);
+  if (a.winner !== b.winner && a.winner) return result('winner', `winner: ${a.winner}`, [], controller);
+  if (a.phase !== b.phase && a.phase) return result('status', `now ${a.phase}${b.phase ? ` (was ${b.phase})` : ''}`, [], controller);
   if (JSON.stringify(a) === JSON.stringify(b)) {
     // The spec is the same (a generation bump with no change Slipway records, e.g. HPA replicas): nothing to say.
     return JSON.stringify(after) === JSON.stringify(before) ? undefined : result('spec-changed', `generation ${after.metadata.generation}`, [], ctx.specManager ?? 'unknown');

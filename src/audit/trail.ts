@@ -17,12 +17,13 @@ import { Resources, type KubeObject } from '../kube/resources.ts';
 import type { Logger } from '../runtime/log.ts';
 import { errorMessage } from '../runtime/log.ts';
 import type { ControllerMetrics } from '../runtime/metrics.ts';
-import { auditDocOf, auditPath, describeChange, parseDoc, renderDoc, type AuditChange } from './document.ts';
+import { auditDocOf, auditPath, describeChange, genericDocOf, parseDoc, renderDoc, type AuditChange, type AuditDoc, type AuditKind } from './document.ts';
 import type { AuditRepository, RemoteCredentials } from './repository.ts';
 
 export interface AuditTrailOptions {
   repo: AuditRepository;
-  informer: Informer<KubeObject>;
+  /** The informers of the kinds recorded (ModelDeployment, and Experiment and ProjectEnvironment if given). */
+  sources: { kind: AuditKind; informer: Informer<KubeObject> }[];
   client: KubeClient;
   log: Logger;
   metrics?: ControllerMetrics;
@@ -37,7 +38,11 @@ export interface AuditTrailOptions {
   now?: () => Date;
 }
 
-const keyOf = (o: KubeObject): string => `${o.metadata.namespace ?? 'default'}/${o.metadata.name}`;
+const keyOf = (kind: AuditKind, o: KubeObject): string => `${kind}/${o.metadata.namespace ?? 'default'}/${o.metadata.name}`;
+
+function docOf(kind: AuditKind, o: KubeObject): AuditDoc {
+  return kind === 'ModelDeployment' ? auditDocOf(o as unknown as ModelDeployment) : genericDocOf(kind, o);
+}
 
 export class AuditTrail {
   private readonly opts: AuditTrailOptions;
@@ -45,7 +50,7 @@ export class AuditTrail {
   private queue: (AuditChange & { key: string })[] = [];
   private active = false;
   /** Events that came while the files were loading: applied, in order, once they are. */
-  private buffered: CacheEvent<KubeObject>[] | undefined;
+  private buffered: { kind: AuditKind; e: CacheEvent<KubeObject> }[] | undefined;
   private flushTimer: NodeJS.Timeout | undefined;
   private flushing: Promise<void> | undefined;
   private pushTimer: NodeJS.Timeout | undefined;
@@ -57,13 +62,13 @@ export class AuditTrail {
 
   constructor(opts: AuditTrailOptions) {
     this.opts = opts;
-    opts.informer.on((e) => this.onEvent(e));
+    for (const { kind, informer } of opts.sources) informer.on((e) => this.onEvent(kind, e));
   }
 
   /** Starts recording (on the leader): loads the files, commits what changed meanwhile, pushes what is queued. */
   async start(): Promise<void> {
     // The objects as they are now, and every event from now on: nothing between is missed while git loads.
-    const snapshot = this.opts.informer.store.list();
+    const snapshot = this.opts.sources.flatMap(({ kind, informer }) => informer.store.list().map((o) => ({ kind, o })));
     this.buffered = [];
     let files: Map<string, string>;
     try {
@@ -76,21 +81,23 @@ export class AuditTrail {
     }
     for (const [path, content] of files) this.files.set(path, content);
     const seen = new Set<string>();
-    for (const o of snapshot) {
-      seen.add(auditPath(o.metadata.namespace ?? 'default', o.metadata.name));
-      this.observe(o as unknown as ModelDeployment);
+    for (const { kind, o } of snapshot) {
+      seen.add(auditPath(o.metadata.namespace ?? 'default', o.metadata.name, kind));
+      this.observe(kind, o);
     }
-    // Objects deleted while nobody watched.
+    // Objects deleted while nobody watched (of the kinds recorded).
+    const recorded = new Set(this.opts.sources.map((x) => x.kind));
     for (const [path, content] of files) {
-      if (seen.has(path) || !path.includes('/modeldeployment/')) continue;
+      if (seen.has(path)) continue;
       const doc = parseDoc(content);
+      if (!doc || !recorded.has(doc.kind)) continue;
       const change = describeChange(doc, null);
-      if (doc && change) this.enqueue(`${doc.metadata.namespace}/${doc.metadata.name}`, { ...change, path, content: null });
+      if (change) this.enqueue(`${doc.kind}/${doc.metadata.namespace}/${doc.metadata.name}`, { ...change, path, content: null });
     }
     const buffered = this.buffered;
     this.buffered = undefined;
     this.active = true;
-    for (const e of buffered) this.onEvent(e);
+    for (const { kind, e } of buffered) this.onEvent(kind, e);
     this.opts.metrics?.auditRecording.set(1);
     this.scheduleFlush();
     this.schedulePush(0);
@@ -114,34 +121,34 @@ export class AuditTrail {
     return this.queue.length;
   }
 
-  private onEvent(e: CacheEvent<KubeObject>): void {
+  private onEvent(kind: AuditKind, e: CacheEvent<KubeObject>): void {
     if (this.buffered) {
-      this.buffered.push(e);
+      this.buffered.push({ kind, e });
       return;
     }
     if (!this.active || this.stopped) return;
     if (e.type === 'DELETED') {
-      const path = auditPath(e.obj.metadata.namespace ?? 'default', e.obj.metadata.name);
+      const path = auditPath(e.obj.metadata.namespace ?? 'default', e.obj.metadata.name, kind);
       const before = this.files.get(path);
       const change = before === undefined ? undefined : describeChange(parseDoc(before), null, { specManager: e.obj.metadata.specManager });
       if (change) {
         this.files.delete(path);
-        this.enqueue(keyOf(e.obj), { ...change, path, content: null });
+        this.enqueue(keyOf(kind, e.obj), { ...change, path, content: null });
       }
       return;
     }
-    this.observe(e.obj as unknown as ModelDeployment);
+    this.observe(kind, e.obj);
   }
 
-  private observe(md: ModelDeployment): void {
-    const doc = auditDocOf(md);
-    const path = auditPath(doc.metadata.namespace, doc.metadata.name);
+  private observe(kind: AuditKind, o: KubeObject): void {
+    const doc = docOf(kind, o);
+    const path = auditPath(doc.metadata.namespace, doc.metadata.name, kind);
     const content = renderDoc(doc);
     const before = this.files.get(path);
     if (before === content) return;
-    const change = describeChange(before === undefined ? undefined : parseDoc(before), doc, { specManager: (md as unknown as KubeObject).metadata.specManager, resourceVersion: md.metadata.resourceVersion });
+    const change = describeChange(before === undefined ? undefined : parseDoc(before), doc, { specManager: o.metadata.specManager, resourceVersion: o.metadata.resourceVersion });
     this.files.set(path, content);
-    if (change) this.enqueue(keyOf(md), { ...change, path, content });
+    if (change) this.enqueue(keyOf(kind, o), { ...change, path, content });
   }
 
   private enqueue(key: string, change: AuditChange): void {
@@ -188,13 +195,15 @@ export class AuditTrail {
 
   /** status.audit of each object in the batch: the commit that holds its latest change. */
   private async recordPositions(batch: { key: string }[], head: string): Promise<void> {
-    const keys = [...new Set(batch.map((c) => c.key))];
+    // Only ModelDeployments have status.audit.
+    const md = this.opts.sources.find((x) => x.kind === 'ModelDeployment')?.informer;
+    const keys = [...new Set(batch.map((c) => c.key).filter((k) => k.startsWith('ModelDeployment/')).map((k) => k.slice('ModelDeployment/'.length)))];
     const at = (this.opts.now?.() ?? new Date()).toISOString().replace(/\.\d+Z$/, 'Z');
     // The tip commit holds every file of the batch: one commit id names the position of all of them.
     for (let i = 0; i < keys.length; i += 16) {
       await Promise.all(keys.slice(i, i + 16).map(async (key) => {
         const [namespace, name] = key.split('/') as [string, string];
-        if (!this.opts.informer.store.get(key)) return;
+        if (!md?.store.get(key)) return;
         await this.opts.client.mergePatch(Resources.ModelDeployment, namespace, name, { status: { audit: { commit: head, at } } }, 'status').catch((err: unknown) => {
           this.opts.log.debug({ key, err: errorMessage(err) }, 'could not record the audit position');
         });

@@ -89,6 +89,14 @@ test('the audit trail: apply, change and roll back; git log tells the story with
   const everything = git(remote, ['log', '-p', '--all', '--format=%B']);
   assert.ok(!everything.includes('planted-secret-7c1d') && !everything.includes('planted-password-91'), 'a planted secret reached the history');
   assert.match(everything, /value: \(redacted\)/);
+  // The other two kinds: their spec changes are commits of their own files.
+  await cluster.kubectl(['apply', '--server-side', '--field-manager=gitops-bot', '-n', ns, '-f', '-'], JSON.stringify({
+    apiVersion: 'slipway.dev/v1alpha1', kind: 'ProjectEnvironment', metadata: { name: 'churn-env' },
+    spec: { image: `registry.example.com/envs/churn@sha256:${'a'.repeat(64)}` },
+  }));
+  const env = await eventually('the ProjectEnvironment recorded', () => history(remote, `${ns}/projectenvironment/churn-env.yaml`)[0], { timeoutMs: 30_000, intervalMs: 250 });
+  assert.equal(env.subject, `${ns}/churn-env: created`);
+  assert.equal(env.actor, 'gitops-bot');
   // The audit position is in status.
   const position = await eventually('status.audit', async () => (await getJson<{ status?: { audit?: { commit: string } } }>(cluster, ['get', 'mdep', 'churn', '-n', ns])).status?.audit?.commit, { timeoutMs: 10_000 });
   assert.equal(git(auditDir, ['cat-file', '-t', position]).trim(), 'commit');

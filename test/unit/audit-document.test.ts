@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { ModelDeployment } from '../../src/api/modeldeployment.ts';
-import { auditDocOf, commitMessage, describeChange, parseDoc, renderDoc } from '../../src/audit/document.ts';
+import { auditDocOf, auditPath, commitMessage, describeChange, genericDocOf, parseDoc, renderDoc } from '../../src/audit/document.ts';
 
 const md = (over: { generation?: number; version?: string; status?: Record<string, unknown>; spec?: Record<string, unknown> } = {}): ModelDeployment => ({
   apiVersion: 'slipway.dev/v1alpha1',
@@ -66,4 +66,18 @@ test('with autoscaling, the HPA moving spec.replicas is no change to record', ()
   const a = auditDocOf(md({ spec: { autoscaling: { minReplicas: 1, maxReplicas: 5 }, replicas: 2 }, status: { stable: stable('7') } }));
   const b = auditDocOf(md({ generation: 2, spec: { autoscaling: { minReplicas: 1, maxReplicas: 5 }, replicas: 4 }, status: { stable: stable('7') } }));
   assert.equal(renderDoc(a).replace('generation: 1', 'generation: 2'), renderDoc(b));
+});
+
+test('Experiments and ProjectEnvironments: their spec, and what was decided (an environment image, a winner)', () => {
+  const pe = (image?: string) => genericDocOf('ProjectEnvironment', { metadata: { name: 'churn-env', namespace: 'ml', uid: 'p-1', generation: 1 }, spec: { baseImage: 'python@sha256:ab', packages: { python: ['pandas==2.2.3'] } }, status: image ? { image, phase: 'Ready' } : {} });
+  assert.equal(auditPath('ml', 'churn-env', 'ProjectEnvironment'), 'ml/projectenvironment/churn-env.yaml');
+  assert.equal(describeChange(undefined, pe(), { specManager: 'kubectl' })?.subject, 'ml/churn-env: created');
+  const built = describeChange(pe(), pe('registry.local/envs/churn@sha256:cd'));
+  assert.equal(built?.subject, 'ml/churn-env: environment image registry.local/envs/churn@sha256:cd');
+  assert.equal(built?.trailers['Slipway-Kind'], 'ProjectEnvironment');
+  assert.equal(built?.trailers['Slipway-Decision'], 'environment-image');
+  const ex = (winner?: string) => genericDocOf('Experiment', { metadata: { name: 'ab', namespace: 'ml', uid: 'e-1', generation: 1 }, spec: { variants: [] }, status: { phase: winner ? 'Concluded' : 'Running', ...(winner ? { winner } : {}) } });
+  assert.equal(describeChange(ex(), ex('b'))?.subject, 'ml/ab: winner: b');
+  assert.deepEqual(parseDoc(renderDoc(ex('b'))), ex('b'));
+  assert.match(renderDoc(ex()), /^# The desired state of Experiment ml\/ab/);
 });
