@@ -4,7 +4,7 @@
 // volume records what changed while it was down, once, and nothing twice.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, renameSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -225,4 +225,35 @@ test('kubectl slipway undo --to-audit serves again the revision that served at a
   assert.match(out, /undo/i);
   await eventually('model 7 serves again', async () => (await stableVersion()) === '7', { timeoutMs: 60_000 });
   assert.throws(() => execFileSync(process.execPath, [plugin, 'undo', 'churn', '-n', ns, '--to-audit', 'deadbeef', '--audit-repo', auditDir], { encoding: 'utf8', stdio: 'pipe', env: { ...process.env, KUBECONFIG: cluster.kubeconfig } }), /has no .*churn\.yaml at deadbeef/);
+});
+
+test('a controller killed between its commits and their push: the next one on the same volume pushes them, once', async (t) => {
+  const ns = await testNamespace(t);
+  const remote = join(mkdtempSync(join(tmpdir(), 'slipway-audit-remote-')), 'audit.git');
+  execFileSync('git', ['init', '--bare', '--quiet', '--initial-branch=main', remote]);
+  const auditDir = mkdtempSync(join(tmpdir(), 'slipway-audit-'));
+  const args = [`--audit-dir=${auditDir}`, `--audit-remote=file://${remote}`];
+  const first = await startController(t, cluster, ns, { args });
+  await eventually('the audit trail recording', async () => (await first.metric('slipway_audit_recording')) === 1, { timeoutMs: 30_000, intervalMs: 100 });
+  // The remote is away: commits are made, pushes fail.
+  renameSync(remote, `${remote}.away`);
+  await cluster.kubectl(['apply', '--server-side', '-n', ns, '-f', '-'], JSON.stringify({
+    apiVersion: 'slipway.dev/v1alpha1', kind: 'ModelDeployment', metadata: { name: 'churn' },
+    spec: { model: { name: 'churn-xgb', version: '7', uri: 's3://models/churn/7/', format: 'xgboost' }, image: 'registry.example.com/mlserver:1.6.1', replicas: 1 },
+  }));
+  await eventually('committed, not pushed', async () => (await first.metric('slipway_audit_unpushed_commits')) >= 2 && (await first.metric('slipway_audit_push_failures_total')) >= 1, { timeoutMs: 30_000, intervalMs: 200 });
+  const local = git(auditDir, ['log', '--format=%H', 'main']).trim().split('\n');
+  await first.kill();
+  renameSync(`${remote}.away`, remote);
+  await startController(t, cluster, ns, { args, identity: 'controller-2' });
+  await eventually('pushed by the next controller', () => {
+    try {
+      return git(remote, ['rev-parse', 'main']).trim() === local[0];
+    } catch {
+      return false;
+    }
+  }, { timeoutMs: 60_000, intervalMs: 250 });
+  const pushed = git(remote, ['log', '--format=%H%x1f%s', 'main']).trim().split('\n').map((l) => l.split('\x1f'));
+  assert.deepEqual(pushed.map(([sha]) => sha), local, 'the same commits, each once, nothing added');
+  assert.equal(new Set(pushed.map(([, subject]) => subject)).size, pushed.length);
 });
