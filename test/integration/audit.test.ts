@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { NEVER_READY_IMAGE } from '../../local/cluster.ts';
 import { eventually } from '../../local/eventually.ts';
+import { commitAsPipeline, FLEET_PATH, fleetManifest } from '../support/fleet.ts';
 import { startController } from './controller-process.ts';
 import { getJson, testCluster, testNamespace } from './harness.ts';
 
@@ -123,39 +124,9 @@ test('GitOps write-back: a bad model version committed to the manifest repositor
   execFileSync('git', ['init', '--bare', '--quiet', '--initial-branch=main', remote]);
   const work = join(root, 'work');
   execFileSync('git', ['clone', '--quiet', remote, work]);
-  const path = 'clusters/prod/churn.yaml';
-  const manifest = (version: string, backtestImage: string): string => `# ModelDeployment churn, applied to the cluster by the GitOps tool.
-apiVersion: slipway.dev/v1alpha1
-kind: ModelDeployment
-metadata:
-  name: churn
-  namespace: ${ns}
-spec:
-  model:
-    name: churn-xgb
-    version: "${version}"   # set by the training pipeline
-    uri: s3://models/churn/${version}/
-    format: xgboost
-  image: registry.example.com/mlserver:1.6.1
-  replicas: 2
-  gitOps: {repository: "file://${remote}", path: ${path}}
-  rollout:
-    scaleDownDelaySeconds: 0
-    steps: [{setWeight: 50}, {analysis: {}}, {setWeight: 100}]
-    analysis:
-      interval: 2s
-      count: 1
-      metrics:
-        - name: backtest
-          job: {spec: {activeDeadlineSeconds: 3, template: {spec: {containers: [{name: b, image: "${backtestImage}"}]}}}}
-`;
-  const commitToRepo = (text: string, message: string): void => {
-    execFileSync('mkdir', ['-p', join(work, 'clusters/prod')]);
-    execFileSync('sh', ['-c', `cat > ${join(work, path)}`], { input: text });
-    git(work, ['add', '-A']);
-    git(work, ['-c', 'user.name=pipeline', '-c', 'user.email=pipeline@example.com', 'commit', '--quiet', '-m', message]);
-    git(work, ['push', '--quiet', 'origin', 'main']);
-  };
+  const path = FLEET_PATH;
+  const manifest = (version: string, backtestImage: string): string => fleetManifest({ version, backtestImage, namespace: ns, gitOps: `{repository: "file://${remote}", path: ${path}}`, comment: 'ModelDeployment churn, applied to the cluster by the GitOps tool.' });
+  const commitToRepo = (text: string, message: string): string => commitAsPipeline(work, path, text, message);
   /** What the GitOps tool does: apply the file at the branch's tip. */
   const sync = async (): Promise<string> => {
     const text = git(remote, ['show', `main:${path}`]);

@@ -5,7 +5,7 @@
 // good version, and nothing rolls out again.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -13,6 +13,7 @@ import { NEVER_READY_IMAGE } from '../../local/cluster.ts';
 import { eventually } from '../../local/eventually.ts';
 import { startFlux } from '../../local/flux.ts';
 import { bareRepository, startHttpsGitServer } from '../../local/git-server.ts';
+import { commitAsPipeline, FLEET_PATH, fleetManifest } from '../support/fleet.ts';
 import { startController } from './controller-process.ts';
 import { getJson, testCluster, testNamespace } from './harness.ts';
 
@@ -35,39 +36,9 @@ test('Flux applies a bad model version from Git; Slipway rolls it back and write
   const url = server.url('fleet.git');
   const work = join(root, 'work');
   execFileSync('git', ['clone', '--quiet', bare, work]);
-  const path = 'clusters/prod/churn.yaml';
-  const manifest = (version: string, backtestImage: string): string => `# Applied by Flux (Kustomization churn).
-apiVersion: slipway.dev/v1alpha1
-kind: ModelDeployment
-metadata:
-  name: churn
-spec:
-  model:
-    name: churn-xgb
-    version: "${version}"
-    uri: s3://models/churn/${version}/
-    format: xgboost
-  image: registry.example.com/mlserver:1.6.1
-  replicas: 2
-  gitOps: {repository: "${url}", path: ${path}, secretRef: {name: fleet-auth}}
-  rollout:
-    scaleDownDelaySeconds: 0
-    steps: [{setWeight: 50}, {analysis: {}}, {setWeight: 100}]
-    analysis:
-      interval: 2s
-      count: 1
-      metrics:
-        - name: backtest
-          job: {spec: {activeDeadlineSeconds: 3, template: {spec: {containers: [{name: b, image: "${backtestImage}"}]}}}}
-`;
-  const commit = (text: string, message: string): string => {
-    mkdirSync(join(work, 'clusters/prod'), { recursive: true });
-    writeFileSync(join(work, path), text);
-    git(work, ['add', '-A']);
-    git(work, ['-c', 'user.name=pipeline', '-c', 'user.email=pipeline@example.com', 'commit', '--quiet', '-m', message]);
-    git(work, ['push', '--quiet', 'origin', 'main']);
-    return git(work, ['rev-parse', 'HEAD']).trim();
-  };
+  const path = FLEET_PATH;
+  const manifest = (version: string, backtestImage: string): string => fleetManifest({ version, backtestImage, gitOps: `{repository: "${url}", path: ${path}, secretRef: {name: fleet-auth}}`, comment: 'Applied by Flux (Kustomization churn).' });
+  const commit = (text: string, message: string): string => commitAsPipeline(work, path, text, message);
   commit(manifest('7', 'registry.example.com/backtest:1'), 'churn: model 7');
 
   // The Secret both Flux and Slipway read: Flux's keys for basic auth over HTTPS are Slipway's too.
@@ -110,7 +81,7 @@ spec:
   assert.equal(agreed.m.status?.stable?.modelVersion, '7');
   assert.equal(agreed.m.status?.canary, undefined);
   assert.equal(agreed.m.spec.model.uri, 's3://models/churn/7/');
-  assert.match(git(bare, ['show', `main:${path}`]), /version: "7"\n\s+uri: s3:\/\/models\/churn\/7\//);
+  assert.match(git(bare, ['show', `main:${path}`]), /version: "7" # set by the training pipeline\n\s+uri: s3:\/\/models\/churn\/7\//);
   // And it stays so: a few more Flux intervals change nothing.
   await new Promise((r) => setTimeout(r, 8000));
   const later = await md();
