@@ -21,6 +21,8 @@ export class ControllerMetrics {
   readonly rollbacks: Counter<'namespace' | 'name'>;
   readonly analysisMeasurements: Counter<'verdict'>;
   readonly notifications: Counter<'kind' | 'target' | 'result'>;
+  readonly phase: Gauge<'namespace' | 'name' | 'phase'>;
+  readonly canaryWeight: Gauge<'namespace' | 'name'>;
   readonly auditCommits: Counter;
   readonly auditRecording: Gauge;
   readonly auditQueued: Gauge;
@@ -58,6 +60,8 @@ export class ControllerMetrics {
     this.rollbacks = new Counter({ name: 'slipway_rollbacks_total', help: 'Automatic rollbacks (a failed analysis) by ModelDeployment.', labelNames: ['namespace', 'name'], registers });
     this.analysisMeasurements = new Counter({ name: 'slipway_analysis_measurements_total', help: 'Analysis measurements taken, by verdict.', labelNames: ['verdict'], registers });
     this.notifications = new Counter({ name: 'slipway_notifications_total', help: 'Notifications by kind, target (webhook, slack) and result (sent, failed after its retries, dropped).', labelNames: ['kind', 'target', 'result'], registers });
+    this.phase = new Gauge({ name: 'slipway_modeldeployment_phase', help: '1 for the phase each ModelDeployment is in (Healthy, Progressing, Paused, RolledBack, Degraded, Failed, Pending).', labelNames: ['namespace', 'name', 'phase'], registers });
+    this.canaryWeight = new Gauge({ name: 'slipway_canary_weight_percent', help: 'The share of traffic the canary of each ModelDeployment has now (0 without a rollout).', labelNames: ['namespace', 'name'], registers });
     this.auditCommits = new Counter({ name: 'slipway_audit_commits_total', help: 'Commits written to the audit repository.', registers });
     this.auditRecording = new Gauge({ name: 'slipway_audit_recording', help: '1 while this process records the audit trail (the leader, once the repository is loaded).', registers });
     this.auditQueued = new Gauge({ name: 'slipway_audit_queued', help: 'Changes waiting to be committed to the audit repository.', registers });

@@ -29,6 +29,16 @@ test('manifests/ is the chart rendered with its defaults (run npm run gen:manife
   assert.deepEqual(kinds, ['ClusterRole', 'ClusterRole', 'ClusterRole', 'ClusterRoleBinding', 'CustomResourceDefinition', 'CustomResourceDefinition', 'CustomResourceDefinition', 'Deployment', 'MutatingAdmissionPolicy', 'MutatingAdmissionPolicyBinding', 'Namespace', 'Role', 'RoleBinding', 'Service', 'ServiceAccount']);
 });
 
+test('the chart ships the Grafana dashboard as a ConfigMap for the sidecar when asked', async () => {
+  const docs = yaml.loadAll(await helm(['template', 'slipway', join(root, 'charts', 'slipway'), '-n', 'monitoring', '--set', 'grafana.dashboards.enabled=true'])) as { kind: string; metadata: { name: string; labels?: Record<string, string> }; data?: Record<string, string> }[];
+  const cm = docs.find((d) => d.kind === 'ConfigMap' && d.metadata.name.endsWith('-dashboards'));
+  assert.equal(cm?.metadata.labels?.grafana_dashboard, '1');
+  const dashboard = JSON.parse(cm?.data?.['slipway.json'] ?? '{}') as { uid?: string; panels?: unknown[] };
+  assert.equal(dashboard.uid, 'slipway');
+  assert.ok((dashboard.panels?.length ?? 0) > 10);
+  assert.ok(!(yaml.loadAll(await helm(['template', 'slipway', join(root, 'charts', 'slipway')])) as { kind: string }[]).some((d) => d.kind === 'ConfigMap'), 'off by default');
+});
+
 test('a request to a ModelDeployment is stamped with who asked, as the API server authenticated them, and cannot be forged', async (t) => {
   // The chart's MutatingAdmissionPolicy, alone (cluster-wide: removed afterwards).
   // With the aggregated roles, so that a namespace editor (the edit ClusterRole) may write ModelDeployments.

@@ -47,6 +47,8 @@ export class ModelDeploymentReconciler implements Reconciler {
   private readonly metrics: ControllerMetrics;
   private readonly prometheusUrl: string | undefined;
   private readonly secrets: SecretReader;
+  /** The phase each ModelDeployment's gauge series has now. */
+  private readonly phases = new Map<string, string>();
 
   constructor(manager: Manager, opts: ModelDeploymentControllerOptions) {
     this.config = { storageInitializerImage: opts.storageInitializerImage };
@@ -62,7 +64,14 @@ export class ModelDeploymentReconciler implements Reconciler {
 
   async reconcile(key: string): Promise<ReconcileResult | undefined> {
     const raw = this.caches.get(key);
-    if (!raw) return undefined; // deleted: the garbage collector removes the children
+    if (!raw) {
+      // Deleted: the garbage collector removes the children; its series go.
+      const [namespace = '', name = ''] = key.split('/');
+      this.metrics.phase.remove({ namespace, name, phase: this.phases.get(key) ?? '' });
+      this.metrics.canaryWeight.remove({ namespace, name });
+      this.phases.delete(key);
+      return undefined;
+    }
     const parsed = modelDeployment.safeParse(raw);
     if (!parsed.success) {
       // The CRD schema makes this impossible, unless an older CRD is installed.
@@ -112,8 +121,20 @@ export class ModelDeploymentReconciler implements Reconciler {
     await this.actuator.act(parsed.data, p);
     const taken = p.status.analysis?.measurements.at(-1);
     if (observed.measurement && taken) this.metrics.analysisMeasurements.inc({ verdict: taken.verdict });
+    this.recordRollout(key, parsed.data.metadata.namespace ?? 'default', parsed.data.metadata.name, p.status.phase, p.status.canary?.achievedWeight ?? p.status.canary?.weight ?? 0);
     if (p.events.some((e) => e.reason === 'RolledBack')) this.metrics.rollbacks.inc({ namespace: parsed.data.metadata.namespace ?? 'default', name: parsed.data.metadata.name });
     return p.requeue ? { requeueAfterMs: p.requeue.afterMs, reason: p.requeue.reason } : undefined;
+  }
+
+  /** The rollout gauges: one phase series per ModelDeployment (the previous one removed), and the canary's weight. */
+  private recordRollout(key: string, namespace: string, name: string, phase: string | undefined, weight: number): void {
+    const was = this.phases.get(key);
+    if (phase && was !== phase) {
+      if (was) this.metrics.phase.remove({ namespace, name, phase: was });
+      this.metrics.phase.set({ namespace, name, phase }, 1);
+      this.phases.set(key, phase);
+    }
+    this.metrics.canaryWeight.set({ namespace, name }, weight);
   }
 
   /** An object read by name: null when it does not exist (or its kind is not installed). */
