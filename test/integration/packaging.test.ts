@@ -26,7 +26,20 @@ test('manifests/ is the chart rendered with its defaults (run npm run gen:manife
   await helm(['lint', '--strict', join(root, 'charts', 'slipway')]);
   assert.equal(readFileSync(join(root, 'manifests', 'slipway.yaml'), 'utf8'), renderChart(helmBin, root));
   const kinds = (yaml.loadAll(await cluster.kubectl(['kustomize', join(root, 'manifests')])) as { kind: string }[]).map((d) => d.kind).sort();
-  assert.deepEqual(kinds, ['ClusterRole', 'ClusterRole', 'ClusterRole', 'ClusterRoleBinding', 'CustomResourceDefinition', 'CustomResourceDefinition', 'CustomResourceDefinition', 'Deployment', 'MutatingAdmissionPolicy', 'MutatingAdmissionPolicyBinding', 'Namespace', 'Role', 'RoleBinding', 'Service', 'ServiceAccount']);
+  assert.deepEqual(kinds, ['ClusterRole', 'ClusterRole', 'ClusterRole', 'ClusterRoleBinding', 'CustomResourceDefinition', 'CustomResourceDefinition', 'CustomResourceDefinition', 'Deployment', 'MutatingAdmissionPolicy', 'MutatingAdmissionPolicyBinding', 'Namespace', 'PodDisruptionBudget', 'Role', 'RoleBinding', 'Service', 'ServiceAccount']);
+});
+
+test('bad values fail at install with the value and what is wrong (values.schema.json); the optional objects render', async () => {
+  const template = (args: string[]): Promise<string> => helm(['template', 'slipway', join(root, 'charts', 'slipway'), ...args]);
+  await assert.rejects(template(['--set', 'workers=0']), /at '\/workers': minimum: got 0, want 1/);
+  await assert.rejects(template(['--set', 'logLevel=loud']), /at '\/logLevel': value must be one of/);
+  await assert.rejects(template(['--set', 'loglevel=info']), /additional properties 'loglevel' not allowed/);
+  await assert.rejects(template(['--set', 'image.digest=latest']), /at '\/image\/digest'/);
+  await assert.rejects(template(['--set', 'audit.remote=git.example.com:fleet.git']), /at '\/audit\/remote'/);
+  const kinds = (yaml.loadAll(await template(['--set', 'metrics.serviceMonitor.enabled=true', '--set', 'networkPolicy.enabled=true', '--set', `image.digest=sha256:${'a'.repeat(64)}`])) as { kind: string; spec?: { template?: { spec?: { containers?: { image: string }[] } } } }[]);
+  assert.ok(kinds.some((d) => d.kind === 'ServiceMonitor') && kinds.some((d) => d.kind === 'NetworkPolicy') && kinds.some((d) => d.kind === 'PodDisruptionBudget'));
+  assert.equal(kinds.find((d) => d.kind === 'Deployment')?.spec?.template?.spec?.containers?.[0]?.image, `slipway/controller@sha256:${'a'.repeat(64)}`);
+  assert.ok(!(yaml.loadAll(await template(['--set', 'replicas=1'])) as { kind: string }[]).some((d) => d.kind === 'PodDisruptionBudget'), 'no PDB for one replica');
 });
 
 test('the chart ships the Grafana dashboard as a ConfigMap for the sidecar when asked', async () => {

@@ -14,3 +14,12 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 app.kubernetes.io/name: slipway
 app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end -}}
+
+{{/* The controller image: by digest when one is given, else by tag (the chart's appVersion by default). */}}
+{{- define "slipway.image" -}}
+{{- if .Values.image.digest -}}
+{{ .Values.image.repository }}@{{ .Values.image.digest }}
+{{- else -}}
+{{ .Values.image.repository }}:{{ .Values.image.tag | default .Chart.AppVersion }}
+{{- end -}}
+{{- end }}
