@@ -20,6 +20,7 @@ import { Manager } from './runtime/manager.ts';
 const { values: args } = parseArgs({
   allowNegative: true, // --no-leader-elect
   options: {
+    version: { type: 'boolean', default: false },
     kubeconfig: { type: 'string' },
     context: { type: 'string' },
     namespace: { type: 'string', description: 'watch one namespace only' },
@@ -49,8 +50,12 @@ const { values: args } = parseArgs({
   },
 });
 
-const log = createLogger();
 const VERSION = '0.1.0';
+if (args.version) {
+  console.log(VERSION);
+  process.exit(0);
+}
+const log = createLogger();
 
 process.on('unhandledRejection', (err) => {
   log.fatal({ err: errorMessage(err) }, 'unhandled rejection');
