@@ -8,7 +8,7 @@ import { ensureBinaries } from '../local/toolchain.ts';
 export const MANIFEST_HEADER = '# Generated from charts/slipway by `npm run gen:manifests` (helm template, default values). Do not edit.\n';
 
 export function renderChart(helm: string, root: string): string {
-  const out = execFileSync(helm, ['template', 'slipway', join(root, 'charts', 'slipway'), '--namespace', 'slipway-system'], { encoding: 'utf8' });
+  const out = execFileSync(helm, ['template', 'slipway', join(root, 'charts', 'slipway'), '--namespace', 'slipway-system', '--skip-tests'], { encoding: 'utf8' });
   return MANIFEST_HEADER + out;
 }
 
