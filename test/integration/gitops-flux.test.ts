@@ -30,7 +30,16 @@ test('Flux applies a bad model version from Git; Slipway rolls it back and write
   const server = await startHttpsGitServer(repos, user);
   t.after(server.close);
   const flux = await startFlux({ kubeconfig: cluster.kubeconfig, kubectl: cluster.kubectl, dir: root, log: (l) => t.diagnostic(l) });
-  t.after(flux.stop);
+  t.after(async () => {
+    // Flux's objects carry its finalizers: they go while Flux runs, or the namespace would never finish terminating.
+    const kinds = 'kustomizations.kustomize.toolkit.fluxcd.io,gitrepositories.source.toolkit.fluxcd.io';
+    await cluster.kubectl(['delete', kinds, '--all', '-n', ns, '--wait=true', '--timeout=60s']).catch(async () => {
+      for (const name of (await cluster.kubectl(['get', kinds, '-n', ns, '-o', 'name']).catch(() => '')).split('\n').filter(Boolean)) {
+        await cluster.kubectl(['patch', name, '-n', ns, '--type=merge', '-p', '{"metadata":{"finalizers":null}}']).catch(() => '');
+      }
+    });
+    await flux.stop();
+  });
   await startController(t, cluster, ns);
 
   const url = server.url('fleet.git');

@@ -71,7 +71,14 @@ test('random valid specs converge, and a full resync of them makes no write the 
     return list.items.filter((m) => m.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True')).length === count;
   }, { timeoutMs: 120_000, intervalMs: 1_000 });
   // Other tests' namespaces are deleted in the background, and their deletion is counted as writes too.
-  await eventually('no namespace terminating', async () => !(await cluster.kubectl(['get', 'namespaces', '--no-headers'])).includes('Terminating'), { timeoutMs: 120_000, intervalMs: 1_000 });
+  await eventually('no namespace terminating', async () => {
+    const terminating = (await cluster.kubectl(['get', 'namespaces', '--no-headers'])).split('\n').filter((l) => l.includes('Terminating'));
+    if (terminating.length === 0) return true;
+    // Say what holds them, if this times out: the namespace's conditions name the finalizers left.
+    const name = terminating[0]?.split(/\s+/)[0] ?? '';
+    const why = JSON.stringify((await getJson<{ status?: { conditions?: { type: string; message?: string }[] } }>(cluster, ['get', 'namespace', name]).catch(() => ({}))).status?.conditions?.filter((c) => c.message) ?? []);
+    throw new Error(`${terminating.length} terminating, e.g. ${name}: ${why}`);
+  }, { timeoutMs: 120_000, intervalMs: 1_000 });
   const idle = async (): Promise<void> => {
     await eventually('the controller idle', async () => (await controller.metric('slipway_workqueue_depth')) === 0 && (await controller.metric('slipway_workqueue_in_flight')) === 0);
   };
