@@ -76,7 +76,9 @@ test('random valid specs converge, and a full resync of them makes no write the 
     if (terminating.length === 0) return true;
     // Say what holds them, if this times out: the namespace's conditions name the finalizers left.
     const name = terminating[0]?.split(/\s+/)[0] ?? '';
-    const why = JSON.stringify((await getJson<{ status?: { conditions?: { type: string; message?: string }[] } }>(cluster, ['get', 'namespace', name]).catch(() => ({}))).status?.conditions?.filter((c) => c.message) ?? []);
+    type Ns = { status?: { conditions?: { type: string; message?: string }[] } };
+    const got = await getJson<Ns>(cluster, ['get', 'namespace', name]).catch((): Ns => ({}));
+    const why = JSON.stringify(got.status?.conditions?.filter((c) => c.message !== undefined) ?? []);
     throw new Error(`${terminating.length} terminating, e.g. ${name}: ${why}`);
   }, { timeoutMs: 120_000, intervalMs: 1_000 });
   const idle = async (): Promise<void> => {
