@@ -273,6 +273,9 @@ const gitOps = z.object({
   branch: z.string().min(1).max(255).default('main'),
   path: z.string().min(1).max(1024).regex(/^[^/].*\.ya?ml$/, 'must be a relative path to a .yaml file').meta({ description: 'The file, in the repository, that holds this ModelDeployment\'s manifest.' }),
   mode: z.enum(['commit', 'branch']).default('commit').meta({ description: 'commit: push the fix to the branch; branch: push it to slipway/rollback/<name>-<revision> for review.' }),
+  field: z.string().min(1).max(256).regex(/^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/, 'must be a dotted path such as spec.model.version').optional().meta({
+    description: 'Set only this field of the document to the model version that runs (e.g. a kustomize patch that holds only spec.model.version); default: spec.model and spec.image.',
+  }),
 }).meta({ description: 'GitOps write-back: after an automatic rollback, Slipway edits the manifest in Git (spec.model, and spec.image if set) to what runs, so the next sync does not bring the bad version back.' });
 
 /** What a notification announces (see docs/notifications.md). */

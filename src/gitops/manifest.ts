@@ -14,11 +14,12 @@ export interface ManifestEdit {
 export class ManifestError extends Error {}
 
 /**
- * Sets `spec.model.<key>` for every key of `model`, and `spec.image` when `image` is given, in the document of
+ * Sets `spec.model.<key>` for every key of `model`, and `spec.image` when `image` is given (or, with `field`, only
+ * that field, to the model version), in the document of
  * kind ModelDeployment named `name` (and, if the document says, in `namespace`). A file without that document,
  * or that is not YAML, is a ManifestError naming the path.
  */
-export function rewriteManifest(text: string, path: string, target: { name: string; namespace: string }, model: Record<string, unknown>, image?: string): ManifestEdit {
+export function rewriteManifest(text: string, path: string, target: { name: string; namespace: string }, model: Record<string, unknown>, image?: string, field?: string): ManifestEdit {
   const docs = parseAllDocuments(text);
   if (!Array.isArray(docs)) throw new ManifestError(`${path} is not a YAML stream`);
   const bad = docs.find((d) => d.errors.length > 0);
@@ -35,10 +36,17 @@ export function rewriteManifest(text: string, path: string, target: { name: stri
     edits.push(`${keys.join('.')}: ${String(was)} → ${String(value)}`);
     doc.setIn(keys, value);
   };
-  const spec = doc.get('spec');
-  if (!isMap(spec)) throw new ManifestError(`${path}: ModelDeployment ${target.name} has no spec`);
-  for (const [k, v] of Object.entries(model)) if (v !== undefined) set(['spec', 'model', k], v);
-  if (image !== undefined && doc.getIn(['spec', 'image']) !== undefined) set(['spec', 'image'], image);
+  if (field) {
+    // One field only (a patch that holds just the version): it must be there already.
+    const keys = field.split('.');
+    if (doc.getIn(keys) === undefined) throw new ManifestError(`${path}: ModelDeployment ${target.name} has no ${field}`);
+    set(keys, model.version);
+  } else {
+    const spec = doc.get('spec');
+    if (!isMap(spec)) throw new ManifestError(`${path}: ModelDeployment ${target.name} has no spec`);
+    for (const [k, v] of Object.entries(model)) if (v !== undefined) set(['spec', 'model', k], v);
+    if (image !== undefined && doc.getIn(['spec', 'image']) !== undefined) set(['spec', 'image'], image);
+  }
   if (edits.length === 0) return { text, changed: false, edits };
   return { text: docs.map((d) => d.toString({ flowCollectionPadding: false, lineWidth: 0 })).join(''), changed: true, edits };
 }

@@ -132,7 +132,7 @@ export class GitOpsWriteBack {
     const why = md.status?.aborted?.message ?? '';
     const badVersion = md.status?.aborted?.modelVersion ?? '?';
     const result = await repo.editOnRemote(g.branch, target, g.path, (text) => {
-      const edit = rewriteManifest(text, g.path, { name: md.metadata.name, namespace: ns }, model, md.spec.image !== undefined ? kept.image : undefined);
+      const edit = rewriteManifest(text, g.path, { name: md.metadata.name, namespace: ns }, model, md.spec.image !== undefined ? kept.image : undefined, g.field);
       if (!edit.changed) return undefined;
       return {
         text: edit.text,

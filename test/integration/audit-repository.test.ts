@@ -116,3 +116,29 @@ test('authenticated remotes: over HTTPS (git-http-backend, basic auth, a private
   await unknownHost.commit([change('b.yaml', 1, 'x')]);
   await assert.rejects(unknownHost.push(), /Host key verification failed/);
 });
+
+test('a write-back edits the remote\'s file at its tip and pushes to the branch, or to a review branch leaving the branch as it was', async () => {
+  const remote = bareRemote();
+  const seed = new AuditRepository({ dir: mkdtempSync(join(tmpdir(), 'slipway-audit-')), remote: remote.url });
+  await seed.open();
+  await seed.commit([{ ...change('clusters/prod/churn.yaml', 8, 'pipeline'), content: 'version: "8"\n' }]);
+  await seed.push();
+  const main = git(remote.dir, ['rev-parse', 'main']).trim();
+  const wb = new AuditRepository({ dir: mkdtempSync(join(tmpdir(), 'slipway-gitops-')), remote: remote.url });
+  await wb.open();
+  const edit = (text: string): { text: string; message: string } | undefined => (text.includes('"7"') ? undefined : { text: text.replace('"8"', '"7"'), message: 'roll back 8 → 7\n' });
+
+  const review = await wb.editOnRemote('main', 'slipway/rollback/churn-abc', 'clusters/prod/churn.yaml', edit);
+  assert.equal(review.upToDate, false);
+  assert.equal(git(remote.dir, ['show', 'slipway/rollback/churn-abc:clusters/prod/churn.yaml']), 'version: "7"\n');
+  assert.equal(git(remote.dir, ['rev-parse', 'main']).trim(), main, 'the synced branch is left for the review');
+  assert.equal(git(remote.dir, ['rev-parse', 'slipway/rollback/churn-abc^']).trim(), main);
+
+  // Someone pushed to main meanwhile: the edit is made on the new tip.
+  await seed.commit([change('clusters/prod/other.yaml', 1, 'someone')]);
+  await seed.push();
+  const direct = await wb.editOnRemote('main', 'main', 'clusters/prod/churn.yaml', edit);
+  assert.equal(git(remote.dir, ['rev-parse', 'main']).trim(), direct.commit);
+  assert.equal(git(remote.dir, ['show', 'main:clusters/prod/other.yaml']), 'writer: someone\nchange: 1\n', 'nothing of the other commit lost');
+  assert.deepEqual(await wb.editOnRemote('main', 'main', 'clusters/prod/churn.yaml', edit), { upToDate: true }, 'done once');
+});

@@ -42,7 +42,7 @@ test('bad values fail at install with the value and what is wrong (values.schema
   assert.ok(!(yaml.loadAll(await template(['--set', 'replicas=1'])) as { kind: string }[]).some((d) => d.kind === 'PodDisruptionBudget'), 'no PDB for one replica');
 });
 
-test('the chart ships the Grafana dashboard as a ConfigMap for the sidecar when asked', async () => {
+test('the chart ships the Grafana dashboard as a ConfigMap for the sidecar when asked; every series it asks for is on a live controller\'s /metrics', async (t) => {
   const docs = yaml.loadAll(await helm(['template', 'slipway', join(root, 'charts', 'slipway'), '-n', 'monitoring', '--set', 'grafana.dashboards.enabled=true'])) as { kind: string; metadata: { name: string; labels?: Record<string, string> }; data?: Record<string, string> }[];
   const cm = docs.find((d) => d.kind === 'ConfigMap' && d.metadata.name.endsWith('-dashboards'));
   assert.equal(cm?.metadata.labels?.grafana_dashboard, '1');
@@ -50,6 +50,13 @@ test('the chart ships the Grafana dashboard as a ConfigMap for the sidecar when 
   assert.equal(dashboard.uid, 'slipway');
   assert.ok((dashboard.panels?.length ?? 0) > 10);
   assert.ok(!(yaml.loadAll(await helm(['template', 'slipway', join(root, 'charts', 'slipway')])) as { kind: string }[]).some((d) => d.kind === 'ConfigMap'), 'off by default');
+
+  const ns = await testNamespace(t);
+  const controller = await startController(t, cluster, ns);
+  const page = await (await fetch(controller.metricsUrl)).text();
+  const live = new Set([...page.matchAll(/^# TYPE (slipway_[a-z_]+) (\w+)$/gm)].flatMap((m) => (m[2] === 'histogram' ? [`${m[1]}_bucket`, `${m[1]}_sum`, `${m[1]}_count`, m[1] ?? ''] : [m[1] ?? ''])));
+  const asked = (dashboard as { panels: { targets?: { expr: string }[] }[] }).panels.flatMap((p) => (p.targets ?? []).flatMap((x) => x.expr.match(/slipway_[a-z_]+/g) ?? []));
+  for (const name of asked) assert.ok(live.has(name), `${name} is not on the controller's /metrics`);
 });
 
 test('a request to a ModelDeployment is stamped with who asked, as the API server authenticated them, and cannot be forged', async (t) => {

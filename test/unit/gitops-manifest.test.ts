@@ -40,3 +40,16 @@ test('a file without the ModelDeployment, or not YAML, is an error naming the pa
   assert.throws(() => rewriteManifest(manifest, 'a.yaml', { name: 'churn', namespace: 'prod' }, { version: '7' }), /a.yaml has no ModelDeployment churn/);
   assert.throws(() => rewriteManifest('a: [b\n', 'b.yaml', { name: 'churn', namespace: 'ml' }, { version: '7' }), /b.yaml is not valid YAML/);
 });
+
+test('with a field, only that field is set to the version that runs (a patch holding just the version)', () => {
+  const patch = `apiVersion: slipway.dev/v1alpha1
+kind: ModelDeployment
+metadata: {name: churn}
+spec:
+  model: {version: "8"}  # bumped by the pipeline
+`;
+  const r = rewriteManifest(patch, 'overlays/prod/version.yaml', { name: 'churn', namespace: 'ml' }, { name: 'churn-xgb', version: '7', uri: 's3://models/churn/7/' }, undefined, 'spec.model.version');
+  assert.deepEqual(r.edits, ['spec.model.version: 8 → 7']);
+  assert.match(r.text, /model: \{version: "7"\} # bumped by the pipeline/);
+  assert.throws(() => rewriteManifest(patch, 'p.yaml', { name: 'churn', namespace: 'ml' }, { version: '7' }, undefined, 'spec.model.uri'), /p.yaml: ModelDeployment churn has no spec.model.uri/);
+});
