@@ -40,6 +40,8 @@ class World {
   broken = new Set<string>();
   /** Deployments whose Deployment controller reports ProgressDeadlineExceeded. */
   deadline = new Set<string>();
+  /** Revisions whose pods are slow to go: their available count stays this while it is above the wanted one. */
+  lingering = new Map<string, number>();
   plans: Plan[] = [];
   routeWrites: string[] = [];
   private uid = 0;
@@ -107,7 +109,7 @@ class World {
     for (const d of this.children.filter((c) => c.kind === 'Deployment')) {
       const rev = d.metadata.labels?.[LABEL_REVISION] ?? '';
       const replicas = (d.spec as { replicas: number }).replicas;
-      const available = this.broken.has(rev) ? 0 : replicas;
+      const available = this.broken.has(rev) ? 0 : Math.max(replicas, this.lingering.get(rev) ?? 0);
       d.status = {
         observedGeneration: d.metadata.generation,
         replicas,
@@ -206,6 +208,22 @@ test('replica ratio: 10% → timed pause → 50% → pause until promoted → 10
   const reasons = w.events().map((e) => e.split(':')[0]);
   assert.deepEqual(reasons.filter((r) => r === 'RolloutStep').length, 5, 'an Event for every step');
   assert.ok(reasons.includes('RolloutStarted') && reasons.includes('Promote') && reasons.includes('Promoted'));
+});
+
+test('replica ratio: a step is carried only once the stable side is down to its part too (a replicas change in the same spec)', () => {
+  const steps = [{ setWeight: 25 }, { pause: {} }, { setWeight: 100 }];
+  const { w, stable } = rolledTo9({ steps });
+  w.setSpec(baseSpec('9', { steps }, { replicas: 3 })); // 4 → 3 in the same change
+  w.lingering.set(stable, 4); // the fourth stable pod is still going
+  for (let s = 1; s <= 5; s++) w.reconcile(at(s));
+  assert.equal(w.replicas(stable), 3);
+  assert.equal(w.md.status?.canary?.step, 0, 'not carried: 1 of 5 pods is 20%, not 25%');
+  assert.equal(w.md.status?.canary?.achievedWeight, 20);
+  w.lingering.delete(stable);
+  w.reconcile(at(6));
+  w.reconcile(at(7));
+  assert.equal(w.md.status?.canary?.step, 1);
+  assert.equal(w.md.status?.canary?.achievedWeight, 25, 'one pod in four');
 });
 
 test('Gateway API: the route gets the weight only once the canary can carry it, and goes back to stable at promotion', () => {

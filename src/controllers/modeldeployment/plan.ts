@@ -609,9 +609,12 @@ export function plan(o: Observed, now: Date): Plan {
       }
       const progressIn: StepProgress | undefined = carried ? { step: carried.step ?? 0, weight: carried.weight ?? 0, since: carried.stepStartedAt ?? rfc3339(now) } : undefined;
       const readyFor = (w: number): boolean => isAvailable(targetDeployment, split(w).canary);
-      // A step's weight is carried once the canary's pods for it are available, and, behind a router, once
-      // the route gives it that weight.
-      const carries = (w: number): boolean => readyFor(w) && (!router || routeWeight >= w);
+      // By replica ratio the share is the pods': the stable side must be down to its part too (a surplus pod, e.g.
+      // while a replicas change in the same spec scales it down, gives the canary less than the step's weight).
+      const stableWithin = (w: number): boolean => (byRevision.get(stableRef.revision)?.status?.availableReplicas ?? 0) <= split(w).stable;
+      // A step's weight is carried once the canary's pods for it are available, and the route (behind a router)
+      // or the stable side's pods (by replica ratio) give it that weight.
+      const carries = (w: number): boolean => readyFor(w) && (router ? routeWeight >= w : stableWithin(w));
       // An undo goes back to a revision that served before: it skips the steps (as a promote-full would).
       const full = state.promotedFull === true || state.override !== undefined;
       const outcome = evaluateSteps(steps, progressIn, { now, canaryReady: carries(progressIn?.weight ?? 0), promoteAt: state.promotedAtStep, promoteFull: full, analysisPassedAt });
