@@ -49,28 +49,25 @@ function baseLayer(pkgs: LockedPackage[], debCache: string): TarEntry[] {
   const stage = mkdtempSync(join(tmpdir(), 'slipway-image-base-'));
   try {
     unpack(pkgs.map((p) => fetchDeb(p, debCache)), stage);
-    const seen = new Set<string>();
-    const entries: TarEntry[] = [];
+    // One entry per path: the packages' files (with /usr merged), then what Slipway writes over them.
+    const entries = new Map<string, TarEntry>();
     for (const e of treeEntries(stage, '', (p) => keep(merged(p)))) {
       const path = merged(e.path);
-      if (seen.has(path) || path === '') continue;
-      seen.add(path);
-      entries.push({ ...e, path, ...(e.type === 'hardlink' && e.link ? { link: merged(e.link) } : {}) });
+      if (path === '' || entries.has(path)) continue;
+      entries.set(path, { ...e, path, ...(e.type === 'hardlink' && e.link ? { link: merged(e.link) } : {}) });
     }
     const text = (path: string, s: string | Buffer, mode = 0o644): TarEntry => ({ path, type: 'file', mode, data: Buffer.isBuffer(s) ? s : Buffer.from(s) });
-    for (const [from, to] of MERGED) {
-      const link = from.slice(0, -1);
-      if (!seen.has(link)) entries.push({ path: link, type: 'symlink', mode: 0o777, link: to.slice(0, -1) });
-    }
-    entries.push(
+    const own: TarEntry[] = [
+      ...MERGED.map(([from, to]): TarEntry => ({ path: from.slice(0, -1), type: 'symlink', mode: 0o777, link: to.slice(0, -1) })),
       text('etc/ssl/certs/ca-certificates.crt', caBundle(stage)),
       text('etc/passwd', 'root:x:0:0:root:/root:/usr/sbin/nologin\nnonroot:x:65532:65532:nonroot:/var/lib/slipway:/usr/sbin/nologin\n'),
       text('etc/group', 'root:x:0:\nnonroot:x:65532:\n'),
       text('etc/nsswitch.conf', 'passwd: files\ngroup: files\nhosts: files dns\n'),
       { path: 'tmp', type: 'dir', mode: 0o1777 },
       { path: 'var/lib/slipway', type: 'dir', mode: 0o755, uid: 65532, gid: 65532 },
-    );
-    return entries.filter((e) => !(e.path === 'etc/ssl/certs/ca-certificates.crt' && e.type !== 'file'));
+    ];
+    for (const e of own) entries.set(e.path, e);
+    return [...entries.values()];
   } finally {
     rmSync(stage, { recursive: true, force: true });
   }

@@ -91,7 +91,7 @@ export function fetchDeb(p: LockedPackage, cache: string, check = true): string 
 
 /** What of an unpacked package goes into the image (paths inside the package, no leading slash). */
 export function keep(path: string): boolean {
-  if (/^(usr\/)?share\/(doc|man|info|locale|lintian|bug|bash-completion|perl5|gitweb|gitk|git-gui|zsh|fish)(\/|$)/.test(path) || /^usr\/share\/(doc|man|info|locale|lintian|bug|bash-completion|perl5|gitweb|gitk|git-gui|zsh|fish)(\/|$)/.test(path)) return false;
+  if (/^(usr\/)?share\/(doc|man|info|locale|lintian|bug|bash-completion|perl5|gitweb|gitk|git-gui|zsh|fish)(\/|$)/.test(path)) return false;
   if (/^usr\/lib\/git-core\/(mergetools|git-gui|git-citool|gitk)/.test(path)) return false;
   if (/^usr\/(s?bin)\//.test(path)) return /^usr\/bin\/(git|ssh)$/.test(path);
   if (/^(s?bin)\//.test(path)) return false;

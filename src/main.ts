@@ -9,7 +9,7 @@ import { KubeClient } from './kube/client.ts';
 import { EventRecorder } from './kube/events.ts';
 import { SecretReader } from './kube/secrets.ts';
 import { Resources } from './kube/resources.ts';
-import { AuditRepository } from './audit/repository.ts';
+import { AuditRepository, remoteCredentialsOf } from './audit/repository.ts';
 import { AuditTrail } from './audit/trail.ts';
 import { GitOpsWriteBack } from './gitops/writeback.ts';
 import { Notifier } from './notify/notifier.ts';
@@ -140,10 +140,7 @@ async function main(): Promise<void> {
       client,
       log: log.child({ component: 'audit' }),
       metrics,
-      ...(auditSecret ? { credentials: async () => {
-        const d = await secrets.read(auditSecret.namespace, auditSecret.name);
-        return { identity: d.identity, knownHosts: d.known_hosts, username: d.username, password: d.password, bearerToken: d.bearerToken, ca: d['ca.crt'] };
-      } } : {}),
+      ...(auditSecret ? { credentials: async () => remoteCredentialsOf(await secrets.read(auditSecret.namespace, auditSecret.name)) } : {}),
     });
     manager.addLeaderTask(trail);
   }

@@ -1,7 +1,7 @@
 // The web metric provider: GET a URL templated for each revision, read one number from the JSON answer at a path
 // (`$.a.b[0]['c-d']`: keys and indexes; no filters or wildcards, so a path means one value). null or a missing
 // path is "no data", never zero.
-import { send, type Credentials } from '../runtime/http.ts';
+import { originOf, send, type Credentials } from '../runtime/http.ts';
 import type { MetricSpec, MetricValue } from './judge.ts';
 import { fillTemplate, type RevisionVars } from './prometheus.ts';
 
@@ -42,18 +42,19 @@ export function valueAt(doc: unknown, path: string): number | undefined {
 
 export async function measureWeb(spec: NonNullable<MetricSpec['web']>, vars: RevisionVars, credentials: Credentials | undefined): Promise<MetricValue | undefined> {
   const url = fillTemplate(spec.url, vars, encodeURIComponent);
+  const origin = originOf(url);
   let res;
   try {
     res = await send('GET', url, { credentials, timeoutMs: (spec.timeoutSeconds ?? 10) * 1000, headers: { accept: 'application/json' }, maxBytes: 1 << 20 });
   } catch (err) {
-    throw new WebMetricError(`${new URL(url).origin} cannot be reached: ${(err as Error).message}`);
+    throw new WebMetricError(`${origin} cannot be reached: ${(err as Error).message}`);
   }
-  if (res.status < 200 || res.status >= 300) throw new WebMetricError(`${new URL(url).origin} answered ${res.status}`);
+  if (res.status < 200 || res.status >= 300) throw new WebMetricError(`${origin} answered ${res.status}`);
   let doc: unknown;
   try {
     doc = JSON.parse(res.body);
   } catch {
-    throw new WebMetricError(`${new URL(url).origin} answered with something other than JSON`);
+    throw new WebMetricError(`${origin} answered with something other than JSON`);
   }
   const v = valueAt(doc, spec.jsonPath);
   return v === undefined ? undefined : { kind: 'value', value: v };

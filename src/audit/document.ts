@@ -11,8 +11,6 @@ import yaml from 'js-yaml';
 import type { ModelDeployment } from '../api/modeldeployment.ts';
 import { redact } from '../notify/payload.ts';
 
-export const AUDIT_KIND_DIR = 'modeldeployment';
-
 /** The kinds the audit trail records, and their directory. */
 export const AUDIT_KINDS = { ModelDeployment: 'modeldeployment', Experiment: 'experiment', ProjectEnvironment: 'projectenvironment' } as const;
 export type AuditKind = keyof typeof AUDIT_KINDS;

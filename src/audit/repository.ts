@@ -37,6 +37,17 @@ export interface RemoteCredentials {
   ca?: string | undefined;
 }
 
+/** The remote's credentials as a Secret holds them (the audit Secret; a GitOps repository's, Flux's keys). */
+export function remoteCredentialsOf(d: Record<string, string>): RemoteCredentials {
+  return { identity: d.identity, knownHosts: d.known_hosts, username: d.username, password: d.password, bearerToken: d.bearerToken, ca: d['ca.crt'] };
+}
+
+/** A push refused because the branch moved (another writer): fetch and try again. */
+const raced = (message: string): boolean => /rejected|non-fast-forward|fetch first|stale info|failed to update ref|cannot lock ref/i.test(message);
+
+/** Writers racing for the same branch: jittered, growing pauses, so one of them wins each round. */
+const raceBackoff = (attempt: number): Promise<void> => new Promise((r) => setTimeout(r, Math.random() * Math.min(2000, 25 * 2 ** Math.min(attempt, 7))));
+
 /**
  * The environment that makes git authenticate with `c`: key files written (0600) into `dir`, and configuration
  * passed by GIT_CONFIG_* variables, so no credential is ever in a URL, a config file or a log.
@@ -280,13 +291,10 @@ export class AuditRepository {
           return { pushed: count, replayed };
         } catch (err) {
           const message = (err as Error).message;
-          if (!/rejected|non-fast-forward|fetch first|stale info|failed to update ref|cannot lock ref/i.test(message) || attempt >= attempts) {
-            throw new PushRejected(gitError(message));
-          }
+          if (!raced(message) || attempt >= attempts) throw new PushRejected(gitError(message));
           await this.fetchRemote();
           replayed += await this.replayOnRemote();
-          // Writers racing for the same branch: jittered, growing pauses, so one of them wins each round.
-          await new Promise((r) => setTimeout(r, Math.random() * Math.min(2000, 25 * 2 ** Math.min(attempt, 7))));
+          await raceBackoff(attempt);
         }
       }
     });
@@ -355,8 +363,8 @@ export class AuditRepository {
           return { commit, upToDate: false };
         } catch (err) {
           const message = (err as Error).message;
-          if (!/rejected|non-fast-forward|fetch first|stale info|failed to update ref|cannot lock ref/i.test(message) || attempt >= attempts) throw new PushRejected(gitError(message));
-          await new Promise((r) => setTimeout(r, Math.random() * Math.min(2000, 25 * 2 ** Math.min(attempt, 7))));
+          if (!raced(message) || attempt >= attempts) throw new PushRejected(gitError(message));
+          await raceBackoff(attempt);
         }
       }
     });

@@ -57,9 +57,6 @@ export class AuditTrail {
   private pushFailures = 0;
   private maintenanceTimer: NodeJS.Timeout | undefined;
   private stopped = false;
-  /** Commits written, for tests and benchmarks. */
-  committed = 0;
-
   constructor(opts: AuditTrailOptions) {
     this.opts = opts;
     for (const { kind, informer } of opts.sources) informer.on((e) => this.onEvent(kind, e));
@@ -116,11 +113,6 @@ export class AuditTrail {
     if (this.opts.repo.remote) await this.opts.repo.push(3).catch(() => undefined);
   }
 
-  /** Changes queued and not yet committed. */
-  get pending(): number {
-    return this.queue.length;
-  }
-
   private onEvent(kind: AuditKind, e: CacheEvent<KubeObject>): void {
     if (this.buffered) {
       this.buffered.push({ kind, e });
@@ -175,7 +167,6 @@ export class AuditTrail {
     this.flushing = (async () => {
       try {
         const head = await this.opts.repo.commit(batch, this.opts.now);
-        this.committed += batch.length;
         this.opts.metrics?.auditCommits.inc(batch.length);
         if (head && this.opts.writeStatus !== false) void this.recordPositions(batch, head);
         this.schedulePush(0);

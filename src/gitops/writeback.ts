@@ -10,7 +10,7 @@
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import type { ModelDeployment } from '../api/modeldeployment.ts';
-import { AuditRepository, type RemoteCredentials } from '../audit/repository.ts';
+import { AuditRepository, remoteCredentialsOf, type RemoteCredentials } from '../audit/repository.ts';
 import { commitMessage } from '../audit/document.ts';
 import type { KubeClient } from '../kube/client.ts';
 import type { EventRecorder } from '../kube/events.ts';
@@ -126,7 +126,7 @@ export class GitOpsWriteBack {
     const kept = cr.data as KeptRevision;
     const model = kept.model ?? { version: kept.modelVersion };
     const secret = g.secretRef ? await this.opts.secrets.read(ns, g.secretRef.name) : undefined;
-    const credentials: RemoteCredentials | undefined = secret && { identity: secret.identity, knownHosts: secret.known_hosts, username: secret.username, password: secret.password, bearerToken: secret.bearerToken, ca: secret['ca.crt'] };
+    const credentials = secret && remoteCredentialsOf(secret);
     const repo = await this.repo(g.repository, credentials);
     const target = g.mode === 'branch' ? reviewBranch(md, rolledBack) : g.branch;
     const why = md.status?.aborted?.message ?? '';
