@@ -2,7 +2,7 @@
 // `eval "$(npm run -s cluster:up)"` sets KUBECONFIG and puts the built kubectl and helm first on PATH;
 // `cluster:up -- --serve` adds the data plane (the pod runner that runs MLServer pods for real).
 import { join } from 'node:path';
-import { ensureBinaries } from './toolchain.ts';
+import { ensureBinaries, TOOLSET_NAMES } from './toolchain.ts';
 import { defaultClusterDir, readState, startCluster, stopClusterAt } from './cluster.ts';
 import { removePodNetwork } from './podnet.ts';
 import { isOurProcess } from './processes.ts';
@@ -12,10 +12,11 @@ const say = (line: string): void => {
   process.stderr.write(`${line}\n`);
 };
 
-function exports(state: { kubeconfig: string; binDir: string; gateway?: { url: string }; prometheus?: { url: string }; registry?: { url: string; username: string; password: string } }): string {
+function exports(state: { kubeconfig: string; binDir: string; gateway?: { url: string }; prometheus?: { url: string }; registry?: { url: string; username: string; password: string }; imageRegistry?: { host: string } }): string {
   const gateway =
     (state.gateway ? `export SLIPWAY_GATEWAY_URL=${state.gateway.url}\n` : '') +
     (state.prometheus ? `export SLIPWAY_PROMETHEUS_URL=${state.prometheus.url}\n` : '') +
+    (state.imageRegistry ? `export SLIPWAY_IMAGE_REGISTRY=${state.imageRegistry.host}\n` : '') +
     (state.registry ? Object.entries(registryEnv(state.registry)).map(([k, v]) => `export ${k}=${v}\n`).join('') : '');
   return `export KUBECONFIG=${state.kubeconfig}\nexport PATH=${state.binDir}:$PATH\n${gateway}`;
 }
@@ -24,9 +25,9 @@ async function main(cmd: string | undefined): Promise<void> {
   const dir = defaultClusterDir();
   switch (cmd) {
     case 'build': {
-      // The control plane, the data plane's tools (gateway, Prometheus), then Flux (the GitOps loop the tests
-      // run), each set cached under its own hash.
-      for (const set of ['cluster', 'dataplane', 'gitops'] as const) {
+      // The control plane, the data plane's tools (gateway, Prometheus), Flux (the GitOps loop the tests run) and
+      // the image registry, each set cached under its own hash.
+      for (const set of TOOLSET_NAMES) {
         const r = await ensureBinaries(say, set);
         say(r.built.length ? `built ${r.built.join(', ')} in ${r.seconds.toFixed(0)} s into ${r.binDir}` : `${set} binaries are up to date in ${r.binDir}`);
       }

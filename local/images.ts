@@ -1,8 +1,10 @@
 // The images the local pod runner can run, and what each one runs on this machine instead of a container: the
 // image's entrypoint, default arguments and environment, resolved to local programs (the locked Python
 // environment's MLServer; the local storage initializer). An image of a known repository but an unknown tag is
-// refused as a kubelet refuses an image it cannot pull. Other images stay plain KWOK pods.
+// refused as a kubelet refuses an image it cannot pull. Images in the local image registry are pulled and run as
+// they are, under chroot (image-store.ts, pod-runner.ts). Other images stay plain KWOK pods.
 import { join } from 'node:path';
+import { IMAGE_REGISTRY } from './image-registry.ts';
 
 /** The MLServer image the mlserver preset's examples use; the local pod runs the same version from PyPI. */
 export const MLSERVER_IMAGE = 'docker.io/seldonio/mlserver:1.7.1';
@@ -18,7 +20,8 @@ export const RUNNER_REPOSITORIES = ['docker.io/seldonio/mlserver', 'docker.io/ks
  */
 export function runnerPodSelectorKey(): string {
   const repos = RUNNER_REPOSITORIES.map((r) => r.replace(/^docker\.io\//, '').replace(/[.]/g, '\\\\.')).join('|');
-  return `[(.spec.initContainers // [])[].image, .spec.containers[].image] | any(test("^(docker\\\\.io/)?(${repos})[:@]"))`;
+  const local = IMAGE_REGISTRY.replace(/[.]/g, '\\\\.');
+  return `[(.spec.initContainers // [])[].image, .spec.containers[].image] | any(test("^((docker\\\\.io/)?(${repos})[:@]|${local}/)"))`;
 }
 
 /** `seldonio/mlserver:1.7.1` → `docker.io/seldonio/mlserver:1.7.1`; `nginx` → `docker.io/library/nginx`. */
@@ -37,7 +40,12 @@ export function repositoryOf(image: string): string {
 }
 
 export function isRunnerImage(image: string): boolean {
-  return RUNNER_REPOSITORIES.includes(repositoryOf(image));
+  return RUNNER_REPOSITORIES.includes(repositoryOf(image)) || isRegistryImage(image);
+}
+
+/** An image of the local image registry: pulled and run as it is. */
+export function isRegistryImage(image: string): boolean {
+  return image.startsWith(`${IMAGE_REGISTRY}/`);
 }
 
 export interface LocalImage {

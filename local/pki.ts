@@ -3,8 +3,9 @@
 // the way kwokctl does it. Nothing here is meant to protect anything: it only makes TLS and RBAC real.
 import { execFileSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
-import yaml from 'js-yaml';
 import { join } from 'node:path';
+import yaml from 'js-yaml';
+import { GATEWAY } from './podnet.ts';
 
 export interface Pki {
   caCert: string;
@@ -30,7 +31,8 @@ export function makePki(dir: string): Pki {
     'keyUsage=critical,digitalSignature,keyEncipherment',
     'extendedKeyUsage=serverAuth,clientAuth',
     'subjectAltName=DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,' +
-      'DNS:kubernetes.default.svc.cluster.local,IP:127.0.0.1,IP:::1',
+      // The pod bridge's address: pods the runner runs reach the API server there (pod-runner.ts, API_PROXY_PORT).
+      `DNS:kubernetes.default.svc.cluster.local,IP:127.0.0.1,IP:::1,IP:${GATEWAY}`,
   ].join('\n');
   writeFileSync(join(dir, 'admin.ext'), ext);
   openssl(['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'ca.key', '-out', 'ca.crt',

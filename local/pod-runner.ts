@@ -3,6 +3,12 @@
 // - a network namespace holding the pod's IP on the local bridge (podnet.ts), so nothing it sends leaves the machine;
 // - the init containers in order, each to completion (a failure is retried with the kubelet's back-off), then
 //   the containers, as processes in that namespace with the container's env, args and mounts;
+// - an image of the local image registry is pulled and unpacked (image-store.ts) and run as it is: its entrypoint
+//   under chroot in a mount namespace of its own (the root filesystem read-only with readOnlyRootFilesystem, the
+//   pod's volumes bound in, /proc and a minimal /dev), as the user its securityContext or the image names
+//   (runAsNonRoot refuses root), with no capabilities and no new privileges, with the in-cluster variables of a
+//   pod: the API server is reached through a proxy on the pod bridge's address (API_PROXY_PORT), and a projected
+//   service-account token is mounted where client libraries look for it;
 // - readiness and liveness probes (httpGet, tcpSocket) run against the pod's IP with the probe's own timing;
 //   the pod is Ready only when every container's readiness probe passes;
 // - a process that exits counts a restart (its last state and, with FallbackToLogsOnError, its last lines) and is
@@ -12,8 +18,8 @@
 // Status goes to the pod's status subresource; what happens goes to Events (`kubectl describe pod`). Each
 // container's output goes to <dir>/<namespace>_<pod>_<uid>/<container>.log.
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync, writeSync } from 'node:fs';
-import { connect } from 'node:net';
+import { chmodSync, closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { connect, createServer, type Server } from 'node:net';
 import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import type { KubeClient } from '../src/kube/client.ts';
@@ -22,8 +28,10 @@ import { EventRecorder, type EventSpec } from '../src/kube/events.ts';
 import { Informer } from '../src/kube/informer.ts';
 import { Resources, type KubeObject } from '../src/kube/resources.ts';
 import { rfc3339 } from '../src/kube/time.ts';
-import { isRunnerImage, KNOWN_IMAGES, localImage, type LocalPrograms } from './images.ts';
-import { addPod, assertPodRangeIsLocal, GATEWAY, killNamespace, namespaceOf, podNamespaces, type PodNetwork } from './podnet.ts';
+import { isRegistryImage, isRunnerImage, KNOWN_IMAGES, localImage, type LocalPrograms } from './images.ts';
+import { ImageStore } from './image-store.ts';
+import { cacheRoot } from './toolchain.ts';
+import { addPod, assertPodRangeIsLocal, GATEWAY, hostProgram, killNamespace, namespaceOf, podNamespaces, type PodNetwork } from './podnet.ts';
 
 const execFileAsync = promisify(execFile);
 const isNotFound = (err: unknown): boolean => classify(err) === 'NotFound';
@@ -32,6 +40,9 @@ const isNotFound = (err: unknown): boolean => classify(err) === 'NotFound';
 /** The pod runner's pods take 10.244.128.2 to 10.244.255.239; the top of the range is for the local services (the model registry). */
 export const RUNNER_RANGE = { first: [128, 2] as const, last: [255, 239] as const };
 export const KWOK_POD_CIDR = '10.244.0.0/17';
+
+/** Pods reach the API server at the bridge's address on this port (the runner forwards to the real one). */
+export const API_PROXY_PORT = 6443;
 
 const BACKOFF_INITIAL_MS = 10_000;
 const BACKOFF_MAX_MS = 300_000;
@@ -65,6 +76,14 @@ interface ContainerSpec {
   livenessProbe?: Probe;
   startupProbe?: Probe;
   terminationMessagePolicy?: string;
+  securityContext?: SecurityContext;
+}
+
+interface SecurityContext {
+  runAsUser?: number;
+  runAsGroup?: number;
+  runAsNonRoot?: boolean;
+  readOnlyRootFilesystem?: boolean;
 }
 
 export interface Pod extends KubeObject {
@@ -74,6 +93,9 @@ export interface Pod extends KubeObject {
     containers: ContainerSpec[];
     volumes?: ({ name: string } & Obj)[];
     terminationGracePeriodSeconds?: number;
+    securityContext?: SecurityContext & { fsGroup?: number };
+    serviceAccountName?: string;
+    automountServiceAccountToken?: boolean;
   };
   status?: { podIP?: string; initContainerStatuses?: { name: string; restartCount?: number }[]; containerStatuses?: { name: string; restartCount?: number }[] } & Obj;
 }
@@ -216,7 +238,11 @@ class PodWorker {
         writeFileSync(join(hostDir, path), value);
       }
     };
-    if ('emptyDir' in v) return;
+    if ('emptyDir' in v) {
+      // As the kubelet makes it: writable by whatever user the containers run as.
+      chmodSync(hostDir, 0o777);
+      return;
+    }
     if ('configMap' in v || 'secret' in v) {
       const isSecret = 'secret' in v;
       const src = (isSecret ? v.secret : v.configMap) as { name?: string; secretName?: string; items?: Items; optional?: boolean };
@@ -289,7 +315,7 @@ class PodWorker {
     if (existsSync(log)) renameSync(log, join(this.dir, `${c.spec.name}.previous.log`));
     const fd = openSync(log, 'a');
     const [cmd, args] = this.net!.exec(argv[0], argv[1]);
-    const proc = spawn('setpriv', ['--pdeathsig', 'KILL', '--', cmd, ...args], { cwd: this.dir, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    const proc = spawn(this.runner.tools.setpriv, ['--pdeathsig', 'KILL', '--', cmd, ...args], { cwd: this.dir, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
     const out = criLog(fd, 'stdout');
     const err = criLog(fd, 'stderr');
     proc.stdout.on('data', out.write);
@@ -448,6 +474,7 @@ class PodWorker {
 
   /** The process to start for a container, and its environment, with mount paths turned into host directories. */
   private async commandFor(spec: ContainerSpec): Promise<{ argv: [string, string[]]; env: Record<string, string> }> {
+    if (isRegistryImage(spec.image)) return this.imageCommand(spec);
     const image = localImage(spec.image, this.runner.programs);
     if (!image) throw new ConfigError('ErrImagePull', `Failed to pull image "${spec.image}": not an image the local pod runner can run (it runs ${KNOWN_IMAGES.join(', ')})`);
     const mounts: [string, string][] = (spec.volumeMounts ?? []).map((m) => {
@@ -459,7 +486,22 @@ class PodWorker {
       for (const [path, hostDir] of mounts) if (value === path || value.startsWith(`${path}/`)) return hostDir + value.slice(path.length);
       return value;
     };
-    const env: Record<string, string> = { ...image.env };
+    const env = await this.containerEnv(spec, image.env);
+    for (const [k, v] of Object.entries(env)) env[k] = translate(v.replace(/\$\(([A-Za-z_][A-Za-z0-9_]*)\)/g, (m, n: string) => env[n] ?? m));
+    const expand = (s: string): string => translate(s.replace(/\$\(([A-Za-z_][A-Za-z0-9_]*)\)/g, (m, n: string) => env[n] ?? m));
+    const command = spec.command ? spec.command.map(expand) : image.entrypoint;
+    const args = spec.args ? spec.args.map(expand) : spec.command ? [] : image.cmd.map(translate);
+    const [exe, ...rest] = [...command, ...args];
+    if (!exe) throw new ConfigError('CreateContainerConfigError', `container ${spec.name} has no command`);
+    const resolved = exe.includes('/') ? exe : image.path.map((p) => join(p, exe))[0];
+    if (!resolved) throw new ConfigError('CreateContainerConfigError', `executable "${exe}" is not in image ${spec.image} as the local pod runner has it`);
+    const base = { PATH: [...image.path, '/usr/local/bin', '/usr/bin', '/bin'].join(':'), HOME: this.dir, HOSTNAME: this.pod.metadata.name, LANG: 'C.UTF-8' };
+    return { argv: [resolved, rest], env: { ...base, ...env } };
+  }
+
+  /** The env a container sees: the image's, the in-cluster variables, then the container's own (envFrom, env). */
+  private async containerEnv(spec: ContainerSpec, base: Record<string, string>): Promise<Record<string, string>> {
+    const env: Record<string, string> = { ...base };
     for (const from of spec.envFrom ?? []) {
       const ref = from.secretRef ?? from.configMapRef;
       if (!ref) continue;
@@ -478,16 +520,52 @@ class PodWorker {
         else if (!ref.optional) throw new ConfigError('CreateContainerConfigError', `couldn't find key ${ref.key} in ${e.valueFrom.secretKeyRef ? 'Secret' : 'ConfigMap'} ${this.pod.metadata.namespace}/${ref.name}`);
       }
     }
-    for (const [k, v] of Object.entries(env)) env[k] = translate(v.replace(/\$\(([A-Za-z_][A-Za-z0-9_]*)\)/g, (m, n: string) => env[n] ?? m));
-    const expand = (s: string): string => translate(s.replace(/\$\(([A-Za-z_][A-Za-z0-9_]*)\)/g, (m, n: string) => env[n] ?? m));
-    const command = spec.command ? spec.command.map(expand) : image.entrypoint;
-    const args = spec.args ? spec.args.map(expand) : spec.command ? [] : image.cmd.map(translate);
-    const [exe, ...rest] = [...command, ...args];
-    if (!exe) throw new ConfigError('CreateContainerConfigError', `container ${spec.name} has no command`);
-    const resolved = exe.includes('/') ? exe : image.path.map((p) => join(p, exe))[0];
-    if (!resolved) throw new ConfigError('CreateContainerConfigError', `executable "${exe}" is not in image ${spec.image} as the local pod runner has it`);
-    const base = { PATH: [...image.path, '/usr/local/bin', '/usr/bin', '/bin'].join(':'), HOME: this.dir, HOSTNAME: this.pod.metadata.name, LANG: 'C.UTF-8' };
-    return { argv: [resolved, rest], env: { ...base, ...env } };
+    return env;
+  }
+
+  /**
+   * A container of a local-registry image: pulled, then its entrypoint run under chroot as a container runtime
+   * would (see the file's header), through a small shell script of this machine's that sets up the mounts in a
+   * mount namespace of the container's own and then hands over to unshare (chroot, working directory, user).
+   */
+  private async imageCommand(spec: ContainerSpec): Promise<{ argv: [string, string[]]; env: Record<string, string> }> {
+    let image;
+    try {
+      const had = this.runner.images.cachedRef(spec.image);
+      if (!had) this.event('Normal', 'Pulling', `Pulling image "${spec.image}"`);
+      image = await this.runner.images.pull(spec.image);
+      if (!had) this.event('Normal', 'Pulled', `Successfully pulled image "${spec.image}" (${image.digest})`);
+    } catch (err) {
+      throw new ConfigError('ErrImagePull', `Failed to pull image "${spec.image}": ${err instanceof Error ? err.message : String(err)}`);
+    }
+    const c = image.config;
+    const sc: SecurityContext = { ...this.pod.spec.securityContext, ...spec.securityContext };
+    const [imageUser = '0', imageGroup] = (c.User ?? '').split(':');
+    const numeric = (v: string | undefined): number | undefined => (v !== undefined && /^\d+$/.test(v) ? Number(v) : undefined);
+    const uid = sc.runAsUser ?? numeric(imageUser || '0');
+    if (uid === undefined) throw new ConfigError('CreateContainerConfigError', `image ${spec.image} names its user "${imageUser}"; the local pod runner needs a numeric user (or runAsUser)`);
+    if (sc.runAsNonRoot && uid === 0) throw new ConfigError('CreateContainerConfigError', 'container has runAsNonRoot and image will run as root');
+    const gid = sc.runAsGroup ?? numeric(imageGroup) ?? 0;
+    const imageEnv = Object.fromEntries((c.Env ?? []).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]));
+    const inCluster = { KUBERNETES_SERVICE_HOST: GATEWAY, KUBERNETES_SERVICE_PORT: String(API_PROXY_PORT), KUBERNETES_SERVICE_PORT_HTTPS: String(API_PROXY_PORT) };
+    const env = await this.containerEnv(spec, { PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', ...imageEnv, HOSTNAME: this.pod.metadata.name, ...inCluster });
+    const expand = (s: string): string => s.replace(/\$\(([A-Za-z_][A-Za-z0-9_]*)\)/g, (m, n: string) => env[n] ?? m);
+    for (const [k, v] of Object.entries(env)) env[k] = expand(v);
+    const command = spec.command ? spec.command.map(expand) : (c.Entrypoint ?? []);
+    const args = spec.args ? spec.args.map(expand) : spec.command ? [] : (c.Cmd ?? []);
+    if (command.length + args.length === 0) throw new ConfigError('CreateContainerConfigError', `container ${spec.name}: no command, and image ${spec.image} has no entrypoint`);
+    // The mounts: the pod's volumes (and the service-account token's), each onto a directory made in the image's tree.
+    const mounts: [string, string, boolean][] = (spec.volumeMounts ?? []).map((m) => {
+      const hostDir = this.volumes.get(m.name);
+      if (!hostDir) throw new ConfigError('CreateContainerConfigError', `volume mount ${m.name}: no such volume`);
+      return [hostDir, m.mountPath.replace(/\/$/, ''), m.readOnly ?? false];
+    });
+    for (const path of ['proc', 'dev', ...mounts.map(([, p]) => p.slice(1))]) mkdirSync(join(image.rootfs, path), { recursive: true });
+    const target = join(this.dir, 'rootfs', spec.name);
+    mkdirSync(target, { recursive: true });
+    const script = mountScript(this.runner.tools);
+    const params = [image.rootfs, target, sc.readOnlyRootFilesystem ? 'ro' : 'rw', String(uid), String(gid), c.WorkingDir || '/', String(mounts.length), ...mounts.flatMap(([h, p, ro]) => [h, p, ro ? 'ro' : 'rw'])];
+    return { argv: [this.runner.tools.unshare, ['--mount', '--propagation', 'private', '--', this.runner.tools.sh, '-c', script, 'container', ...params, ...command, ...args]], env };
   }
 
   private field(path: string): string {
@@ -590,6 +668,40 @@ class ConfigError extends Error {
   }
 }
 
+interface HostTools {
+  unshare: string;
+  sh: string;
+  mount: string;
+  setpriv: string;
+}
+
+/**
+ * Run by the host's sh inside a new mount namespace, with positional parameters: the image's tree, the mount point,
+ * ro|rw (readOnlyRootFilesystem), uid, gid, working directory, the number of volume mounts, that many triples of
+ * host directory, path and ro|rw, then the container's command. The image's tree is bound onto the mount point
+ * (read-only after the rest is mounted, so the volumes' mount points exist), /proc, a /dev of a few devices, the
+ * volumes; then unshare changes root and directory and drops to the user, after setpriv forbids new privileges.
+ */
+function mountScript(t: HostTools): string {
+  const q = (s: string): string => `'${s.replace(/'/g, `'\\''`)}'`;
+  const m = q(t.mount);
+  return [
+    'set -eu',
+    'img=$1 r=$2 ro=$3 uid=$4 gid=$5 wd=$6 n=$7; shift 7',
+    `${m} --bind "$img" "$r"`,
+    `${m} -t proc -o nosuid,nodev,noexec proc "$r/proc"`,
+    `${m} -t tmpfs -o mode=755,size=64k,nosuid,noexec tmpfs "$r/dev"`,
+    `for d in null zero full random urandom; do : > "$r/dev/$d"; ${m} --bind "/dev/$d" "$r/dev/$d"; done`,
+    'while [ "$n" -gt 0 ]; do',
+    `  ${m} --bind "$1" "$r$2"`,
+    `  if [ "$3" = ro ]; then ${m} -o remount,bind,ro "$r$2"; fi`,
+    '  shift 3; n=$((n - 1))',
+    'done',
+    `if [ "$ro" = ro ]; then ${m} -o remount,bind,ro "$r"; fi`,
+    `exec ${q(t.setpriv)} --no-new-privs --clear-groups ${q(t.unshare)} --root="$r" --wd="$wd" --setgid "$gid" --setuid "$uid" -- "$@"`,
+  ].join('\n');
+}
+
 function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
     if (signal?.aborted) return resolve();
@@ -680,6 +792,8 @@ function takeMachineLock(file: string): void {
 export interface PodRunnerOptions {
   client: KubeClient;
   dir: string;
+  /** Where pulled images are unpacked, by digest (default: under Slipway's cache; a disk, not tmpfs: trees are hundreds of MiB). */
+  imageDir?: string;
   programs: LocalPrograms;
   log?: (line: string) => void;
 }
@@ -690,9 +804,13 @@ export class PodRunner {
   readonly programs: LocalPrograms;
   readonly events: EventRecorder;
   readonly log: (line: string) => void;
+  readonly images: ImageStore;
+  /** This machine's programs that run a container of an image (absolute paths: the pod's PATH is the image's). */
+  readonly tools: HostTools;
   private readonly workers = new Map<string, PodWorker>();
   private readonly stopping = new Map<string, Promise<void>>();
   private readonly pods: Informer<Pod>;
+  private proxy: Server | undefined;
   /** One pod runner per machine (whatever its cache directory): two would hand out the same addresses on the one bridge. */
   private readonly lock = POD_RUNNER_LOCK;
 
@@ -701,6 +819,8 @@ export class PodRunner {
     this.dir = opts.dir;
     this.programs = opts.programs;
     this.log = opts.log ?? (() => {});
+    this.images = new ImageStore(opts.imageDir ?? join(cacheRoot(), 'pod-runner', 'images'));
+    this.tools = { unshare: hostProgram('unshare'), sh: hostProgram('sh'), mount: hostProgram('mount'), setpriv: hostProgram('setpriv') };
     this.events = new EventRecorder(opts.client, { component: 'slipway-pod-runner', instance: 'local', onError: (err) => this.log(`event: ${String(err)}`) });
     this.pods = new Informer<Pod>(opts.client, Resources.Pod);
     this.pods.on((e) => {
@@ -725,12 +845,39 @@ export class PodRunner {
       await killNamespace(ns);
       await execFileAsync('ip', ['netns', 'del', ns]).catch(() => undefined);
     }
+    await this.startApiProxy();
     this.pods.start();
     await this.pods.synced;
   }
 
+  /**
+   * The way in for pods to the API server, which listens on the host's loopback where no pod can reach: a TCP
+   * forwarder on the bridge's address (pods' KUBERNETES_SERVICE_HOST). TLS goes through untouched: the serving
+   * certificate names this address, and each pod authenticates with its own service-account token.
+   */
+  private async startApiProxy(): Promise<void> {
+    const upstream = new URL(this.client.server);
+    const port = Number(upstream.port || 443);
+    const server = createServer((down) => {
+      const up = connect({ host: upstream.hostname.replace(/^\[|\]$/g, ''), port });
+      const close = (): void => {
+        down.destroy();
+        up.destroy();
+      };
+      down.on('error', close);
+      up.on('error', close);
+      down.pipe(up).pipe(down);
+    });
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(API_PROXY_PORT, GATEWAY, () => resolve());
+    });
+    this.proxy = server;
+  }
+
   async stop(graceMs = 5000): Promise<void> {
     await this.pods.stop();
+    this.proxy?.close();
     await Promise.all([...this.workers.values()].map((w) => w.stop(graceMs)));
     await Promise.all(this.stopping.values());
     this.workers.clear();

@@ -5,6 +5,8 @@
 // Needs root and iproute2 (`ip`).
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
+import { accessSync, constants } from 'node:fs';
+import { join } from 'node:path';
 import { promisify } from 'node:util';
 
 const run = promisify(execFile);
@@ -59,6 +61,23 @@ export interface PodNetwork {
   remove(): Promise<void>;
 }
 
+/**
+ * The absolute path of a program of this machine (PATH, then the sbin directories), so that a pod's process
+ * chain never looks up a host program in the pod's own PATH.
+ */
+export function hostProgram(name: string): string {
+  for (const dir of [...(process.env.PATH ?? '').split(':'), '/usr/local/sbin', '/usr/sbin', '/sbin', '/usr/bin', '/bin']) {
+    if (!dir) continue;
+    try {
+      accessSync(join(dir, name), constants.X_OK);
+      return join(dir, name);
+    } catch {
+      // not here
+    }
+  }
+  throw new Error(`${name} is not installed: the local pod runner needs it`);
+}
+
 const idOf = (uid: string): string => createHash('sha256').update(uid).digest('hex').slice(0, 8);
 
 /** The network namespace of the pod with this uid (its veth ends are named from the same id). */
@@ -89,7 +108,7 @@ export async function addPod(uid: string, address: string): Promise<PodNetwork> 
     await remove();
     throw err;
   }
-  return { namespace, ip: address, exec: (cmd, args) => ['ip', ['netns', 'exec', namespace, cmd, ...args]], remove };
+  return { namespace, ip: address, exec: (cmd, args) => [hostProgram('ip'), ['netns', 'exec', namespace, cmd, ...args]], remove };
 }
 
 /** The namespaces of pods that exist now (for cleanup after a crash). */

@@ -89,8 +89,18 @@ export const GITOPS_TOOLS: Tool[] = [
   { module: 'flux-kustomize-controller', packages: { 'github.com/fluxcd/kustomize-controller': 'kustomize-controller' }, ldflags: [] },
 ];
 
-export type Toolset = 'cluster' | 'dataplane' | 'gitops';
-const TOOLSETS: Record<Toolset, Tool[]> = { cluster: TOOLS, dataplane: DATA_PLANE_TOOLS, gitops: GITOPS_TOOLS };
+/**
+ * The CNCF distribution registry (the OCI registry the local data plane runs, where images are pushed and the pod
+ * runner pulls from), a set of its own so that it never rebuilds the others.
+ */
+export const DISTRIBUTION_VERSION = 'v3.1.2';
+export const REGISTRY_TOOLS: Tool[] = [
+  { module: 'registry', packages: { 'github.com/distribution/distribution/v3/cmd/registry': 'registry' }, ldflags: [`-X github.com/distribution/distribution/v3/version.version=${DISTRIBUTION_VERSION}`] },
+];
+
+export type Toolset = 'cluster' | 'dataplane' | 'gitops' | 'registry';
+export const TOOLSET_NAMES: Toolset[] = ['cluster', 'dataplane', 'gitops', 'registry'];
+const TOOLSETS: Record<Toolset, Tool[]> = { cluster: TOOLS, dataplane: DATA_PLANE_TOOLS, gitops: GITOPS_TOOLS, registry: REGISTRY_TOOLS };
 
 export const BINARIES = TOOLS.flatMap((t) => Object.values(t.packages));
 

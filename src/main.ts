@@ -23,7 +23,8 @@ const { values: args } = parseArgs({
     version: { type: 'boolean', default: false },
     kubeconfig: { type: 'string' },
     context: { type: 'string' },
-    namespace: { type: 'string', description: 'watch one namespace only' },
+    // Watch these namespaces only (comma-separated; a Role in each is enough); all namespaces when unset.
+    namespace: { type: 'string' },
     'metrics-port': { type: 'string', default: process.env.SLIPWAY_METRICS_PORT ?? '8080' },
     'metrics-host': { type: 'string', default: '0.0.0.0' },
     'leader-elect': { type: 'boolean', default: true },
@@ -93,8 +94,21 @@ function faultInjection(client: KubeClient): void {
   });
 }
 
+/** `--namespace a,b`: the namespaces to watch, each a DNS label; none = all. */
+function watchedNamespaces(v: string | undefined): { namespaces?: string[] } {
+  if (v === undefined || v.trim() === '') return {};
+  const namespaces = v.split(',').map((n) => n.trim());
+  const bad = namespaces.filter((n) => !/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/.test(n));
+  if (bad.length) {
+    log.fatal({ value: v }, `--namespace takes namespace names separated by commas; not a namespace name: ${bad.map((b) => JSON.stringify(b)).join(', ')}`);
+    process.exit(2);
+  }
+  return { namespaces };
+}
+
 async function main(): Promise<void> {
   const identity = args.identity;
+  const scope = watchedNamespaces(args.namespace);
   const client = await KubeClient.load({
     ...(args.kubeconfig ? { kubeconfig: args.kubeconfig } : {}),
     ...(args.context ? { context: args.context } : {}),
@@ -123,7 +137,7 @@ async function main(): Promise<void> {
     prometheusUrl: args['prometheus-url'],
     notifier,
     secrets,
-    ...(args.namespace ? { namespace: args.namespace } : {}),
+    ...(scope.namespaces ? { namespaces: scope.namespaces } : {}),
   });
 
   if (args['audit-dir']) {
@@ -136,7 +150,7 @@ async function main(): Promise<void> {
     const auditSecret = secretName(args['audit-secret'], '--audit-secret');
     const trail = new AuditTrail({
       repo,
-      sources: (['ModelDeployment', 'Experiment', 'ProjectEnvironment'] as const).map((kind) => ({ kind, informer: manager.informer(Resources[kind], args.namespace ? { namespace: args.namespace } : {}) })),
+      sources: (['ModelDeployment', 'Experiment', 'ProjectEnvironment'] as const).map((kind) => ({ kind, informer: manager.informer(Resources[kind], scope) })),
       client,
       log: log.child({ component: 'audit' }),
       metrics,
@@ -146,7 +160,7 @@ async function main(): Promise<void> {
   }
 
   manager.addLeaderTask(new GitOpsWriteBack({
-    informer: manager.informer(Resources.ModelDeployment, args.namespace ? { namespace: args.namespace } : {}),
+    informer: manager.informer(Resources.ModelDeployment, scope),
     client,
     secrets,
     events,

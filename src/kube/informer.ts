@@ -65,8 +65,11 @@ export class Store<T extends KubeObject> {
     return old;
   }
 
-  /** Replaces the whole content; returns the events that turn the old content into the new. */
-  replace(items: T[]): CacheEvent<T>[] {
+  /**
+   * Replaces the whole content (or, with `scope`, the part of it `scope` selects: one namespace's objects of an
+   * informer over several); returns the events that turn the old content into the new.
+   */
+  replace(items: T[], scope?: (obj: T) => boolean): CacheEvent<T>[] {
     const events: CacheEvent<T>[] = [];
     const seen = new Set<string>();
     for (const obj of items) {
@@ -77,7 +80,7 @@ export class Store<T extends KubeObject> {
       else if (old.metadata.resourceVersion !== obj.metadata.resourceVersion) events.push({ type: 'MODIFIED', obj, old });
     }
     for (const [key, obj] of [...this.items]) {
-      if (!seen.has(key)) {
+      if (!seen.has(key) && (!scope || scope(obj))) {
         this.remove(obj);
         events.push({ type: 'DELETED', obj });
       }
@@ -153,30 +156,47 @@ export function specManagerOf(entries: ManagedFieldsEntry[] | undefined): string
   return best?.manager;
 }
 
+/** What an informer watches and keeps: ListWatch's options, or several namespaces (one list-watch each, one cache). */
+export type InformerOptions<T extends KubeObject> = ListWatchOptions & {
+  /** Watch these namespaces only (a Role in each is enough); all namespaces when neither this nor namespace is set. */
+  namespaces?: string[];
+  indexers?: Record<string, IndexFunc<T>>;
+  hooks?: InformerHooks;
+  transform?: (obj: T) => T;
+};
+
 export class Informer<T extends KubeObject> {
   readonly resource: ResourceType;
   readonly store: Store<T>;
   private readonly handlers: CacheHandler<T>[] = [];
-  private readonly listWatch: ListWatch<T>;
+  private readonly listWatches: ListWatch<T>[];
   private syncedResolve!: () => void;
   readonly synced: Promise<void>;
   private isSynced = false;
 
-  constructor(client: KubeClient, resource: ResourceType, opts: ListWatchOptions & { indexers?: Record<string, IndexFunc<T>>; hooks?: InformerHooks; transform?: (obj: T) => T } = {}) {
+  constructor(client: KubeClient, resource: ResourceType, opts: InformerOptions<T> = {}) {
     this.resource = resource;
     this.store = new Store<T>(opts.indexers);
     // What the cache keeps of each object, when the readers need only part of it (e.g. a pod's status).
     const transform = opts.transform ?? ((o: T): T => o);
     this.synced = new Promise((r) => (this.syncedResolve = r));
     const hooks = opts.hooks ?? {};
-    this.listWatch = new ListWatch<T>(
+    const { namespaces, indexers: _indexers, hooks: _hooks, transform: _transform, ...listWatchOpts } = opts;
+    // One list-watch per namespace when given several: each relist replaces its own namespace's part of the cache.
+    const scopes: (string | undefined)[] = namespaces?.length ? [...new Set(namespaces)] : [opts.namespace];
+    const listed = new Set<string | undefined>();
+    this.listWatches = scopes.map((namespace) => new ListWatch<T>(
       client,
       resource,
       {
         onList: (items) => {
-          for (const e of this.store.replace(items.map((o) => transform(trimForCache(o))))) this.emit(e, hooks);
-          this.isSynced = true;
-          this.syncedResolve();
+          const scope = namespace === undefined ? undefined : (o: T): boolean => o.metadata.namespace === namespace;
+          for (const e of this.store.replace(items.map((o) => transform(trimForCache(o))), scope)) this.emit(e, hooks);
+          listed.add(namespace);
+          if (listed.size === scopes.length) {
+            this.isSynced = true;
+            this.syncedResolve();
+          }
         },
         onEvent: (type, obj) => {
           obj = transform(trimForCache(obj));
@@ -191,8 +211,8 @@ export class Informer<T extends KubeObject> {
         onRestart: (reason, err) => hooks.onRestart?.(resource.plural, reason, err),
         onActivity: () => hooks.onActivity?.(resource.plural),
       },
-      opts,
-    );
+      namespace === undefined ? listWatchOpts : { ...listWatchOpts, namespace },
+    ));
   }
 
   get hasSynced(): boolean {
@@ -204,11 +224,11 @@ export class Informer<T extends KubeObject> {
   }
 
   start(): void {
-    this.listWatch.start();
+    for (const lw of this.listWatches) lw.start();
   }
 
-  stop(): Promise<void> {
-    return this.listWatch.stop();
+  async stop(): Promise<void> {
+    await Promise.all(this.listWatches.map((lw) => lw.stop()));
   }
 
   private emit(event: CacheEvent<T>, hooks: InformerHooks): void {

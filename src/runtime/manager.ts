@@ -5,9 +5,8 @@ import { createServer, type Server } from 'node:http';
 import { GROUP } from '../api/common.ts';
 import type { KubeClient } from '../kube/client.ts';
 import { isNotFound } from '../kube/errors.ts';
-import { Informer, type IndexFunc } from '../kube/informer.ts';
+import { Informer, type IndexFunc, type InformerOptions } from '../kube/informer.ts';
 import { LeaderElector, type LeaderElectionOptions } from '../kube/lease.ts';
-import type { ListWatchOptions } from '../kube/list-watch.ts';
 import type { KubeObject, ResourceType } from '../kube/resources.ts';
 import type { Controller } from './controller.ts';
 import { errorMessage, type Logger } from './log.ts';
@@ -60,7 +59,7 @@ export class Manager {
   }
 
   /** The shared informer of a resource type (one list-watch per type and selector in the process). */
-  informer<T extends KubeObject>(resource: ResourceType, opts: ListWatchOptions & { indexers?: Record<string, IndexFunc<T>>; transform?: (obj: T) => T } = {}): Informer<T> {
+  informer<T extends KubeObject>(resource: ResourceType, opts: Omit<InformerOptions<T>, 'hooks'> = {}): Informer<T> {
     const id = `${resource.group}/${resource.plural}?${opts.labelSelector ?? ''}${opts.metadataOnly ? '&metadata' : ''}`;
     let informer = this.informers.get(id);
     if (!informer) {

@@ -12,6 +12,7 @@ function dataPlaneEnv(state: ClusterState): void {
   if (state.gateway) process.env.SLIPWAY_TEST_GATEWAY_URL = state.gateway.url;
   if (state.prometheus) process.env.SLIPWAY_TEST_PROMETHEUS_URL = state.prometheus.url;
   if (state.registry) process.env.SLIPWAY_TEST_REGISTRY = JSON.stringify(state.registry);
+  if (state.imageRegistry) process.env.SLIPWAY_TEST_IMAGE_REGISTRY = state.imageRegistry.host;
 }
 
 export async function globalSetup(): Promise<void> {

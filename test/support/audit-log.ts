@@ -5,6 +5,7 @@ import { readFileSync } from 'node:fs';
 export interface AuditEvent {
   verb: string;
   userAgent?: string;
+  user?: { username?: string };
   stageTimestamp: string;
   requestReceivedTimestamp: string;
   objectRef?: { resource?: string; subresource?: string; namespace?: string; name?: string; apiGroup?: string };

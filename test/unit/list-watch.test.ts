@@ -303,3 +303,32 @@ test('a metadata-only list-watch asks for PartialObjectMetadata, for lists and w
   assert.match(accepts[0] ?? '', /^application\/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1/);
   assert.match(accepts[1] ?? '', /^application\/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1/);
 });
+
+test('an informer over several namespaces lists and watches each, and a relist of one leaves the others alone', async () => {
+  const inNs = (ns: string, name: string, rv: string): KubeObject => ({ metadata: { name, namespace: ns, resourceVersion: rv } });
+  const calls = new Map<string, number>();
+  const paths: string[] = [];
+  const server = createServer((req, res) => {
+    const url = new URL(req.url ?? '/', 'http://x');
+    paths.push(url.pathname);
+    const ns = /\/namespaces\/([^/]+)\//.exec(url.pathname)?.[1] ?? '';
+    const n = (calls.get(ns) ?? 0) + 1;
+    calls.set(ns, n);
+    // a: listed, then its watch expires and it lists again with a1 gone; b: listed once, then a quiet watch.
+    if (ns === 'a') [list('10', [inNs('a', 'a1', '1'), inNs('a', 'a2', '2')]), watch([{ type: 'ERROR', object: { kind: 'Status', code: 410, reason: 'Expired', message: 'gone' } }], 'hang'), list('20', [inNs('a', 'a2', '2')]), hang][Math.min(n - 1, 3)]?.(req, res, url);
+    else [list('11', [inNs('b', 'b1', '3')]), hang][Math.min(n - 1, 1)]?.(req, res, url);
+  });
+  servers.push(server);
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  const client = await clientFor((server.address() as { port: number }).port);
+  const informer = new Informer(client, Resources.Pod, { ...fast, namespaces: ['a', 'b'] });
+  const seen: string[] = [];
+  informer.on((e) => seen.push(`${e.type} ${e.obj.metadata.name}`));
+  informer.start();
+  await informer.synced;
+  await eventually('the relist of a', () => informer.store.get('a/a1') === undefined);
+  await informer.stop();
+  assert.deepEqual(informer.store.keys().sort(), ['a/a2', 'b/b1'], 'b1 survives the relist of namespace a');
+  assert.ok(seen.includes('DELETED a1') && !seen.includes('DELETED b1'));
+  assert.ok(paths.every((p) => p.startsWith('/api/v1/namespaces/a/') || p.startsWith('/api/v1/namespaces/b/')), 'no cluster-wide request');
+});

@@ -23,8 +23,8 @@ export const STALL_AFTER_FAILURES = 5;
 export interface ModelDeploymentControllerOptions {
   events: EventRecorder;
   workers?: number;
-  /** Restrict the controller to one namespace; all namespaces when unset. */
-  namespace?: string;
+  /** Restrict the controller to these namespaces; all namespaces when unset or empty. */
+  namespaces?: string[];
   now?: () => Date;
   /** The default image of the storage initializer (the mlserver preset's model fetch). */
   storageInitializerImage?: string;
@@ -58,7 +58,7 @@ export class ModelDeploymentReconciler implements Reconciler {
     this.secrets = opts.secrets ?? new SecretReader(manager.client);
     this.now = opts.now ?? (() => new Date());
     this.log = manager.log.child({ controller: this.name });
-    this.caches = new ModelDeploymentCaches(manager, opts.namespace);
+    this.caches = new ModelDeploymentCaches(manager, opts.namespaces);
     this.actuator = new ModelDeploymentActuator(manager.client, opts.events, this.now, opts.notifier);
   }
 

@@ -35,8 +35,8 @@ export class ModelDeploymentCaches {
   /** The pods of Slipway's revisions: why a revision is not ready, for its condition. */
   private readonly pods: Informer<KubeObject>;
 
-  constructor(manager: Manager, namespace: string | undefined) {
-    const ns = namespace ? { namespace } : {};
+  constructor(manager: Manager, namespaces: string[] | undefined) {
+    const ns = namespaces?.length ? { namespaces } : {};
     this.modelDeployments = manager.informer(Resources.ModelDeployment, { ...ns, indexers: { [ENV_INDEX]: environmentKeys, [ROUTE_INDEX]: routeKeys } });
     // Only what Slipway manages is cached: a cluster's other Deployments and Services cost nothing.
     const child = (r: ResourceType): Informer<KubeObject> => manager.informer(r, { ...ns, labelSelector: MANAGED, indexers: { [OWNER_INDEX]: byControllerUid } });
