@@ -123,3 +123,19 @@ test('helm install brings the controller Deployment up, and its RBAC lets the co
   const events = await getJson<{ items: { reason: string; involvedObject: { name: string } }[] }>(cluster, ['get', 'events', '-n', workload]);
   assert.ok(events.items.some((e) => e.involvedObject.name === 'churn' && e.reason === 'Ready'), 'Events are allowed too');
 });
+
+test('the rendered controller pod is admitted where the restricted Pod Security Standard is enforced, and a weaker one is not', async (t) => {
+  const ns = await testNamespace(t);
+  await cluster.kubectl(['label', 'namespace', ns, 'pod-security.kubernetes.io/enforce=restricted', 'pod-security.kubernetes.io/enforce-version=latest']);
+  const docs = yaml.loadAll(await helm(['template', 'slipway', join(root, 'charts', 'slipway'), '-n', ns, '--skip-tests'])) as { kind: string; spec?: { template?: { metadata: object; spec: Record<string, unknown> } } }[];
+  const template = docs.find((d) => d.kind === 'Deployment')?.spec?.template;
+  assert.ok(template);
+  await cluster.kubectl(['create', 'serviceaccount', 'slipway', '-n', ns]);
+  const pod = (spec: Record<string, unknown>): string => JSON.stringify({ apiVersion: 'v1', kind: 'Pod', metadata: { name: 'slipway-controller', namespace: ns }, spec });
+  // Admission runs in full on a server-side dry run: the PodSecurity plugin answers as it would for the real pod.
+  const out = await cluster.kubectl(['create', '--dry-run=server', '-f', '-'], pod(template.spec));
+  assert.match(out, /pod\/slipway-controller created \(server dry run\)/);
+  // The check can fail: the same pod, allowed to escalate privileges, is refused.
+  const containers = (template.spec.containers as { securityContext: Record<string, unknown> }[]).map((c) => ({ ...c, securityContext: { ...c.securityContext, allowPrivilegeEscalation: true } }));
+  await assert.rejects(cluster.kubectl(['create', '--dry-run=server', '-f', '-'], pod({ ...template.spec, containers })), /violates PodSecurity "restricted:latest": allowPrivilegeEscalation != false/);
+});
