@@ -22,6 +22,7 @@ const panels: (Panel | { row: string })[] = [
   { title: 'Reconcile duration p50 / p99', type: 'timeseries', exprs: [['histogram_quantile(0.5, sum by (le) (rate(slipway_reconcile_duration_seconds_bucket[$__rate_interval])))', 'p50'], ['histogram_quantile(0.99, sum by (le) (rate(slipway_reconcile_duration_seconds_bucket[$__rate_interval])))', 'p99']], unit: 's', w: 8 },
   { title: 'Work queue depth and oldest item', type: 'timeseries', exprs: [['sum(slipway_workqueue_depth)', 'depth'], ['max(slipway_workqueue_oldest_item_age_seconds)', 'oldest (s)']], w: 8 },
   { title: 'API requests by code', type: 'timeseries', exprs: [['sum by (code) (rate(slipway_api_requests_total[$__rate_interval]))', '{{code}}']], unit: 'reqps', w: 8 },
+  { title: 'Wait for the client-side rate limit, p99', type: 'timeseries', exprs: [['histogram_quantile(0.99, sum by (le) (rate(slipway_api_rate_limiter_wait_seconds_bucket[$__rate_interval])))', 'p99']], unit: 's', w: 8 },
   { title: 'Reconcile errors by class', type: 'timeseries', exprs: [['sum by (class) (rate(slipway_reconcile_errors_total[$__rate_interval]))', '{{class}}']], unit: 'ops', w: 8 },
   { title: 'Leader, watch restarts', type: 'timeseries', exprs: [['max(slipway_leader)', 'leader'], ['sum(increase(slipway_watch_restarts_total[$__rate_interval]))', 'watch restarts']], w: 8 },
   { title: 'Memory (RSS) and CPU', type: 'timeseries', exprs: [['slipway_process_resident_memory_bytes', 'RSS {{pod}}'], ['rate(slipway_process_cpu_seconds_total[$__rate_interval])', 'CPU {{pod}}']], w: 12 },

@@ -33,6 +33,9 @@ const { values: args } = parseArgs({
     'lease-duration-seconds': { type: 'string', default: '15' },
     identity: { type: 'string', default: process.env.POD_NAME ?? `${hostname()}-${process.pid}` },
     workers: { type: 'string', default: '4' },
+    // The client-side rate limit on requests to the API server (client-go's QPS and Burst); --kube-api-qps=0: none.
+    'kube-api-qps': { type: 'string', default: process.env.SLIPWAY_KUBE_API_QPS ?? '50' },
+    'kube-api-burst': { type: 'string', default: process.env.SLIPWAY_KUBE_API_BURST ?? '300' },
     'resync-seconds': { type: 'string', default: '600' },
     'storage-initializer-image': { type: 'string', default: process.env.SLIPWAY_STORAGE_INITIALIZER_IMAGE ?? DEFAULT_STORAGE_INITIALIZER_IMAGE },
     'prometheus-url': { type: 'string', ...(process.env.SLIPWAY_PROMETHEUS_URL ? { default: process.env.SLIPWAY_PROMETHEUS_URL } : {}) },
@@ -106,6 +109,21 @@ function watchedNamespaces(v: string | undefined): { namespaces?: string[] } {
   return { namespaces };
 }
 
+/** --kube-api-qps (0: no limit) and --kube-api-burst; a bad value stops the process with the flag's name. */
+function rateLimit(qps: string, burst: string): { qps: number; burst: number } {
+  const q = Number(qps);
+  const b = Number(burst);
+  if (!Number.isFinite(q) || q < 0) {
+    log.fatal({ value: qps }, '--kube-api-qps must be a number of requests per second, 0 for no limit');
+    process.exit(2);
+  }
+  if (!Number.isInteger(b) || b < 1) {
+    log.fatal({ value: burst }, '--kube-api-burst must be a whole number of requests, at least 1');
+    process.exit(2);
+  }
+  return { qps: q, burst: b };
+}
+
 async function main(): Promise<void> {
   const identity = args.identity;
   const scope = watchedNamespaces(args.namespace);
@@ -113,6 +131,7 @@ async function main(): Promise<void> {
     ...(args.kubeconfig ? { kubeconfig: args.kubeconfig } : {}),
     ...(args.context ? { context: args.context } : {}),
     userAgent: `slipway/${VERSION} (${identity})`,
+    rateLimit: rateLimit(args['kube-api-qps'], args['kube-api-burst']),
   });
   const metrics = new ControllerMetrics();
   faultInjection(client);

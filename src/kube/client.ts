@@ -5,6 +5,7 @@ import { KubeConfig } from '@kubernetes/client-node';
 import { Agent as HttpAgent, request as httpRequest, type IncomingMessage, type RequestOptions as NodeRequestOptions } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import { parseStatusError } from './errors.ts';
+import { ClientRateLimiter, type RateLimit } from './rate-limit.ts';
 import { apiVersionOf, resourcePath, type KubeObject, type ResourceType } from './resources.ts';
 
 /** The one field manager Slipway applies with: ownership of every field it sets is in this name. */
@@ -35,6 +36,8 @@ export interface KubeClientOptions {
   maxSockets?: number;
   /** Sent as User-Agent: the API server's audit log and metrics tell replicas apart by it. */
   userAgent?: string;
+  /** Client-side rate limit (client-go's QPS/Burst) on every request this client sends; none when unset. */
+  rateLimit?: RateLimit;
 }
 
 /**
@@ -71,14 +74,17 @@ export class KubeClient {
   private readonly userAgent: string;
   private readonly makeAgent: (maxSockets: number) => HttpAgent | HttpsAgent;
   private writeGate: WriteGate | undefined;
+  private readonly limiter: ClientRateLimiter | undefined;
+  private readonly throttleObservers: ((waitMs: number) => void)[] = [];
 
-  private constructor(kc: KubeConfig, makeAgent: (maxSockets: number) => HttpAgent | HttpsAgent, maxSockets: number, server: string, userAgent: string) {
+  private constructor(kc: KubeConfig, makeAgent: (maxSockets: number) => HttpAgent | HttpsAgent, maxSockets: number, server: string, userAgent: string, rateLimit?: RateLimit) {
     this.kc = kc;
     this.makeAgent = makeAgent;
     this.agent = makeAgent(maxSockets);
     this.server = server.replace(/\/$/, '');
     this.namespace = kc.getContextObject(kc.getCurrentContext())?.namespace ?? 'default';
     this.userAgent = userAgent;
+    this.limiter = rateLimit && rateLimit.qps > 0 ? new ClientRateLimiter(rateLimit) : undefined;
   }
 
   /** Loads $KUBECONFIG / ~/.kube/config / the in-cluster service account, like kubectl. */
@@ -95,12 +101,12 @@ export class KubeClient {
       cluster.server.startsWith('https:')
         ? new HttpsAgent({ keepAlive: true, maxSockets, ...pickTls(tls as Record<string, unknown>) })
         : new HttpAgent({ keepAlive: true, maxSockets });
-    return new KubeClient(kc, makeAgent, opts.maxSockets ?? 32, cluster.server, opts.userAgent ?? 'slipway');
+    return new KubeClient(kc, makeAgent, opts.maxSockets ?? 32, cluster.server, opts.userAgent ?? 'slipway', opts.rateLimit);
   }
 
   /**
-   * The same identity and server over connections of its own: a lease renewal must never wait behind watches
-   * and reconciles for a socket, nor share a dead keep-alive connection with them.
+   * The same identity and server over connections of its own, and outside the rate limit: a lease renewal must
+   * never wait behind watches and reconciles for a socket or a token, nor share a dead keep-alive connection.
    */
   withOwnConnections(maxSockets = 2): KubeClient {
     return new KubeClient(this.kc, this.makeAgent, maxSockets, this.server, this.userAgent);
@@ -111,12 +117,21 @@ export class KubeClient {
     this.writeGate = gate;
   }
 
+  /** Sees every wait for the rate limiter's token (ms; 0 when none was needed). */
+  observeThrottle(observer: (waitMs: number) => void): void {
+    this.throttleObservers.push(observer);
+  }
+
   /** Sees every response (metrics: requests per reconcile, latency, error codes). */
   observe(observer: RequestObserver): void {
     this.observers.push(observer);
   }
 
   private async open(opts: RequestOptions): Promise<{ res: IncomingMessage; started: number }> {
+    if (this.limiter) {
+      const waited = await this.limiter.take();
+      for (const o of this.throttleObservers) o(waited);
+    }
     const url = new URL(this.server + opts.path + encodeQuery(opts.query));
     // Per request, so short-lived tokens from exec plugins and projected service-account tokens stay fresh.
     const auth: NodeRequestOptions = {};

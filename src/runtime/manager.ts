@@ -56,6 +56,7 @@ export class Manager {
     this.log = opts.logger;
     this.metrics = opts.metrics;
     this.client.observe((method, _path, code) => this.metrics.apiRequests.inc({ method, code: String(code) }));
+    this.client.observeThrottle((ms) => this.metrics.apiThrottle.observe(ms / 1000));
   }
 
   /** The shared informer of a resource type (one list-watch per type and selector in the process). */

@@ -16,6 +16,7 @@ export class ControllerMetrics {
   readonly watchRestarts: Counter<'resource' | 'reason'>;
   readonly watchLastActivityAge: Gauge<'resource'>;
   readonly apiRequests: Counter<'method' | 'code'>;
+  readonly apiThrottle: Histogram;
   readonly leader: Gauge;
   readonly cacheObjects: Gauge<'resource'>;
   readonly rollbacks: Counter<'namespace' | 'name'>;
@@ -56,6 +57,12 @@ export class ControllerMetrics {
     this.watchRestarts = new Counter({ name: 'slipway_watch_restarts_total', help: 'Watch restarts by reason (expired, inactive, closed, error, throttled).', labelNames: ['resource', 'reason'], registers });
     this.watchLastActivityAge = new Gauge({ name: 'slipway_watch_last_activity_age_seconds', help: 'Seconds since a watch last received anything (events or bookmarks).', labelNames: ['resource'], registers });
     this.apiRequests = new Counter({ name: 'slipway_api_requests_total', help: 'Requests to the Kubernetes API by method and status code.', labelNames: ['method', 'code'], registers });
+    this.apiThrottle = new Histogram({
+      name: 'slipway_api_rate_limiter_wait_seconds',
+      help: 'How long requests waited for the client-side rate limit (--kube-api-qps, --kube-api-burst).',
+      buckets: [0, 0.005, 0.025, 0.1, 0.5, 1, 5, 30],
+      registers,
+    });
     this.leader = new Gauge({ name: 'slipway_leader', help: '1 while this replica holds the leader lease.', registers });
     this.rollbacks = new Counter({ name: 'slipway_rollbacks_total', help: 'Automatic rollbacks (a failed analysis) by ModelDeployment.', labelNames: ['namespace', 'name'], registers });
     this.analysisMeasurements = new Counter({ name: 'slipway_analysis_measurements_total', help: 'Analysis measurements taken, by verdict.', labelNames: ['verdict'], registers });
