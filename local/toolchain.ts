@@ -26,6 +26,11 @@ interface Tool {
   ldflags: string[];
   /** Go build tags. */
   tags?: string[];
+  /**
+   * A Go toolchain the go command fetches from the module proxy for this module alone (its go.mod needs a newer Go
+   * than this machine's); every other module builds with the machine's Go (GOTOOLCHAIN=local).
+   */
+  toolchain?: string;
 }
 
 function versionFlags(pkg: string): string[] {
@@ -98,9 +103,20 @@ export const REGISTRY_TOOLS: Tool[] = [
   { module: 'registry', packages: { 'github.com/distribution/distribution/v3/cmd/registry': 'registry' }, ldflags: [`-X github.com/distribution/distribution/v3/version.version=${DISTRIBUTION_VERSION}`] },
 ];
 
-export type Toolset = 'cluster' | 'dataplane' | 'gitops' | 'registry';
+/**
+ * The peers the benchmarks compare Slipway with: Argo Rollouts v1.10.2, whose go.mod needs Go 1.26.10 (built with
+ * the go1.27.3 toolchain from the module proxy); its own replace lines are copied into the wrapper. Built only by
+ * `npm run bench:peers`, never by the tests.
+ */
+export const ARGO_ROLLOUTS_VERSION = 'v1.10.2';
+export const PEER_TOOLS: Tool[] = [
+  { module: 'argo-rollouts', packages: { 'github.com/argoproj/argo-rollouts/cmd/rollouts-controller': 'rollouts-controller' }, ldflags: [`-X github.com/argoproj/argo-rollouts/utils/version.version=${ARGO_ROLLOUTS_VERSION.slice(1)}`], toolchain: 'go1.27.3' },
+];
+
+export type Toolset = 'cluster' | 'dataplane' | 'gitops' | 'registry' | 'peers';
+/** What `npm run cluster:build` (and so CI) builds: everything the tests and the demo run. */
 export const TOOLSET_NAMES: Toolset[] = ['cluster', 'dataplane', 'gitops', 'registry'];
-const TOOLSETS: Record<Toolset, Tool[]> = { cluster: TOOLS, dataplane: DATA_PLANE_TOOLS, gitops: GITOPS_TOOLS, registry: REGISTRY_TOOLS };
+const TOOLSETS: Record<Toolset, Tool[]> = { cluster: TOOLS, dataplane: DATA_PLANE_TOOLS, gitops: GITOPS_TOOLS, registry: REGISTRY_TOOLS, peers: PEER_TOOLS };
 
 export const BINARIES = TOOLS.flatMap((t) => Object.values(t.packages));
 
@@ -144,9 +160,9 @@ export function binDir(goVersion = checkGo(), set: Toolset = 'cluster'): string 
   return join(cacheRoot(), set, toolsHash(goVersion, set), 'bin');
 }
 
-function run(cmd: string, args: string[], cwd: string, log: (line: string) => void): Promise<void> {
+function run(cmd: string, args: string[], cwd: string, log: (line: string) => void, toolchain?: string): Promise<void> {
   return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { cwd, env: goEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(cmd, args, { cwd, env: { ...goEnv(), ...(toolchain ? { GOTOOLCHAIN: toolchain } : {}) }, stdio: ['ignore', 'pipe', 'pipe'] });
     let tail = '';
     const collect = (chunk: Buffer): void => {
       tail = (tail + chunk.toString()).slice(-8000);
@@ -232,7 +248,7 @@ export async function ensureBinaries(log: (line: string) => void = () => {}, set
       // packages `-o dir/` names each binary after its package's last path element.
       const out = pkgs.length === 1 ? join(scratch, names[0] ?? '') : `${scratch}/`;
       const tags = tool.tags?.length ? ['-tags', tool.tags.join(',')] : [];
-      await run('go', ['build', ...tags, '-ldflags', ldflags, '-o', out, ...pkgs], join(toolsDir, tool.module), log);
+      await run('go', ['build', ...tags, '-ldflags', ldflags, '-o', out, ...pkgs], join(toolsDir, tool.module), log, tool.toolchain);
       for (const name of names) renameSync(join(scratch, name), join(bin, name));
       rmSync(scratch, { recursive: true, force: true });
       built.push(...names);

@@ -5,7 +5,7 @@ import { classify } from '../kube/errors.ts';
 import type { Clock } from './clock.ts';
 import { errorMessage, type Logger } from './log.ts';
 import type { ControllerMetrics } from './metrics.ts';
-import { WorkQueue } from './work-queue.ts';
+import { WorkQueue, type Priority } from './work-queue.ts';
 
 export interface ReconcileResult {
   /** Come back after this long even if nothing changes (a pause ends, an analysis is due). */
@@ -57,8 +57,9 @@ export class Controller {
     });
   }
 
-  enqueue(key: string): void {
-    this.queue.add(key);
+  /** Queues a key; `high` for a change to an object already worked on (see Priority). */
+  enqueue(key: string, priority: Priority = 'normal'): void {
+    this.queue.add(key, priority);
   }
 
   start(): void {

@@ -100,8 +100,51 @@ export interface QueueObserver {
   retried?(key: string): void;
 }
 
+/**
+ * How soon a key should be served among those ready: `high` for a change to an object already being worked on
+ * (its children moved, its spec was edited), `normal` for keys seen for the first time (a create, the initial list
+ * of a cache, a resync). A key's follow-up then never waits behind a first pass over thousands of others, as
+ * controller-runtime's priority queue serves the initial list last. Within a lane, first in, first out.
+ */
+export type Priority = 'high' | 'normal';
+
+/** A first-in first-out list with O(1) push and shift (an array's shift moves every element). */
+class Fifo {
+  private items: (string | undefined)[] = [];
+  private head = 0;
+
+  get size(): number {
+    return this.items.length - this.head;
+  }
+
+  push(key: string): void {
+    this.items.push(key);
+  }
+
+  peek(): string | undefined {
+    return this.items[this.head];
+  }
+
+  shift(): string | undefined {
+    if (this.head >= this.items.length) return undefined;
+    const key = this.items[this.head];
+    this.items[this.head++] = undefined;
+    // Compacted once the consumed part is most of it: amortised O(1).
+    if (this.head > 1024 && this.head * 2 > this.items.length) {
+      this.items = this.items.slice(this.head);
+      this.head = 0;
+    }
+    return key;
+  }
+}
+
 export class WorkQueue {
-  private readonly queue: string[] = [];
+  /** The lanes; a key is in at most one at a time (`lane` says which), a stale entry left by a promotion is skipped. */
+  private readonly high = new Fifo();
+  private readonly normal = new Fifo();
+  private readonly lane = new Map<string, Priority>();
+  /** The lane a key asked for while it was being processed: where done() queues it. */
+  private readonly wanted = new Map<string, Priority>();
   private readonly dirty = new Set<string>();
   private readonly processing = new Set<string>();
   private readonly addedAt = new Map<string, number>();
@@ -121,7 +164,7 @@ export class WorkQueue {
 
   /** Keys ready for a worker (not counting delayed ones). */
   get length(): number {
-    return this.queue.length;
+    return this.lane.size;
   }
 
   get delayed(): number {
@@ -132,24 +175,39 @@ export class WorkQueue {
     return this.processing.size;
   }
 
-  /** How long the oldest ready key has waited. */
+  /** How long the oldest ready key has waited (the head of either lane). */
   oldestAgeMs(): number {
-    const first = this.queue[0];
-    const at = first === undefined ? undefined : this.addedAt.get(first);
-    return at === undefined ? 0 : this.clock.now() - at;
+    let oldest: number | undefined;
+    for (const lane of [this.high, this.normal]) {
+      const first = lane.peek();
+      const at = first === undefined ? undefined : this.addedAt.get(first);
+      if (at !== undefined && (oldest === undefined || at < oldest)) oldest = at;
+    }
+    return oldest === undefined ? 0 : this.clock.now() - oldest;
   }
 
   get isShuttingDown(): boolean {
     return this.shuttingDown;
   }
 
-  add(key: string): void {
-    if (this.shuttingDown || this.dirty.has(key)) return;
+  add(key: string, priority: Priority = 'normal'): void {
+    if (this.shuttingDown) return;
+    if (this.dirty.has(key)) {
+      // Queued already: a high-priority add moves it to the front lane (it keeps its place in time).
+      if (priority === 'high') {
+        if (this.processing.has(key)) this.wanted.set(key, 'high');
+        else if (this.lane.get(key) === 'normal') this.enter(key, 'high');
+      }
+      return;
+    }
     this.observer.added?.(key);
     this.dirty.add(key);
     this.addedAt.set(key, this.clock.now());
-    if (this.processing.has(key)) return; // queued again by done()
-    this.push(key);
+    if (this.processing.has(key)) {
+      this.wanted.set(key, priority === 'high' || this.wanted.get(key) === 'high' ? 'high' : 'normal');
+      return; // queued again by done()
+    }
+    this.push(key, priority);
   }
 
   /** Adds after a delay; a key already waiting keeps the earlier of the two due times. */
@@ -194,7 +252,9 @@ export class WorkQueue {
 
   done(key: string): void {
     this.processing.delete(key);
-    if (this.dirty.has(key)) this.push(key);
+    const priority = this.wanted.get(key) ?? 'normal';
+    this.wanted.delete(key);
+    if (this.dirty.has(key)) this.push(key, priority);
     if (this.processing.size === 0) for (const d of this.drained.splice(0)) d();
   }
 
@@ -207,18 +267,33 @@ export class WorkQueue {
     if (this.processing.size > 0) await new Promise<void>((r) => this.drained.push(r));
   }
 
-  private push(key: string): void {
+  private enter(key: string, priority: Priority): void {
+    this.lane.set(key, priority);
+    (priority === 'high' ? this.high : this.normal).push(key);
+  }
+
+  private push(key: string, priority: Priority): void {
+    this.enter(key, priority);
     const getter = this.getters.shift();
-    if (getter) {
-      this.queue.push(key);
-      getter(this.take());
-      return;
+    if (getter) getter(this.take());
+  }
+
+  /** The next key: the high lane first; entries a promotion left behind in the normal lane are skipped. */
+  private next(): string | undefined {
+    for (const [fifo, name] of [[this.high, 'high'], [this.normal, 'normal']] as const) {
+      while (fifo.size > 0) {
+        const key = fifo.shift();
+        if (key !== undefined && this.lane.get(key) === name) {
+          this.lane.delete(key);
+          return key;
+        }
+      }
     }
-    this.queue.push(key);
+    return undefined;
   }
 
   private take(): string | undefined {
-    const key = this.queue.shift();
+    const key = this.next();
     if (key === undefined) return undefined;
     this.processing.add(key);
     this.dirty.delete(key);

@@ -124,3 +124,44 @@ test('the age of the oldest ready key is measured from when it was added', async
   await q.get();
   assert.equal(q.oldestAgeMs(), 0);
 });
+
+test('a high-priority key is served before the normal lane, a queued key is promoted in place, and each key once', async () => {
+  const { q } = queue();
+  for (let i = 0; i < 5; i++) q.add(`first-pass-${i}`);
+  q.add('child-changed', 'high');
+  q.add('first-pass-3', 'high'); // queued already: promoted, not queued twice
+  q.add('child-changed', 'normal'); // a normal add never demotes
+  assert.equal(q.length, 6);
+  const order: string[] = [];
+  for (let i = 0; i < 6; i++) {
+    const k = (await q.get()) ?? '';
+    order.push(k);
+    q.done(k);
+  }
+  assert.deepEqual(order, ['child-changed', 'first-pass-3', 'first-pass-0', 'first-pass-1', 'first-pass-2', 'first-pass-4']);
+  assert.equal(q.length, 0);
+});
+
+test('a key added with high priority while it is processed is queued again in the high lane when done', async () => {
+  const { q } = queue();
+  q.add('a');
+  const a = (await q.get()) ?? '';
+  q.add('b');
+  q.add('a', 'high'); // its child changed while it was being reconciled
+  q.done(a);
+  assert.equal(await q.get(), 'a');
+  q.done('a');
+  assert.equal(await q.get(), 'b');
+});
+
+test('ten thousand keys pass through in order (the lanes shift in constant time)', async () => {
+  const { q } = queue();
+  for (let i = 0; i < 10_000; i++) q.add(`k${i}`);
+  for (let i = 0; i < 10_000; i++) {
+    const k = await q.get();
+    assert.equal(k, `k${i}`);
+    q.done(k ?? '');
+  }
+  assert.equal(q.length, 0);
+  assert.equal(q.oldestAgeMs(), 0);
+});

@@ -166,7 +166,7 @@ export class ModelDeploymentReconciler implements Reconciler {
 export function addModelDeploymentController(manager: Manager, opts: ModelDeploymentControllerOptions): Controller {
   const reconciler = new ModelDeploymentReconciler(manager, opts);
   const controller = new Controller(reconciler, { workers: opts.workers ?? 4, metrics: manager.metrics, logger: manager.log });
-  reconciler.caches.watch((key) => controller.enqueue(key));
+  reconciler.caches.watch((key, priority) => controller.enqueue(key, priority));
   manager.addController(controller, reconciler.caches.modelDeployments);
   return controller;
 }

@@ -5,6 +5,7 @@ import type { ProjectEnvironment } from '../../api/projectenvironment.ts';
 import { byControllerUid, type Informer } from '../../kube/informer.ts';
 import { objectKey, Resources, type KubeObject, type ResourceType } from '../../kube/resources.ts';
 import type { Manager } from '../../runtime/manager.ts';
+import type { Priority } from '../../runtime/work-queue.ts';
 import { jsonEqual } from '../compare.ts';
 import type { ChildKind, Observed } from './plan.ts';
 import { podForCache, summarize, type PodStatusView, type PodSummary } from './pods.ts';
@@ -59,15 +60,20 @@ export class ModelDeploymentCaches {
     this.pods = manager.informer(Resources.Pod, { ...ns, labelSelector: MANAGED, indexers: { [REVISION_INDEX]: revisionKeys }, transform: (p) => podForCache(p as PodStatusView) });
   }
 
-  /** Calls `enqueue` with the key of every ModelDeployment a change concerns: keys, never events. */
-  watch(enqueue: (key: string) => void): void {
+  /**
+   * Calls `enqueue` with the key of every ModelDeployment a change concerns: keys, never events. A new
+   * ModelDeployment (created, or listed when the cache fills) is normal priority; a change to one already there —
+   * its spec, its children, its pods, its environment — is high: it is mid-flight, and must not wait behind a
+   * first pass over thousands.
+   */
+  watch(enqueue: (key: string, priority: Priority) => void): void {
     this.modelDeployments.on((e) => {
-      if (e.type !== 'MODIFIED' || !e.old || !onlyStatusChanged(e.old, e.obj)) enqueue(objectKey(e.obj));
+      if (e.type !== 'MODIFIED' || !e.old || !onlyStatusChanged(e.old, e.obj)) enqueue(objectKey(e.obj), e.type === 'MODIFIED' ? 'high' : 'normal');
     });
     for (const informer of Object.values(this.children)) {
       informer.on((e) => {
         for (const ref of e.obj.metadata.ownerReferences ?? []) {
-          if (ref.controller && ref.kind === 'ModelDeployment') enqueue(`${e.obj.metadata.namespace}/${ref.name}`);
+          if (ref.controller && ref.kind === 'ModelDeployment') enqueue(`${e.obj.metadata.namespace}/${ref.name}`, 'high');
         }
       });
     }
@@ -75,10 +81,10 @@ export class ModelDeploymentCaches {
       // Only a change in what the condition says (ready, or why not) concerns the ModelDeployment.
       if (e.type === 'MODIFIED' && e.old && jsonEqual(summarize(e.old), summarize(e.obj))) return;
       const md = e.obj.metadata.labels?.[LABEL_MODEL_DEPLOYMENT];
-      if (md) enqueue(`${e.obj.metadata.namespace}/${md}`);
+      if (md) enqueue(`${e.obj.metadata.namespace}/${md}`, 'high');
     });
     this.environments.on((e) => {
-      for (const md of this.modelDeployments.store.byIndex(ENV_INDEX, objectKey(e.obj))) enqueue(objectKey(md));
+      for (const md of this.modelDeployments.store.byIndex(ENV_INDEX, objectKey(e.obj))) enqueue(objectKey(md), 'high');
     });
   }
 
