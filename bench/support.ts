@@ -76,6 +76,8 @@ export interface BenchContext {
   /** The benchmark's scratch directory (removed afterwards). */
   dir: string;
   controller: { process: ChildProcess; pid: number; metricsUrl: string };
+  /** The controller's kubeconfig (its own identity), to start another controller process with. */
+  kubeconfig: string;
 }
 
 /**
@@ -83,11 +85,11 @@ export interface BenchContext {
  * under its own identity (see benchIdentity) watching that namespace. Everything is torn down afterwards, and the
  * process exits 1 on failure.
  */
-export function runBench(opts: { namespace: string; upstreamCrds: boolean; workers: string; controllerArgs?: (dir: string) => string[] }, body: (b: BenchContext) => Promise<void>): void {
+export function runBench(opts: { namespace: string; upstreamCrds: boolean; workers: string; nodes?: number; controllerArgs?: (dir: string) => string[] }, body: (b: BenchContext) => Promise<void>): void {
   const main = async (): Promise<void> => {
     const dir = join(existsSync('/dev/shm') ? '/dev/shm' : tmpdir(), `slipway-bench-${process.pid}`);
     console.log(`starting the local control plane in ${dir}`);
-    const cluster = await startCluster({ dir, upstreamCrds: opts.upstreamCrds, audit: false, log: (l) => console.log(`  ${l}`) });
+    const cluster = await startCluster({ dir, upstreamCrds: opts.upstreamCrds, audit: false, ...(opts.nodes ? { nodes: opts.nodes } : {}), log: (l) => console.log(`  ${l}`) });
     try {
       await installSlipwayCrds(cluster.kubectl);
       await cluster.kubectl(['create', 'namespace', opts.namespace]);
@@ -97,7 +99,7 @@ export function runBench(opts: { namespace: string; upstreamCrds: boolean; worke
       const kubeconfig = await benchIdentity(cluster.kubectl, opts.namespace, cluster.kubeconfig, dir);
       const controller = await startBenchController(kubeconfig, opts.namespace, opts.workers, opts.controllerArgs?.(dir));
       try {
-        await body({ cluster, controller, dir });
+        await body({ cluster, controller, dir, kubeconfig });
       } finally {
         controller.process.kill('SIGTERM');
       }

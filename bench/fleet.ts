@@ -1,0 +1,134 @@
+// A fleet of ModelDeployments at rest and under change, on a fresh local control plane (KWOK nodes enough for one
+// pod each): the figures a platform team asks of a controller at 10,000 objects.
+//   npm run bench:fleet -- [--count 10000] [--edits 1000] [--singles 40]
+// Prints: create → all Ready; cold start (a new controller process: caches synced, then one full pass over the
+// fleet); single-change latency on an idle fleet (an edit's answer → observedGeneration seen, one at a time);
+// a burst of edits (all converged); API requests a minute at rest as the API server counts them for the
+// controller's identity (lease renewals included: the controller runs with leader election); peak RSS from /proc.
+import { parseArgs } from 'node:util';
+import { eventually } from '../local/eventually.ts';
+import { KubeClient } from '../src/kube/client.ts';
+import { ListWatch } from '../src/kube/list-watch.ts';
+import { Resources, type KubeObject } from '../src/kube/resources.ts';
+import { apiServerMetrics } from '../test/support/apiserver-writes.ts';
+import { scrape, total } from '../test/support/prometheus-text.ts';
+import { dispatched, peakRssMiB, percentile, runBench, startBenchController } from './support.ts';
+
+const { values } = parseArgs({ options: { count: { type: 'string', default: '10000' }, edits: { type: 'string', default: '1000' }, singles: { type: 'string', default: '40' }, concurrency: { type: 'string', default: '32' }, workers: { type: 'string', default: '8' }, 'rest-seconds': { type: 'string', default: '120' } } });
+const COUNT = Number(values.count);
+const CONCURRENCY = Number(values.concurrency);
+const NS = 'fleet';
+
+type MD = KubeObject & { status?: { observedGeneration?: number; conditions?: { type: string; status: string }[] } };
+const converged = (o: MD): boolean => o.status?.observedGeneration === o.metadata.generation && o.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') === true;
+const fmt = (xs: number[]): string => {
+  const s = [...xs].sort((a, b) => a - b);
+  return `p50 ${(percentile(s, 50) * 1000).toFixed(0)} ms, p99 ${(percentile(s, 99) * 1000).toFixed(0)} ms`;
+};
+
+runBench({ namespace: NS, upstreamCrds: false, workers: values.workers ?? '8', nodes: Math.ceil(COUNT / 1000) + 1, controllerArgs: () => ['--leader-elect', `--leader-election-namespace=${NS}`] }, async ({ cluster, controller, kubeconfig }) => {
+  const client = await KubeClient.load({ kubeconfig: cluster.kubeconfig, maxSockets: CONCURRENCY });
+  // The latest state of every object, and who is waiting for which generation of which object.
+  const latest = new Map<string, MD>();
+  const waiters = new Map<string, { generation: number; resolve: (at: number) => void }>();
+  let listed = false;
+  const watch = new ListWatch<MD>(client, Resources.ModelDeployment, {
+    onList: (items) => {
+      for (const o of items) latest.set(o.metadata.name, o);
+      listed = true;
+    },
+    onEvent: (_type, o) => {
+      latest.set(o.metadata.name, o);
+      const w = waiters.get(o.metadata.name);
+      if (w && converged(o) && (o.metadata.generation ?? 0) >= w.generation) {
+        waiters.delete(o.metadata.name);
+        w.resolve(performance.now());
+      }
+    },
+  }, { namespace: NS });
+  watch.start();
+  await eventually('the watch to list', () => listed);
+  const names = Array.from({ length: COUNT }, (_, i) => `m-${String(i).padStart(5, '0')}`);
+  const inParallel = async (keys: string[], fn: (name: string) => Promise<unknown>): Promise<void> => {
+    let next = 0;
+    await Promise.all(Array.from({ length: CONCURRENCY }, async () => {
+      while (next < keys.length) await fn(keys[next++] ?? '');
+    }));
+  };
+  const allConverged = (): boolean => names.every((n) => {
+    const o = latest.get(n);
+    return o !== undefined && converged(o);
+  });
+
+  console.log(`creating ${COUNT} ModelDeployments, ${CONCURRENCY} at a time`);
+  const t0 = performance.now();
+  await inParallel(names, (name) => client.create(Resources.ModelDeployment, {
+    apiVersion: 'slipway.dev/v1alpha1',
+    kind: 'ModelDeployment',
+    metadata: { name, namespace: NS },
+    spec: { model: { name: 'churn', version: '1', uri: `s3://models/${name}/1/`, format: 'sklearn' }, image: 'registry.example.com/mlserver:1.6.1', replicas: 1 },
+  }));
+  await eventually(`all ${COUNT} Ready`, allConverged, { timeoutMs: 3 * 60 * 60_000, intervalMs: 2000 });
+  const createAll = (performance.now() - t0) / 1000;
+  console.log(`  all Ready ${createAll.toFixed(0)} s after the first create`);
+
+  // Cold start: a second controller process replaces the first (which leaves its lease): caches synced, one full pass.
+  const rssFirst = peakRssMiB(controller.pid);
+  controller.process.kill('SIGTERM');
+  await new Promise((r) => controller.process.once('exit', r));
+  const t1 = performance.now();
+  const second = await startBenchController(kubeconfig, NS, values.workers ?? '8', ['--leader-elect', `--leader-election-namespace=${NS}`]);
+  const synced = (performance.now() - t1) / 1000;
+  await eventually('one full pass', async () => {
+    const m = await scrape(second.metricsUrl);
+    return total(m, 'slipway_reconcile_total') >= COUNT && total(m, 'slipway_workqueue_depth') === 0 && total(m, 'slipway_workqueue_in_flight') === 0;
+  }, { timeoutMs: 60 * 60_000, intervalMs: 250 });
+  const fullPass = (performance.now() - t1) / 1000;
+  console.log(`  cold start: caches synced in ${synced.toFixed(1)} s, one full pass done ${fullPass.toFixed(1)} s after start`);
+
+  // At rest: the API server's count of the controller's requests over a quiet period (watch restarts and lease
+  // renewals included).
+  const restSeconds = Number(values['rest-seconds']);
+  const r0 = dispatched(await apiServerMetrics(cluster.kubectl));
+  await new Promise((r) => setTimeout(r, restSeconds * 1000));
+  const r1 = dispatched(await apiServerMetrics(cluster.kubectl));
+  const perMinute = ((r1 - r0) / restSeconds) * 60;
+
+  const edit = async (name: string, version: string): Promise<number> => {
+    const done = new Promise<number>((resolve) => waiters.set(name, { generation: Infinity, resolve }));
+    const patched = await client.mergePatch<MD>(Resources.ModelDeployment, NS, name, { spec: { model: { version } } });
+    const t = performance.now();
+    const w = waiters.get(name);
+    if (w) w.generation = patched.metadata.generation ?? 0;
+    // The watch may have delivered it already.
+    const now = latest.get(name);
+    if (w && now && converged(now) && (now.metadata.generation ?? 0) >= w.generation) {
+      waiters.delete(name);
+      w.resolve(performance.now());
+    }
+    return (await done) - t;
+  };
+
+  // Single changes on an idle fleet, one at a time.
+  const singles: number[] = [];
+  for (let i = 0; i < Number(values.singles); i++) singles.push((await edit(names[(i * 7919) % COUNT] ?? '', `s${i}`)) / 1000);
+
+  // A burst of edits.
+  const burst = names.filter((_, i) => i % Math.max(1, Math.floor(COUNT / Number(values.edits))) === 0).slice(0, Number(values.edits));
+  const tb = performance.now();
+  const burstLatency: number[] = [];
+  await inParallel(burst, async (name) => burstLatency.push((await edit(name, 'burst')) / 1000));
+  const burstAll = (performance.now() - tb) / 1000;
+
+  console.log(`
+ModelDeployments           ${COUNT} (1 replica each, no batch; ${Math.ceil(COUNT / 1000) + 1} KWOK nodes; ${values.workers} workers; leader election on)
+create → all Ready         ${createAll.toFixed(0)} s (${CONCURRENCY} creates at a time)
+cold start                 caches synced ${synced.toFixed(1)} s; one full pass done ${fullPass.toFixed(1)} s after the start
+single change, idle fleet  ${fmt(singles)} (${singles.length} edits one at a time: an edit's answer → its observedGeneration seen through a watch)
+burst of ${burst.length} edits        all converged ${burstAll.toFixed(1)} s after the first; each ${fmt(burstLatency)}
+API requests at rest       ${perMinute.toFixed(1)} a minute (the API server's count for the controller's identity over ${restSeconds} s: watches and lease renewals included)
+controller peak RSS        first process ${rssFirst.toFixed(0)} MiB (create); second ${peakRssMiB(second.pid).toFixed(0)} MiB (cold start, rest, edits)`);
+  second.process.kill('SIGTERM');
+  await watch.stop();
+  client.close();
+});
