@@ -207,7 +207,7 @@ async function main(): Promise<void> {
     manager.resync();
   });
 
-  log.info({ server: client.server, identity, metrics: manager.address }, 'starting');
+  log.info({ server: client.server, credentials: client.source, identity, metrics: manager.address }, 'starting');
   await manager.start();
   log.info({ metrics: manager.address }, 'ready');
 }

@@ -1,10 +1,10 @@
 // The only door to the API server. client-node loads the kubeconfig (files, in-cluster, exec plugins) and
 // supplies TLS and auth; the requests themselves are plain HTTP so that every patch has the content type we
 // chose, every error is a typed KubeApiError, and watches are streams we control.
-import { KubeConfig } from '@kubernetes/client-node';
-import { Agent as HttpAgent, request as httpRequest, type IncomingMessage, type RequestOptions as NodeRequestOptions } from 'node:http';
+import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import { parseStatusError } from './errors.ts';
+import { loadConnection, loadWithClientNode, UnsupportedKubeconfig, type Connection } from './kubeconfig.ts';
 import { ClientRateLimiter, type RateLimit } from './rate-limit.ts';
 import { apiVersionOf, resourcePath, type KubeObject, type ResourceType } from './resources.ts';
 
@@ -68,7 +68,7 @@ function encodeQuery(query: Query | undefined): string {
 export class KubeClient {
   readonly server: string;
   readonly namespace: string;
-  private readonly kc: KubeConfig;
+  private readonly connection: Connection;
   private readonly agent: HttpAgent | HttpsAgent;
   private readonly observers: RequestObserver[] = [];
   private readonly userAgent: string;
@@ -77,31 +77,38 @@ export class KubeClient {
   private readonly limiter: ClientRateLimiter | undefined;
   private readonly throttleObservers: ((waitMs: number) => void)[] = [];
 
-  private constructor(kc: KubeConfig, makeAgent: (maxSockets: number) => HttpAgent | HttpsAgent, maxSockets: number, server: string, userAgent: string, rateLimit?: RateLimit) {
-    this.kc = kc;
+  private constructor(connection: Connection, makeAgent: (maxSockets: number) => HttpAgent | HttpsAgent, maxSockets: number, userAgent: string, rateLimit?: RateLimit) {
+    this.connection = connection;
     this.makeAgent = makeAgent;
     this.agent = makeAgent(maxSockets);
-    this.server = server.replace(/\/$/, '');
-    this.namespace = kc.getContextObject(kc.getCurrentContext())?.namespace ?? 'default';
+    this.server = connection.server.replace(/\/$/, '');
+    this.namespace = connection.namespace;
     this.userAgent = userAgent;
     this.limiter = rateLimit && rateLimit.qps > 0 ? new ClientRateLimiter(rateLimit) : undefined;
   }
 
-  /** Loads $KUBECONFIG / ~/.kube/config / the in-cluster service account, like kubectl. */
+  /**
+   * Loads --kubeconfig / $KUBECONFIG / the in-cluster service account / ~/.kube/config, like kubectl
+   * (kubeconfig.ts; client-node's loader only for what that does not read).
+   */
   static async load(opts: KubeClientOptions = {}): Promise<KubeClient> {
-    const kc = new KubeConfig();
-    if (opts.kubeconfig) kc.loadFromFile(opts.kubeconfig);
-    else kc.loadFromDefault();
-    if (opts.context) kc.setCurrentContext(opts.context);
-    const cluster = kc.getCurrentCluster();
-    if (!cluster) throw new Error('the kubeconfig has no current cluster');
-    const tls: NodeRequestOptions = {};
-    await kc.applyToHTTPSOptions(tls);
+    const where = { ...(opts.kubeconfig ? { kubeconfig: opts.kubeconfig } : {}), ...(opts.context ? { context: opts.context } : {}) };
+    let connection: Connection;
+    try {
+      connection = loadConnection(where);
+    } catch (err) {
+      if (!(err instanceof UnsupportedKubeconfig)) throw err;
+      connection = await loadWithClientNode(where);
+    }
+    const tls = connection.tls;
     const makeAgent = (maxSockets: number): HttpAgent | HttpsAgent =>
-      cluster.server.startsWith('https:')
-        ? new HttpsAgent({ keepAlive: true, maxSockets, ...pickTls(tls as Record<string, unknown>) })
-        : new HttpAgent({ keepAlive: true, maxSockets });
-    return new KubeClient(kc, makeAgent, opts.maxSockets ?? 32, cluster.server, opts.userAgent ?? 'slipway', opts.rateLimit);
+      connection.server.startsWith('https:') ? new HttpsAgent({ keepAlive: true, maxSockets, ...tls }) : new HttpAgent({ keepAlive: true, maxSockets });
+    return new KubeClient(connection, makeAgent, opts.maxSockets ?? 32, opts.userAgent ?? 'slipway', opts.rateLimit);
+  }
+
+  /** Which way the connection was found: in-cluster, a kubeconfig's path, or client-node's loader. */
+  get source(): string {
+    return this.connection.source;
   }
 
   /**
@@ -109,7 +116,7 @@ export class KubeClient {
    * never wait behind watches and reconciles for a socket or a token, nor share a dead keep-alive connection.
    */
   withOwnConnections(maxSockets = 2): KubeClient {
-    return new KubeClient(this.kc, this.makeAgent, maxSockets, this.server, this.userAgent);
+    return new KubeClient(this.connection, this.makeAgent, maxSockets, this.userAgent);
   }
 
   /** From now on every write (POST, PUT, PATCH, DELETE) asks the gate first and is aborted when it closes. */
@@ -133,10 +140,8 @@ export class KubeClient {
       for (const o of this.throttleObservers) o(waited);
     }
     const url = new URL(this.server + opts.path + encodeQuery(opts.query));
-    // Per request, so short-lived tokens from exec plugins and projected service-account tokens stay fresh.
-    const auth: NodeRequestOptions = {};
-    await this.kc.applyToHTTPSOptions(auth);
-    const headers: Record<string, string> = { Accept: opts.accept ?? 'application/json', 'User-Agent': this.userAgent, ...(auth.headers as Record<string, string> | undefined) };
+    // Per request, so projected service-account tokens and exec plugins' short-lived ones stay fresh.
+    const headers: Record<string, string> = { Accept: opts.accept ?? 'application/json', 'User-Agent': this.userAgent, ...(await this.connection.headers()) };
     let payload: string | undefined;
     if (opts.body !== undefined) {
       payload = typeof opts.body === 'string' ? opts.body : JSON.stringify(opts.body);
@@ -252,8 +257,3 @@ function headerOf(res: IncomingMessage, name: string): string | undefined {
   return Array.isArray(v) ? v[0] : v;
 }
 
-function pickTls(o: Record<string, unknown>): Record<string, unknown> {
-  const out: Record<string, unknown> = {};
-  for (const k of ['ca', 'cert', 'key', 'pfx', 'passphrase', 'rejectUnauthorized', 'servername']) if (o[k] !== undefined) out[k] = o[k];
-  return out;
-}
