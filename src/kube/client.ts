@@ -6,6 +6,7 @@ import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import { parseStatusError } from './errors.ts';
 import { loadConnection, loadWithClientNode, UnsupportedKubeconfig, type Connection } from './kubeconfig.ts';
 import { ClientRateLimiter, type RateLimit } from './rate-limit.ts';
+import { currentTrace } from '../runtime/trace.ts';
 import { apiVersionOf, resourcePath, type KubeObject, type ResourceType } from './resources.ts';
 
 /** The one field manager Slipway applies with: ownership of every field it sets is in this name. */
@@ -134,10 +135,11 @@ export class KubeClient {
     this.observers.push(observer);
   }
 
-  private async open(opts: RequestOptions): Promise<{ res: IncomingMessage; started: number }> {
+  private async open(opts: RequestOptions): Promise<{ res: IncomingMessage; started: number; throttledMs: number }> {
+    let throttledMs = 0;
     if (this.limiter) {
-      const waited = await this.limiter.take();
-      for (const o of this.throttleObservers) o(waited);
+      throttledMs = await this.limiter.take();
+      for (const o of this.throttleObservers) o(throttledMs);
     }
     const url = new URL(this.server + opts.path + encodeQuery(opts.query));
     // Per request, so projected service-account tokens and exec plugins' short-lived ones stay fresh.
@@ -160,22 +162,23 @@ export class KubeClient {
       req.on('error', (err) => reject(signal?.aborted && signal.reason instanceof Error ? signal.reason : err));
       req.end(payload);
     });
-    return { res, started };
+    return { res, started, throttledMs };
   }
 
-  private report(method: string, path: string, code: number, started: number): void {
+  private report(method: string, path: string, code: number, started: number, throttledMs = 0): void {
     const seconds = (performance.now() - started) / 1000;
     for (const o of this.observers) o(method, path, code, seconds);
+    currentTrace()?.requests.push({ request: `${method} ${path.replace(/^\/apis?\/|\/namespaces\/[^/]+/g, '')}`, code, ms: Math.round(seconds * 10_000) / 10, throttledMs: Math.round(throttledMs * 10) / 10 });
   }
 
   /** A request whose answer is read whole; non-2xx answers throw a KubeApiError. */
   async request<T>(opts: RequestOptions): Promise<T> {
-    const { res, started } = await this.open({ timeoutMs: 30_000, ...opts });
+    const { res, started, throttledMs } = await this.open({ timeoutMs: 30_000, ...opts });
     const chunks: Buffer[] = [];
     for await (const chunk of res) chunks.push(chunk as Buffer);
     const body = Buffer.concat(chunks).toString('utf8');
     const code = res.statusCode ?? 0;
-    this.report(opts.method, opts.path, code, started);
+    this.report(opts.method, opts.path, code, started, throttledMs);
     if (code < 200 || code >= 300) {
       throw parseStatusError(code, body, opts.method, opts.path, headerOf(res, 'retry-after'));
     }

@@ -5,6 +5,7 @@ import { classify } from '../kube/errors.ts';
 import type { Clock } from './clock.ts';
 import { errorMessage, type Logger } from './log.ts';
 import type { ControllerMetrics } from './metrics.ts';
+import { traced } from './trace.ts';
 import { WorkQueue, type Priority } from './work-queue.ts';
 
 export interface ReconcileResult {
@@ -38,6 +39,8 @@ export class Controller {
   private readonly workers: number;
   private readonly metrics: ControllerMetrics;
   private readonly log: Logger;
+  /** How long each key in flight waited in the queue (kept only while tracing). */
+  private readonly waited = new Map<string, number>();
   private running: Promise<void>[] = [];
 
   constructor(reconciler: Reconciler, opts: ControllerOptions) {
@@ -52,7 +55,10 @@ export class Controller {
       observer: {
         added: () => this.metrics.queueAdds.inc({ name }),
         retried: () => this.metrics.queueRetries.inc({ name }),
-        dequeued: (_key, waitedMs) => this.metrics.queueWait.observe({ name }, waitedMs / 1000),
+        dequeued: (key, waitedMs) => {
+          this.metrics.queueWait.observe({ name }, waitedMs / 1000);
+          if (this.log.isLevelEnabled('trace')) this.waited.set(key, waitedMs);
+        },
       },
     });
   }
@@ -93,8 +99,10 @@ export class Controller {
 
   private async process(key: string): Promise<void> {
     const end = this.metrics.reconcileDuration.startTimer({ controller: this.name });
+    const started = performance.now();
+    const { result: running, trace } = traced(this.log.isLevelEnabled('trace'), () => this.reconciler.reconcile(key));
     try {
-      const result = await this.reconciler.reconcile(key);
+      const result = await running;
       this.queue.forget(key);
       if (result?.requeueAfterMs !== undefined) {
         this.queue.addAfter(key, result.requeueAfterMs);
@@ -126,6 +134,11 @@ export class Controller {
       }
     } finally {
       end();
+      if (trace) {
+        const queuedMs = this.waited.get(key);
+        this.log.trace({ key, queuedMs: queuedMs === undefined ? undefined : Math.round(queuedMs), ms: Math.round(performance.now() - started), requests: trace.requests }, 'reconcile trace');
+      }
+      this.waited.delete(key);
     }
   }
 }

@@ -1,8 +1,14 @@
 // The client-side rate limit: a burst goes at once, then requests are spaced at the sustained rate, in the order
-// they asked, and a quiet period refills the bucket up to the burst.
+// they asked, and a quiet period refills the bucket up to the burst; a reconcile's trace of its requests.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { KubeClient } from '../../src/kube/client.ts';
 import { ClientRateLimiter } from '../../src/kube/rate-limit.ts';
+import { traced } from '../../src/runtime/trace.ts';
 
 test('a burst goes at once, then one request per 1/qps seconds, in order; quiet time refills up to the burst', () => {
   let now = 0;
@@ -29,4 +35,34 @@ test('over a long run the rate is the qps, whatever the burst', () => {
 test('a limit needs a positive rate and a burst of at least one', () => {
   assert.throws(() => new ClientRateLimiter({ qps: 0, burst: 10 }), /qps > 0/);
   assert.throws(() => new ClientRateLimiter({ qps: 5, burst: 0 }), /burst >= 1/);
+});
+
+test('a reconcile\'s trace holds the requests it sent, with their waits for the rate limit; another reconcile\'s are not mixed in', async () => {
+  const server = createServer((_req, res) => {
+    res.writeHead(200, { 'Content-Type': 'application/json' });
+    res.end('{}');
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  try {
+    const port = (server.address() as { port: number }).port;
+    const kubeconfig = join(mkdtempSync(join(tmpdir(), 'slipway-trace-')), 'config');
+    writeFileSync(kubeconfig, `clusters: [{name: f, cluster: {server: "http://127.0.0.1:${port}"}}]\nusers: [{name: f, user: {}}]\ncontexts: [{name: f, context: {cluster: f, user: f}}]\ncurrent-context: f\n`);
+    const client = await KubeClient.load({ kubeconfig, rateLimit: { qps: 20, burst: 1 } });
+    const one = traced(true, async () => {
+      await client.request({ method: 'GET', path: '/apis/apps/v1/namespaces/a/deployments/x' });
+      await client.request({ method: 'PATCH', path: '/api/v1/namespaces/a/services/x', body: {} });
+    });
+    const other = traced(true, () => client.request({ method: 'GET', path: '/api/v1/namespaces/b/pods' }));
+    await Promise.all([one.result, other.result]);
+    assert.deepEqual(one.trace?.requests.map((r) => r.request), ['GET apps/v1/deployments/x', 'PATCH v1/services/x']);
+    assert.deepEqual(other.trace?.requests.map((r) => r.request), ['GET v1/pods']);
+    // Burst 1: of the three requests, the first went at once and the two others waited for their tokens.
+    const waits = [...(one.trace?.requests ?? []), ...(other.trace?.requests ?? [])].map((r) => r.throttledMs).sort((a, b) => a - b);
+    assert.equal(waits[0], 0);
+    assert.ok((waits[1] ?? 0) > 0 && (waits[2] ?? 0) > 0, `waits ${waits.join(', ')}`);
+    assert.equal(traced(false, () => Promise.resolve()).trace, undefined);
+    client.close();
+  } finally {
+    server.close();
+  }
 });
