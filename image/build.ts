@@ -2,14 +2,15 @@
 //   base  Debian packages pinned in image/debian.lock (git and its transports, the libraries Node and git load,
 //         the CA bundle), /usr merged, a nonroot user (65532), /tmp and /var/lib/slipway
 //   node  the Node 24 binary of the `node` package this repository pins (from the npm registry)
-//   app   the production dependencies (npm ci --omit=dev from package-lock.json) and the TypeScript sources,
-//         which Node runs as they are (type stripping)
+//   app   the production dependencies (npm ci --omit=dev from package-lock.json) and the sources as JavaScript
+//         (types stripped at build time, relative imports pointed at the .js files)
 // Reproducible: every input is pinned and every byte written deterministically, so the same commit gives the same
 // digest. Written as an OCI image layout with an SPDX SBOM beside it, cached by a hash of the inputs.
 //   npm run image:build [-- --out DIR] [--no-cache]      npm run image:lock   (re-pin the Debian packages)
 import { execFileSync } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { stripTypeScriptTypes } from 'node:module';
 import { join, relative } from 'node:path';
 import { parseArgs } from 'node:util';
 import { cacheRoot } from '../local/toolchain.ts';
@@ -79,6 +80,7 @@ function appLayer(): { entries: TarEntry[]; npm: { name: string; version: string
     for (const f of ['package.json', 'package-lock.json']) cpSync(join(root, f), join(stage, f));
     execFileSync('npm', ['ci', '--omit=dev', '--ignore-scripts', '--no-audit', '--no-fund', '--loglevel=error'], { cwd: stage, stdio: ['ignore', 'ignore', 'inherit'] });
     cpSync(join(root, 'src'), join(stage, 'src'), { recursive: true });
+    stripTypes(join(stage, 'src'));
     const lock = JSON.parse(readFileSync(join(stage, 'node_modules', '.package-lock.json'), 'utf8')) as { packages: Record<string, { version?: string }> };
     const npm = Object.entries(lock.packages).filter(([p]) => p.startsWith('node_modules/')).map(([p, v]) => ({ name: p.slice(p.lastIndexOf('node_modules/') + 'node_modules/'.length), version: v.version ?? '' }));
     // npm's own bookkeeping in the tree varies with the npm that ran; it is not needed at run time.
@@ -86,6 +88,26 @@ function appLayer(): { entries: TarEntry[]; npm: { name: string; version: string
     return { entries, npm };
   } finally {
     rmSync(stage, { recursive: true, force: true });
+  }
+}
+
+/**
+ * The sources as JavaScript: types stripped ahead of time (Node's own stripper, the one it would run at every
+ * start) and relative imports pointed at the .js files. The controller then starts without loading the type
+ * stripper, which costs about 18 MiB of resident memory for the life of the process.
+ */
+export function stripTypes(dir: string): void {
+  for (const name of readdirSync(dir)) {
+    const path = join(dir, name);
+    if (statSync(path).isDirectory()) {
+      stripTypes(path);
+      continue;
+    }
+    if (!name.endsWith('.ts')) continue;
+    const js = stripTypeScriptTypes(readFileSync(path, 'utf8'), { mode: 'strip' })
+      .replace(/(\bfrom\s+|\bimport\s*\(\s*|\bimport\s+)(['"])(\.{1,2}\/[^'"]+)\.ts\2/g, '$1$2$3.js$2');
+    writeFileSync(path.replace(/\.ts$/, '.js'), js);
+    rmSync(path);
   }
 }
 
@@ -133,7 +155,7 @@ export function buildImage(opts: { cache?: boolean; log?: (line: string) => void
   const app = appLayer();
   const appL = layer(app.entries);
   const img = image([base, nodeLayer, appL], {
-    entrypoint: ['/usr/local/bin/node', '/app/src/main.ts'],
+    entrypoint: ['/usr/local/bin/node', '/app/src/main.js'],
     env: ['PATH=/usr/local/bin:/usr/bin', 'HOME=/var/lib/slipway', 'NODE_ENV=production', 'SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt', 'GIT_SSL_CAINFO=/etc/ssl/certs/ca-certificates.crt'],
     user: '65532:65532',
     workingDir: '/app',
