@@ -66,7 +66,7 @@ export async function startBenchController(kubeconfig: string, namespace: string
   const child = spawn('setpriv', ['--pdeathsig', 'KILL', '--', process.execPath, join(import.meta.dirname, '..', 'src', 'main.ts'),
     `--kubeconfig=${kubeconfig}`, `--namespace=${namespace}`, '--no-leader-elect', `--metrics-port=${port}`, '--metrics-host=127.0.0.1',
     // No client-side rate limit unless a bench asks for one: the figures are what the API server allows.
-    `--workers=${workers}`, '--resync-seconds=0', '--kube-api-qps=0', ...extraArgs], { stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, SLIPWAY_LOG_LEVEL: 'warn' } });
+    `--workers=${workers}`, '--resync-seconds=0', '--kube-api-qps=0', ...extraArgs], { stdio: ['ignore', process.env.SLIPWAY_BENCH_LOG_LEVEL ? 'inherit' : 'ignore', 'inherit'], env: { ...process.env, SLIPWAY_LOG_LEVEL: process.env.SLIPWAY_BENCH_LOG_LEVEL ?? 'warn', SLIPWAY_LOG_FORMAT: 'json' } });
   await eventually('the controller to be ready', async () => (await fetch(`http://127.0.0.1:${port}/readyz`)).ok, { timeoutMs: 30_000 });
   return { process: child, pid: child.pid ?? 0, metricsUrl: `http://127.0.0.1:${port}/metrics` };
 }

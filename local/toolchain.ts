@@ -272,10 +272,13 @@ function checkDisk(dir: string, needGiB: number, log: (line: string) => void): v
   }
 }
 
-/** Directory of a module in the Go module cache, downloading it if needed (the module's files are read-only). */
-export function moduleDir(modulePath: string, version: string): string {
+/**
+ * Directory of a module in the Go module cache, downloading it if needed (the module's files are read-only); a
+ * module whose go.mod needs a newer Go than this machine's names the toolchain (as its Tool does).
+ */
+export function moduleDir(modulePath: string, version: string, toolchain?: string): string {
   const out = execFileSync('go', ['mod', 'download', '-json', `${modulePath}@${version}`], {
-    env: goEnv(),
+    env: { ...goEnv(), ...(toolchain ? { GOTOOLCHAIN: toolchain } : {}) },
     encoding: 'utf8',
     cwd: toolsDir,
   });

@@ -14,7 +14,7 @@ import { parseArgs } from 'node:util';
 import { installSlipwayCrds, startCluster, type Cluster } from '../../local/cluster.ts';
 import { eventually } from '../../local/eventually.ts';
 import { freePorts, runScript } from '../../local/processes.ts';
-import { ARGO_ROLLOUTS_VERSION, ensureBinaries, moduleDir } from '../../local/toolchain.ts';
+import { ARGO_ROLLOUTS_VERSION, ensureBinaries, moduleDir, PEER_TOOLS } from '../../local/toolchain.ts';
 import { KubeClient } from '../../src/kube/client.ts';
 import { ListWatch } from '../../src/kube/list-watch.ts';
 import { Resources, type KubeObject, type ResourceType } from '../../src/kube/resources.ts';
@@ -141,7 +141,7 @@ async function runOne(peer: Peer): Promise<Result> {
   const cluster = await startCluster({ dir, upstreamCrds: false, audit: false, log: (l) => console.log(`  ${l}`) });
   try {
     if (peer.resource === ROLLOUT) {
-      const crds = join(moduleDir('github.com/argoproj/argo-rollouts', ARGO_ROLLOUTS_VERSION), 'manifests', 'crds');
+      const crds = join(moduleDir('github.com/argoproj/argo-rollouts', ARGO_ROLLOUTS_VERSION, PEER_TOOLS[0]?.toolchain), 'manifests', 'crds');
       await cluster.kubectl(['apply', '--server-side', '-k', crds]);
       await cluster.kubectl(['wait', '--for=condition=Established', '--timeout=60s', 'crd/rollouts.argoproj.io']);
     } else {
@@ -271,7 +271,12 @@ runScript(async () => {
     throw new Error(`unknown run ${r}: slipway, slipway-no-batch, argo-qps<N>`);
   });
   const results: Result[] = [];
-  for (const peer of peers) results.push(await runOne(peer));
+  for (const peer of peers) {
+    const r = await runOne(peer);
+    results.push(r);
+    // Each run's figures as soon as it ends: a later run that fails loses nothing.
+    console.log(table([r]));
+  }
   console.log(`\n${new Date().toISOString().slice(0, 10)} on ${hostname()} (${(await import('node:os')).cpus().length} cores): ${COUNT} objects created ${CONCURRENCY} at a time, then all edited; `
     + `1 replica each on KWOK nodes; Slipway with --workers=${values.workers} at --kube-api-qps=${values.qps} --kube-api-burst=${values.burst}, Argo Rollouts with its 10 rollout threads\n`);
   console.log(table(results));

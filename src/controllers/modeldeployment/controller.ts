@@ -49,6 +49,13 @@ export class ModelDeploymentReconciler implements Reconciler {
   private readonly secrets: SecretReader;
   /** The phase each ModelDeployment's gauge series has now. */
   private readonly phases = new Map<string, string>();
+  /**
+   * The resourceVersion each ModelDeployment had when this controller last wrote its status over it. Until the
+   * cache shows a newer one, a plan would start from a status older than the one just written and its write would
+   * be a certain conflict (and a backoff): the key is parked instead, and woken when the cache catches up.
+   */
+  private readonly ownStatusOver = new Map<string, string>();
+  private readonly parked = new Set<string>();
 
   constructor(manager: Manager, opts: ModelDeploymentControllerOptions) {
     this.config = { storageInitializerImage: opts.storageInitializerImage };
@@ -70,7 +77,17 @@ export class ModelDeploymentReconciler implements Reconciler {
       this.metrics.phase.remove({ namespace, name, phase: this.phases.get(key) ?? '' });
       this.metrics.canaryWeight.remove({ namespace, name });
       this.phases.delete(key);
+      this.ownStatusOver.delete(key);
+      this.parked.delete(key);
       return undefined;
+    }
+    const over = this.ownStatusOver.get(key);
+    if (over !== undefined) {
+      if (raw.metadata.resourceVersion === over) {
+        this.parked.add(key);
+        return { requeueAfterMs: 5000, reason: 'the cache does not show this controller\'s last status write yet' };
+      }
+      this.ownStatusOver.delete(key);
     }
     const parsed = modelDeployment.safeParse(raw);
     if (!parsed.success) {
@@ -119,11 +136,17 @@ export class ModelDeploymentReconciler implements Reconciler {
     }
     const p = plan(observed, now);
     await this.actuator.act(parsed.data, p);
+    if (p.statusChanged && parsed.data.metadata.resourceVersion) this.ownStatusOver.set(key, parsed.data.metadata.resourceVersion);
     const taken = p.status.analysis?.measurements.at(-1);
     if (observed.measurement && taken) this.metrics.analysisMeasurements.inc({ verdict: taken.verdict });
     this.recordRollout(key, parsed.data.metadata.namespace ?? 'default', parsed.data.metadata.name, p.status.phase, p.status.canary?.achievedWeight ?? p.status.canary?.weight ?? 0);
     if (p.events.some((e) => e.reason === 'RolledBack')) this.metrics.rollbacks.inc({ namespace: parsed.data.metadata.namespace ?? 'default', name: parsed.data.metadata.name });
     return p.requeue ? { requeueAfterMs: p.requeue.afterMs, reason: p.requeue.reason } : undefined;
+  }
+
+  /** A status-only change reached the cache: true when a reconcile of that key was waiting for it. */
+  unpark(key: string): boolean {
+    return this.parked.delete(key);
   }
 
   /** The rollout gauges: one phase series per ModelDeployment (the previous one removed), and the canary's weight. */
@@ -166,7 +189,9 @@ export class ModelDeploymentReconciler implements Reconciler {
 export function addModelDeploymentController(manager: Manager, opts: ModelDeploymentControllerOptions): Controller {
   const reconciler = new ModelDeploymentReconciler(manager, opts);
   const controller = new Controller(reconciler, { workers: opts.workers ?? 4, metrics: manager.metrics, logger: manager.log });
-  reconciler.caches.watch((key, priority) => controller.enqueue(key, priority));
+  reconciler.caches.watch((key, priority) => controller.enqueue(key, priority), (key) => {
+    if (reconciler.unpark(key)) controller.enqueue(key, 'high');
+  });
   manager.addController(controller, reconciler.caches.modelDeployments);
   return controller;
 }

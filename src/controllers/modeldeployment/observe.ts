@@ -64,11 +64,13 @@ export class ModelDeploymentCaches {
    * Calls `enqueue` with the key of every ModelDeployment a change concerns: keys, never events. A new
    * ModelDeployment (created, or listed when the cache fills) is normal priority; a change to one already there —
    * its spec, its children, its pods, its environment — is high: it is mid-flight, and must not wait behind a
-   * first pass over thousands.
+   * first pass over thousands. A change of status alone (the controller's own write) is not a reason to plan
+   * again; `statusOnly` hears of it (a reconcile may be waiting for the cache to show it).
    */
-  watch(enqueue: (key: string, priority: Priority) => void): void {
+  watch(enqueue: (key: string, priority: Priority) => void, statusOnly: (key: string) => void = () => {}): void {
     this.modelDeployments.on((e) => {
       if (e.type !== 'MODIFIED' || !e.old || !onlyStatusChanged(e.old, e.obj)) enqueue(objectKey(e.obj), e.type === 'MODIFIED' ? 'high' : 'normal');
+      else statusOnly(objectKey(e.obj));
     });
     for (const informer of Object.values(this.children)) {
       informer.on((e) => {
