@@ -19,6 +19,7 @@ import { KubeClient } from '../../src/kube/client.ts';
 import { ListWatch } from '../../src/kube/list-watch.ts';
 import { Resources, type KubeObject, type ResourceType } from '../../src/kube/resources.ts';
 import { apiServerMetrics } from '../../test/support/apiserver-writes.ts';
+import { scrape, total } from '../../test/support/prometheus-text.ts';
 import { benchIdentity, cpuSeconds, dispatched, peakRssMiB, percentile, startBenchController } from '../support.ts';
 
 const { values } = parseArgs({
@@ -52,7 +53,7 @@ interface Peer {
   edit: Record<string, unknown>;
   /** Converged at the object's current generation: Ready (Slipway) or Healthy (Argo Rollouts). */
   converged: (obj: Obj) => boolean;
-  start: (cluster: Cluster, kubeconfig: string) => Promise<{ process: ChildProcess; pid: number }>;
+  start: (cluster: Cluster, kubeconfig: string) => Promise<{ process: ChildProcess; pid: number; metricsUrl?: string }>;
   differences: string;
 }
 
@@ -133,6 +134,7 @@ interface Result {
   cpu: number;
   requests: number;
   differences: string;
+  heap?: string;
 }
 
 async function runOne(peer: Peer): Promise<Result> {
@@ -143,7 +145,8 @@ async function runOne(peer: Peer): Promise<Result> {
     if (peer.resource === ROLLOUT) {
       const crds = join(moduleDir('github.com/argoproj/argo-rollouts', ARGO_ROLLOUTS_VERSION, PEER_TOOLS[0]?.toolchain), 'manifests', 'crds');
       await cluster.kubectl(['apply', '--server-side', '-k', crds]);
-      await cluster.kubectl(['wait', '--for=condition=Established', '--timeout=60s', 'crd/rollouts.argoproj.io']);
+      // The CRD may have no conditions yet the instant it is created: kubectl wait then fails rather than waits.
+      await eventually('the Rollout CRD to be Established', async () => (await cluster.kubectl(['get', 'crd', 'rollouts.argoproj.io', '-o', 'jsonpath={.status.conditions[?(@.type=="Established")].status}'])).trim() === 'True', { timeoutMs: 60_000 });
     } else {
       await installSlipwayCrds(cluster.kubectl);
     }
@@ -152,7 +155,13 @@ async function runOne(peer: Peer): Promise<Result> {
     const kubeconfig = await benchIdentity(cluster.kubectl, NS, cluster.kubeconfig, dir);
     const controller = await peer.start(cluster, kubeconfig);
     try {
-      return await scenario(cluster, peer, controller.pid);
+      const result = await scenario(cluster, peer, controller.pid);
+      if (controller.metricsUrl) {
+        // What the heap holds at the end, beside the process's peak: the rest is V8's spaces and Node itself.
+        const m = await scrape(controller.metricsUrl);
+        result.heap = `${(total(m, 'nodejs_heap_size_used_bytes') / 1048576).toFixed(0)} MiB used of ${(total(m, 'nodejs_heap_size_total_bytes') / 1048576).toFixed(0)} MiB`;
+      }
+      return result;
     } finally {
       controller.process.kill('SIGTERM');
     }
@@ -240,6 +249,7 @@ function table(results: Result[]): string {
     ['all edited → converged (s)', (r) => r.editConverged.toFixed(1)],
     ['controller\'s share: create → first child p50 / p95 (s)', (r) => `${p(r.createChild, 50)} / ${p(r.createChild, 95)}`],
     ['controller peak RSS (MiB)', (r) => r.rss.toFixed(0)],
+    ['controller heap at the end', (r) => r.heap ?? '(not a Node process)'],
     ['controller CPU, create + edit (s)', (r) => r.cpu.toFixed(1)],
     ['API requests (the API server\'s count, per object)', (r) => `${r.requests} (${(r.requests / COUNT).toFixed(1)})`],
   ];
