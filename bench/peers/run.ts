@@ -159,7 +159,7 @@ async function runOne(peer: Peer): Promise<Result> {
       if (controller.metricsUrl) {
         // What the heap holds at the end, beside the process's peak: the rest is V8's spaces and Node itself.
         const m = await scrape(controller.metricsUrl);
-        result.heap = `${(total(m, 'nodejs_heap_size_used_bytes') / 1048576).toFixed(0)} MiB used of ${(total(m, 'nodejs_heap_size_total_bytes') / 1048576).toFixed(0)} MiB`;
+        result.heap = `${(total(m, 'slipway_nodejs_heap_size_used_bytes') / 1048576).toFixed(0)} MiB used of ${(total(m, 'slipway_nodejs_heap_size_total_bytes') / 1048576).toFixed(0)} MiB`;
       }
       return result;
     } finally {
