@@ -10,6 +10,7 @@ import { eventually } from '../local/eventually.ts';
 import { writeTokenKubeconfig } from '../local/pki.ts';
 import { freePorts, runScript } from '../local/processes.ts';
 import { total, type Samples } from '../test/support/prometheus-text.ts';
+import { NODE_FLAGS } from '../src/runtime/node-flags.ts';
 
 export const percentile = (sorted: number[], p: number): number => sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)] ?? NaN;
 
@@ -63,7 +64,8 @@ export async function benchIdentity(kubectl: Kubectl, namespace: string, adminKu
 /** The controller (src/main.ts) in a process of its own, dying with this one; ready when it returns. */
 export async function startBenchController(kubeconfig: string, namespace: string, workers: string, extraArgs: string[] = []): Promise<{ process: ChildProcess; pid: number; metricsUrl: string }> {
   const [port] = (await freePorts(1)) as [number];
-  const child = spawn('setpriv', ['--pdeathsig', 'KILL', '--', process.execPath, join(import.meta.dirname, '..', 'src', 'main.ts'),
+  // With the V8 flags the image runs it with (NODE_FLAGS), so that its memory is what a pod's would be.
+  const child = spawn('setpriv', ['--pdeathsig', 'KILL', '--', process.execPath, ...NODE_FLAGS, join(import.meta.dirname, '..', 'src', 'main.ts'),
     `--kubeconfig=${kubeconfig}`, `--namespace=${namespace}`, '--no-leader-elect', `--metrics-port=${port}`, '--metrics-host=127.0.0.1',
     // No client-side rate limit unless a bench asks for one: the figures are what the API server allows.
     `--workers=${workers}`, '--resync-seconds=0', '--kube-api-qps=0', ...extraArgs], { stdio: ['ignore', process.env.SLIPWAY_BENCH_LOG_LEVEL ? 'inherit' : 'ignore', 'inherit'], env: { ...process.env, SLIPWAY_LOG_LEVEL: process.env.SLIPWAY_BENCH_LOG_LEVEL ?? 'warn', SLIPWAY_LOG_FORMAT: 'json' } });

@@ -14,6 +14,7 @@ import { stripTypeScriptTypes } from 'node:module';
 import { join, relative } from 'node:path';
 import { parseArgs } from 'node:util';
 import { cacheRoot } from '../local/toolchain.ts';
+import { NODE_FLAGS } from '../src/runtime/node-flags.ts';
 import { caBundle, fetchDeb, keep, readLock, unpack, writeLock, type LockedPackage } from './debian.ts';
 import { image, layer, sha256, treeEntries, writeLayout, type Image, type TarEntry } from './oci.ts';
 
@@ -155,7 +156,7 @@ export function buildImage(opts: { cache?: boolean; log?: (line: string) => void
   const app = appLayer();
   const appL = layer(app.entries);
   const img = image([base, nodeLayer, appL], {
-    entrypoint: ['/usr/local/bin/node', '/app/src/main.js'],
+    entrypoint: ['/usr/local/bin/node', ...NODE_FLAGS, '/app/src/main.js'],
     env: ['PATH=/usr/local/bin:/usr/bin', 'HOME=/var/lib/slipway', 'NODE_ENV=production', 'SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt', 'GIT_SSL_CAINFO=/etc/ssl/certs/ca-certificates.crt'],
     user: '65532:65532',
     workingDir: '/app',
