@@ -137,3 +137,35 @@ test('lease expiry is measured on the monotonic clock, never on the wall clock',
   server.closeAllConnections();
   server.close();
 });
+
+test('a leader renews with one write over the Lease it last wrote, no read; after a conflict it reads again', async () => {
+  const requests: string[] = [];
+  let rv = 1;
+  let conflictNext = false;
+  const { server, client } = await leaseServer((req, res, body) => {
+    requests.push(req.method ?? '');
+    if (req.method === 'GET') return json(res, 404, { kind: 'Status', code: 404, reason: 'NotFound', message: 'not found' });
+    if (conflictNext && req.method === 'PUT') {
+      conflictNext = false;
+      return json(res, 409, { kind: 'Status', code: 409, reason: 'Conflict', message: 'the object has been modified' });
+    }
+    const obj = JSON.parse(body) as { metadata: Record<string, unknown> };
+    json(res, req.method === 'POST' ? 201 : 200, { ...obj, metadata: { ...obj.metadata, resourceVersion: String(++rv) } });
+  });
+  const elector = new LeaderElector(client, { namespace: 'ns', name: 'l', identity: 'me', leaseDurationMs: 1000, renewDeadlineMs: 600, retryPeriodMs: 20, renewIntervalMs: 30 });
+  let started = false;
+  const running = elector.run(() => (started = true), () => {});
+  await eventually('leadership', () => started);
+  // The create (a POST after a GET that found nothing) is not a write this elector can renew over: one read, then PUTs only.
+  await eventually('four renewals', () => requests.filter((m) => m === 'PUT').length >= 4);
+  const afterAcquire = requests.slice(requests.indexOf('POST') + 1);
+  assert.deepEqual([...new Set(afterAcquire.slice(2))], ['PUT'], `renewals are writes alone: ${afterAcquire.join(' ')}`);
+  conflictNext = true;
+  const before = requests.length;
+  await eventually('a renewal after the conflict', () => requests.slice(before).filter((m) => m === 'PUT').length >= 2);
+  assert.ok(requests.slice(before).includes('GET'), 'after a conflict it reads the Lease again');
+  await elector.stop();
+  await running;
+  server.closeAllConnections();
+  server.close();
+});
