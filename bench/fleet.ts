@@ -12,7 +12,7 @@ import { ListWatch } from '../src/kube/list-watch.ts';
 import { Resources, type KubeObject } from '../src/kube/resources.ts';
 import { apiServerMetrics } from '../test/support/apiserver-writes.ts';
 import { scrape, total } from '../test/support/prometheus-text.ts';
-import { dispatched, peakRssMiB, percentile, runBench, startBenchController } from './support.ts';
+import { benchModelDeployment, dispatched, peakRssMiB, percentile, runBench, startBenchController } from './support.ts';
 
 const { values } = parseArgs({ options: { count: { type: 'string', default: '10000' }, edits: { type: 'string', default: '1000' }, singles: { type: 'string', default: '40' }, concurrency: { type: 'string', default: '32' }, workers: { type: 'string', default: '8' }, 'rest-seconds': { type: 'string', default: '120' } } });
 const COUNT = Number(values.count);
@@ -62,12 +62,7 @@ runBench({ namespace: NS, upstreamCrds: false, workers: values.workers ?? '8', n
 
   console.log(`creating ${COUNT} ModelDeployments, ${CONCURRENCY} at a time`);
   const t0 = performance.now();
-  await inParallel(names, (name) => client.create(Resources.ModelDeployment, {
-    apiVersion: 'slipway.dev/v1alpha1',
-    kind: 'ModelDeployment',
-    metadata: { name, namespace: NS },
-    spec: { model: { name: 'churn', version: '1', uri: `s3://models/${name}/1/`, format: 'sklearn' }, image: 'registry.example.com/mlserver:1.6.1', replicas: 1 },
-  }));
+  await inParallel(names, (name) => client.create(Resources.ModelDeployment, benchModelDeployment(name, NS, false)));
   await eventually(`all ${COUNT} Ready`, allConverged, { timeoutMs: 3 * 60 * 60_000, intervalMs: 2000 });
   const createAll = (performance.now() - t0) / 1000;
   console.log(`  all Ready ${createAll.toFixed(0)} s after the first create`);

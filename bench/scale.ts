@@ -9,7 +9,7 @@ import { Resources, type KubeObject } from '../src/kube/resources.ts';
 import { eventually } from '../local/eventually.ts';
 import { apiServerMetrics, sumOf, writesBetween } from '../test/support/apiserver-writes.ts';
 import { scrape, total, type Samples } from '../test/support/prometheus-text.ts';
-import { cpuSeconds, dispatched, peakRssMiB, percentile, runBench } from './support.ts';
+import { benchModelDeployment, cpuSeconds, dispatched, peakRssMiB, percentile, runBench } from './support.ts';
 
 const { values } = parseArgs({ options: { count: { type: 'string', default: '1000' }, concurrency: { type: 'string', default: '32' }, workers: { type: 'string', default: '8' } } });
 const COUNT = Number(values.count);
@@ -53,17 +53,7 @@ runBench({ namespace: NS, upstreamCrds: false, workers: values.workers ?? '8' },
       while (next < names.length) {
         const name = names[next++] ?? '';
         created.set(name, performance.now());
-        await client.create(Resources.ModelDeployment, {
-          apiVersion: 'slipway.dev/v1alpha1',
-          kind: 'ModelDeployment',
-          metadata: { name, namespace: NS },
-          spec: {
-            model: { name: 'churn', version: '1', uri: `s3://models/${name}/1/`, format: 'sklearn' },
-            image: 'registry.example.com/mlserver:1.6.1',
-            replicas: 1,
-            batch: { schedule: '0 2 * * *' },
-          },
-        });
+        await client.create(Resources.ModelDeployment, benchModelDeployment(name, NS, true));
       }
     }));
     const createdIn = (performance.now() - t0) / 1000;

@@ -10,6 +10,7 @@ import { eventually } from '../local/eventually.ts';
 import { writeTokenKubeconfig } from '../local/pki.ts';
 import { freePorts, runScript } from '../local/processes.ts';
 import { total, type Samples } from '../test/support/prometheus-text.ts';
+import type { KubeObject } from '../src/kube/resources.ts';
 import { NODE_FLAGS } from '../src/runtime/node-flags.ts';
 
 export const percentile = (sorted: number[], p: number): number => sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)] ?? NaN;
@@ -29,6 +30,21 @@ export function cpuSeconds(pid: number): number {
 export function peakRssMiB(pid: number): number {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
   return Number(/VmHWM:\s+(\d+) kB/.exec(status)?.[1] ?? NaN) / 1024;
+}
+
+/** The benchmarks' ModelDeployment: one replica of a server on KWOK, and (the standard workload) a batch CronJob. */
+export function benchModelDeployment(name: string, namespace: string, batch: boolean): KubeObject {
+  return {
+    apiVersion: 'slipway.dev/v1alpha1',
+    kind: 'ModelDeployment',
+    metadata: { name, namespace },
+    spec: {
+      model: { name: 'churn', version: '1', uri: `s3://models/${name}/1/`, format: 'sklearn' },
+      image: 'registry.example.com/mlserver:1.6.1',
+      replicas: 1,
+      ...(batch ? { batch: { schedule: '0 2 * * *' } } : {}),
+    },
+  };
 }
 
 export const FLOW_SCHEMA = 'slipway-bench';

@@ -3,15 +3,11 @@
 // (`npm run image:push`) and the pod runner pulls from it, as a kubelet pulls from a cluster's registry; pods could
 // reach it at the same address (builds that push, later). The namespace has no route off this machine, and the
 // registry's telemetry exporters are off besides.
-import { execFile } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { eventually } from './eventually.ts';
-import { addPod, killNamespace, podNamespaces } from './podnet.ts';
+import { addServicePod } from './podnet.ts';
 import type { Started } from './processes.ts';
-
-const run = promisify(execFile);
 
 /** Below the model registry's address at the top of the pod range, which the pod runner never hands out either. */
 export const IMAGE_REGISTRY_IP = '10.244.255.253';
@@ -38,17 +34,7 @@ export async function startImageRegistry(ctx: ImageRegistryContext): Promise<{ h
     `http: {addr: "0.0.0.0:${PORT}", secret: "local"}`,
     '',
   ].join('\n'));
-  // A namespace that a crashed run left holding the address goes first.
-  const net = await addPod(ID, IMAGE_REGISTRY_IP).catch(async (err: unknown) => {
-    for (const ns of await podNamespaces()) {
-      if ((await run('ip', ['-n', ns, 'addr', 'show']).then((r) => r.stdout, () => '')).includes(`${IMAGE_REGISTRY_IP}/`)) {
-        await killNamespace(ns);
-        await run('ip', ['netns', 'del', ns]);
-        return addPod(ID, IMAGE_REGISTRY_IP);
-      }
-    }
-    throw err;
-  });
+  const net = await addServicePod(ID, IMAGE_REGISTRY_IP);
   const [cmd, args] = net.exec(join(ctx.binDir, 'registry'), ['serve', config]);
   const registry = ctx.start('image-registry', args, cmd, { OTEL_SDK_DISABLED: 'true', OTEL_TRACES_EXPORTER: 'none', OTEL_METRICS_EXPORTER: 'none', OTEL_LOGS_EXPORTER: 'none' });
   const url = `http://${IMAGE_REGISTRY}`;

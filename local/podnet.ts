@@ -111,6 +111,25 @@ export async function addPod(uid: string, address: string): Promise<PodNetwork> 
   return { namespace, ip: address, exec: (cmd, args) => [hostProgram('ip'), ['netns', 'exec', namespace, cmd, ...args]], remove };
 }
 
+/**
+ * addPod for a local service at a fixed address: a namespace that a crashed run left holding the address is killed
+ * and removed first.
+ */
+export async function addServicePod(id: string, address: string): Promise<PodNetwork> {
+  try {
+    return await addPod(id, address);
+  } catch (err) {
+    for (const ns of await podNamespaces()) {
+      if ((await ip(['-n', ns, 'addr', 'show']).catch(() => '')).includes(`${address}/`)) {
+        await killNamespace(ns);
+        await ip(['netns', 'del', ns]);
+        return addPod(id, address);
+      }
+    }
+    throw err;
+  }
+}
+
 /** The namespaces of pods that exist now (for cleanup after a crash). */
 export async function podNamespaces(): Promise<string[]> {
   return (await ip(['netns', 'list'])).split('\n').map((l) => l.split(' ')[0] ?? '').filter((n) => n.startsWith('slw-'));

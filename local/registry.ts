@@ -3,16 +3,12 @@
 // (mlflow-artifacts:/). It runs in a network namespace of its own on the pod bridge, at an address pods reach
 // (the storage initializer fetches models:/ URIs from it) and with no route off this machine; telemetry is
 // switched off besides.
-import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
-import { addPod, killNamespace, podNamespaces } from './podnet.ts';
+import { addServicePod } from './podnet.ts';
 import { eventually } from './eventually.ts';
 import type { Started } from './processes.ts';
-
-const run = promisify(execFile);
 
 /** The registry's address: the top of the pod range, which the pod runner never hands out. */
 export const REGISTRY_IP = '10.244.255.254';
@@ -52,16 +48,7 @@ export async function startRegistry(ctx: RegistryContext): Promise<RegistryInfo>
     '',
   ].join('\n'), { mode: 0o600 });
   // A namespace a previous run left behind (cluster:up after a crash) goes first.
-  const net = await addPod(REGISTRY_ID, REGISTRY_IP).catch(async (err: unknown) => {
-    for (const ns of await podNamespaces()) {
-      if ((await run('ip', ['-n', ns, 'addr', 'show']).then((r) => r.stdout, () => '')).includes(`${REGISTRY_IP}/`)) {
-        await killNamespace(ns);
-        await run('ip', ['netns', 'del', ns]);
-        return addPod(REGISTRY_ID, REGISTRY_IP);
-      }
-    }
-    throw err;
-  });
+  const net = await addServicePod(REGISTRY_ID, REGISTRY_IP);
   const url = `http://${REGISTRY_IP}:${REGISTRY_PORT}`;
   const [cmd, args] = net.exec(join(ctx.pythonBin, 'mlflow'), [
     'server',

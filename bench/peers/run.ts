@@ -20,7 +20,7 @@ import { ListWatch } from '../../src/kube/list-watch.ts';
 import { Resources, type KubeObject, type ResourceType } from '../../src/kube/resources.ts';
 import { apiServerMetrics } from '../../test/support/apiserver-writes.ts';
 import { scrape, total } from '../../test/support/prometheus-text.ts';
-import { benchIdentity, cpuSeconds, dispatched, peakRssMiB, percentile, startBenchController } from '../support.ts';
+import { benchIdentity, benchModelDeployment, cpuSeconds, dispatched, peakRssMiB, percentile, startBenchController } from '../support.ts';
 
 const { values } = parseArgs({
   options: {
@@ -68,17 +68,7 @@ function slipway(batch: boolean): Peer {
     resource: Resources.ModelDeployment,
     child: Resources.Deployment,
     ownerOf: (c) => c.metadata.labels?.['slipway.dev/model-deployment'],
-    manifest: (name) => ({
-      apiVersion: 'slipway.dev/v1alpha1',
-      kind: 'ModelDeployment',
-      metadata: { name, namespace: NS },
-      spec: {
-        model: { name: 'churn', version: '1', uri: `s3://models/${name}/1/`, format: 'sklearn' },
-        image: 'registry.example.com/mlserver:1.6.1',
-        replicas: 1,
-        ...(batch ? { batch: { schedule: '0 2 * * *' } } : {}),
-      },
-    }),
+    manifest: (name) => benchModelDeployment(name, NS, batch),
     edit: { spec: { model: { version: '2' } } },
     converged: (o) => {
       const s = o.status as { observedGeneration?: number; conditions?: { type: string; status: string }[] } | undefined;
