@@ -6,6 +6,7 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { assertPodRangeIsLocal } from '../local/podnet.ts';
 
 export const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
 const OCI_INDEX = 'application/vnd.oci.image.index.v1+json';
@@ -30,6 +31,18 @@ export function assertLocalRegistry(host: string): void {
   if (!/^(127\.\d+\.\d+\.\d+|10\.244\.\d+\.\d+|localhost)$/.test(ip)) throw new Error(`registry ${host}: only registries on this machine (127.0.0.0/8, the local pod range 10.244.0.0/16) are used`);
 }
 
+/**
+ * The repository's API base for `ref`, once its registry is known to be on this machine: a loopback address, or a
+ * pod-range address while the local bridge owns the whole range (without the bridge, 10.244.0.0/16 would follow
+ * the default route off the machine).
+ */
+async function repositoryBase(ref: string): Promise<{ r: Reference; base: string }> {
+  const r = parseReference(ref);
+  assertLocalRegistry(r.host);
+  if (r.host.startsWith('10.244.')) await assertPodRangeIsLocal();
+  return { r, base: `http://${r.host}/v2/${r.repository}` };
+}
+
 const digestOf = (b: Buffer): string => `sha256:${createHash('sha256').update(b).digest('hex')}`;
 
 async function call(url: string, init: RequestInit, what: string): Promise<Response> {
@@ -43,9 +56,7 @@ async function call(url: string, init: RequestInit, what: string): Promise<Respo
 
 /** Pushes the image of an OCI layout (its first manifest) as `ref`; returns the manifest's digest. */
 export async function pushLayout(layoutDir: string, ref: string): Promise<{ digest: string; pushed: number; present: number }> {
-  const r = parseReference(ref);
-  assertLocalRegistry(r.host);
-  const base = `http://${r.host}/v2/${r.repository}`;
+  const { r, base } = await repositoryBase(ref);
   const blob = (digest: string): Buffer => readFileSync(join(layoutDir, 'blobs', 'sha256', digest.replace(/^sha256:/, '')));
   const index = JSON.parse(readFileSync(join(layoutDir, 'index.json'), 'utf8')) as { manifests: { digest: string }[] };
   const digest = index.manifests[0]?.digest;
@@ -80,9 +91,7 @@ export interface PulledManifest {
 
 /** The manifest and config of `ref` (by digest, or the digest its tag names now), checked against their digests. */
 export async function fetchManifest(ref: string): Promise<PulledManifest> {
-  const r = parseReference(ref);
-  assertLocalRegistry(r.host);
-  const base = `http://${r.host}/v2/${r.repository}`;
+  const { r, base } = await repositoryBase(ref);
   const res = await call(`${base}/manifests/${r.digest ?? r.tag ?? 'latest'}`, { headers: { accept: `${OCI_MANIFEST}, ${OCI_INDEX}` } }, `manifest of ${ref}`);
   const bytes = Buffer.from(await res.arrayBuffer());
   const digest = digestOf(bytes);
@@ -96,9 +105,8 @@ export async function fetchManifest(ref: string): Promise<PulledManifest> {
 
 /** A blob of the repository of `ref`, checked against its digest. */
 export async function fetchBlob(ref: string, digest: string): Promise<Buffer> {
-  const r = parseReference(ref);
-  assertLocalRegistry(r.host);
-  const res = await call(`http://${r.host}/v2/${r.repository}/blobs/${digest}`, {}, `blob ${digest} of ${ref}`);
+  const { base } = await repositoryBase(ref);
+  const res = await call(`${base}/blobs/${digest}`, {}, `blob ${digest} of ${ref}`);
   const bytes = Buffer.from(await res.arrayBuffer());
   if (digestOf(bytes) !== digest) throw new Error(`blob ${digest} of ${ref}: its content has digest ${digestOf(bytes)}`);
   return bytes;

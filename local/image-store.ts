@@ -42,10 +42,9 @@ export class ImageStore {
 
   private async pullOnce(ref: string): Promise<UnpackedImage> {
     const m = await fetchManifest(ref);
+    const had = this.cached(m.digest); // a tag that names a digest unpacked already
+    if (had) return had;
     const home = join(this.dir, m.digest.replace(':', '-'));
-    const rootfs = join(home, 'rootfs');
-    const config = m.config.config ?? {};
-    if (existsSync(join(home, 'complete'))) return { digest: m.digest, rootfs, config };
     const scratch = `${home}.partial-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
     rmSync(scratch, { recursive: true, force: true });
     mkdirSync(join(scratch, 'rootfs'), { recursive: true, mode: 0o755 });
@@ -61,7 +60,7 @@ export class ImageStore {
     rmSync(home, { recursive: true, force: true });
     mkdirSync(dirname(home), { recursive: true });
     renameSync(scratch, home);
-    return { digest: m.digest, rootfs, config };
+    return { digest: m.digest, rootfs: join(home, 'rootfs'), config: m.config.config ?? {} };
   }
 
   /** The image of a reference by digest when it is unpacked already (a tag may have moved: it is looked up). */

@@ -93,9 +93,8 @@ export interface Pod extends KubeObject {
     containers: ContainerSpec[];
     volumes?: ({ name: string } & Obj)[];
     terminationGracePeriodSeconds?: number;
-    securityContext?: SecurityContext & { fsGroup?: number };
+    securityContext?: SecurityContext;
     serviceAccountName?: string;
-    automountServiceAccountToken?: boolean;
   };
   status?: { podIP?: string; initContainerStatuses?: { name: string; restartCount?: number }[]; containerStatuses?: { name: string; restartCount?: number }[] } & Obj;
 }
@@ -254,7 +253,7 @@ class PodWorker {
       for (const source of sources) {
         if (source.serviceAccountToken) {
           const t = source.serviceAccountToken as { path: string; expirationSeconds?: number; audience?: string };
-          write({ token: await this.runner.token(ns, (this.pod.spec as { serviceAccountName?: string }).serviceAccountName ?? 'default', t.expirationSeconds ?? 3607, t.audience) }, [{ key: 'token', path: t.path }]);
+          write({ token: await this.runner.token(ns, this.pod.spec.serviceAccountName ?? 'default', t.expirationSeconds ?? 3607, t.audience) }, [{ key: 'token', path: t.path }]);
         } else if (source.configMap || source.secret) {
           const src = (source.configMap ?? source.secret) as { name: string; items?: Items; optional?: boolean };
           write(await this.runner.readData(source.secret ? 'Secret' : 'ConfigMap', ns, src.name, src.optional ?? false), src.items);
@@ -487,8 +486,8 @@ class PodWorker {
       return value;
     };
     const env = await this.containerEnv(spec, image.env);
-    for (const [k, v] of Object.entries(env)) env[k] = translate(v.replace(/\$\(([A-Za-z_][A-Za-z0-9_]*)\)/g, (m, n: string) => env[n] ?? m));
-    const expand = (s: string): string => translate(s.replace(/\$\(([A-Za-z_][A-Za-z0-9_]*)\)/g, (m, n: string) => env[n] ?? m));
+    for (const [k, v] of Object.entries(env)) env[k] = translate(expandVars(v, env));
+    const expand = (s: string): string => translate(expandVars(s, env));
     const command = spec.command ? spec.command.map(expand) : image.entrypoint;
     const args = spec.args ? spec.args.map(expand) : spec.command ? [] : image.cmd.map(translate);
     const [exe, ...rest] = [...command, ...args];
@@ -549,7 +548,7 @@ class PodWorker {
     const imageEnv = Object.fromEntries((c.Env ?? []).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]));
     const inCluster = { KUBERNETES_SERVICE_HOST: GATEWAY, KUBERNETES_SERVICE_PORT: String(API_PROXY_PORT), KUBERNETES_SERVICE_PORT_HTTPS: String(API_PROXY_PORT) };
     const env = await this.containerEnv(spec, { PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', ...imageEnv, HOSTNAME: this.pod.metadata.name, ...inCluster });
-    const expand = (s: string): string => s.replace(/\$\(([A-Za-z_][A-Za-z0-9_]*)\)/g, (m, n: string) => env[n] ?? m);
+    const expand = (s: string): string => expandVars(s, env);
     for (const [k, v] of Object.entries(env)) env[k] = expand(v);
     const command = spec.command ? spec.command.map(expand) : (c.Entrypoint ?? []);
     const args = spec.args ? spec.args.map(expand) : spec.command ? [] : (c.Cmd ?? []);
@@ -666,6 +665,11 @@ class ConfigError extends Error {
     super(message);
     this.reason = reason;
   }
+}
+
+/** `$(VAR)` references to the container's environment, as the kubelet expands them in env, command and args. */
+function expandVars(s: string, env: Record<string, string>): string {
+  return s.replace(/\$\(([A-Za-z_][A-Za-z0-9_]*)\)/g, (m, n: string) => env[n] ?? m);
 }
 
 interface HostTools {

@@ -53,7 +53,7 @@ interface Peer {
   edit: Record<string, unknown>;
   /** Converged at the object's current generation: Ready (Slipway) or Healthy (Argo Rollouts). */
   converged: (obj: Obj) => boolean;
-  start: (cluster: Cluster, kubeconfig: string) => Promise<{ process: ChildProcess; pid: number; metricsUrl?: string }>;
+  start: (kubeconfig: string) => Promise<{ process: ChildProcess; pid: number; metricsUrl?: string }>;
   differences: string;
 }
 
@@ -74,7 +74,7 @@ function slipway(batch: boolean): Peer {
       const s = o.status as { observedGeneration?: number; conditions?: { type: string; status: string }[] } | undefined;
       return s?.observedGeneration === o.metadata.generation && s?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') === true;
     },
-    start: async (_cluster, kubeconfig) => startBenchController(kubeconfig, NS, values.workers ?? '10', [`--kube-api-qps=${values.qps}`, `--kube-api-burst=${values.burst}`]),
+    start: (kubeconfig) => startBenchController(kubeconfig, NS, values.workers ?? '10', [`--kube-api-qps=${values.qps}`, `--kube-api-burst=${values.burst}`]),
     differences: batch
       ? 'per object: a Deployment, a Service, a batch CronJob and a ControllerRevision (Argo: a ReplicaSet)'
       : 'per object: a Deployment, a Service and a ControllerRevision (Argo: a ReplicaSet)',
@@ -103,7 +103,7 @@ function argo(qps: number, burst: number, binDir: string): Peer {
       const s = o.status as { observedGeneration?: string; phase?: string; stableRS?: string; currentPodHash?: string } | undefined;
       return s?.observedGeneration === String(o.metadata.generation) && s?.phase === 'Healthy' && s?.stableRS !== undefined && s.stableRS === s.currentPodHash;
     },
-    start: async (_cluster, kubeconfig) => {
+    start: async (kubeconfig) => {
       const [metrics, healthz] = (await freePorts(2)) as [number, number];
       const child = spawn('setpriv', ['--pdeathsig', 'KILL', '--', join(binDir, 'rollouts-controller'), `--kubeconfig=${kubeconfig}`, '--namespaced', `--namespace=${NS}`,
         `--qps=${qps}`, `--burst=${burst}`, `--metricsport=${metrics}`, `--healthzPort=${healthz}`, '--leader-elect=false', '--loglevel=error', '--rollout-resync=0'], { stdio: ['ignore', 'ignore', 'inherit'] });
@@ -143,7 +143,7 @@ async function runOne(peer: Peer): Promise<Result> {
     await cluster.kubectl(['create', 'namespace', NS]);
     await eventually('the default ServiceAccount', () => cluster.kubectl(['get', 'sa', 'default', '-n', NS, '-o', 'name']));
     const kubeconfig = await benchIdentity(cluster.kubectl, NS, cluster.kubeconfig, dir);
-    const controller = await peer.start(cluster, kubeconfig);
+    const controller = await peer.start(kubeconfig);
     try {
       const result = await scenario(cluster, peer, controller.pid);
       if (controller.metricsUrl) {
@@ -239,7 +239,7 @@ function table(results: Result[]): string {
     ['all edited → converged (s)', (r) => r.editConverged.toFixed(1)],
     ['controller\'s share: create → first child p50 / p95 (s)', (r) => `${p(r.createChild, 50)} / ${p(r.createChild, 95)}`],
     ['controller peak RSS (MiB)', (r) => r.rss.toFixed(0)],
-    ['controller heap at the end', (r) => r.heap ?? '(not a Node process)'],
+    ['controller heap at the end (its own report; RSS above is from /proc)', (r) => r.heap ?? '(not a Node process)'],
     ['controller CPU, create + edit (s)', (r) => r.cpu.toFixed(1)],
     ['API requests (the API server\'s count, per object)', (r) => `${r.requests} (${(r.requests / COUNT).toFixed(1)})`],
   ];

@@ -1,12 +1,13 @@
-// The only door to the API server. client-node loads the kubeconfig (files, in-cluster, exec plugins) and
-// supplies TLS and auth; the requests themselves are plain HTTP so that every patch has the content type we
-// chose, every error is a typed KubeApiError, and watches are streams we control.
+// The only door to the API server. kubeconfig.ts finds the server, TLS and credentials (client-node's loader only
+// for exec plugins and the like); a token bucket paces requests when a rate limit is set; the requests themselves
+// are plain HTTP so that every patch has the content type we chose, every error is a typed KubeApiError, and
+// watches are streams we control.
 import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import { parseStatusError } from './errors.ts';
 import { loadConnection, loadWithClientNode, UnsupportedKubeconfig, type Connection } from './kubeconfig.ts';
 import { ClientRateLimiter, type RateLimit } from './rate-limit.ts';
-import { currentTrace } from '../runtime/trace.ts';
+import { currentTrace } from './trace.ts';
 import { apiVersionOf, resourcePath, type KubeObject, type ResourceType } from './resources.ts';
 
 /** The one field manager Slipway applies with: ownership of every field it sets is in this name. */
@@ -82,7 +83,7 @@ export class KubeClient {
     this.connection = connection;
     this.makeAgent = makeAgent;
     this.agent = makeAgent(maxSockets);
-    this.server = connection.server.replace(/\/$/, '');
+    this.server = connection.server; // without a trailing slash (kubeconfig.ts)
     this.namespace = connection.namespace;
     this.userAgent = userAgent;
     this.limiter = rateLimit && rateLimit.qps > 0 ? new ClientRateLimiter(rateLimit) : undefined;

@@ -19,6 +19,7 @@ export interface TlsOptions {
 }
 
 export interface Connection {
+  /** The API server's URL, without a trailing slash. */
   server: string;
   /** The context's namespace (a pod's own), `default` when none is named. */
   namespace: string;
@@ -65,14 +66,16 @@ export function loadConnection(opts: LoadOptions = {}): Connection {
   throw new Error('no kubeconfig: not in a pod, $KUBECONFIG unset and no ~/.kube/config (or pass --kubeconfig)');
 }
 
+/** A bearer token kept in a file that is read again for every request (rotated tokens). */
+const bearerFromFile = (file: string): Promise<Record<string, string>> => Promise.resolve({ Authorization: `Bearer ${readFileSync(file, 'utf8').trim()}` });
+
 function inCluster(host: string, port: string, dir: string): Connection {
-  const tokenFile = join(dir, 'token');
   const namespaceFile = join(dir, 'namespace');
   return {
     server: `https://${host.includes(':') ? `[${host}]` : host}:${port}`,
     namespace: existsSync(namespaceFile) ? readFileSync(namespaceFile, 'utf8').trim() : 'default',
     tls: { ca: readFileSync(join(dir, 'ca.crt')) },
-    headers: () => Promise.resolve({ Authorization: `Bearer ${readFileSync(tokenFile, 'utf8').trim()}` }),
+    headers: () => bearerFromFile(join(dir, 'token')),
     source: 'in-cluster',
   };
 }
@@ -89,7 +92,8 @@ function fromFile(path: string, context: string | undefined): Connection {
   if (user.exec || user['auth-provider']) throw new UnsupportedKubeconfig(`${path}: user ${ctx.user} uses ${user.exec ? 'an exec credential plugin' : 'an auth provider'}`);
   if (user.as || user.impersonate || cluster['proxy-url']) throw new UnsupportedKubeconfig(`${path}: impersonation or a proxy`);
   // Relative paths in a kubeconfig are relative to the file, as kubectl reads them.
-  const file = (p: string): Buffer => readFileSync(isAbsolute(p) ? p : join(dirname(path), p));
+  const resolve = (p: string): string => (isAbsolute(p) ? p : join(dirname(path), p));
+  const file = (p: string): Buffer => readFileSync(resolve(p));
   const data = (inline: string | undefined, ref: string | undefined): Buffer | undefined => (inline ? Buffer.from(inline, 'base64') : ref ? file(ref) : undefined);
   const ca = data(cluster['certificate-authority-data'], cluster['certificate-authority']);
   const cert = data(user['client-certificate-data'], user['client-certificate']);
@@ -110,7 +114,7 @@ function fromFile(path: string, context: string | undefined): Connection {
     tls,
     headers: () => {
       if (token) return Promise.resolve({ Authorization: `Bearer ${token}` });
-      if (tokenFile) return Promise.resolve({ Authorization: `Bearer ${file(tokenFile).toString('utf8').trim()}` });
+      if (tokenFile) return bearerFromFile(resolve(tokenFile));
       return Promise.resolve(basic ? { Authorization: basic } : {});
     },
     source: path,

@@ -1,7 +1,8 @@
 // The client-side rate limit every Kubernetes client has (client-go's QPS and Burst): a token bucket in front of
 // every request, so that a controller catching up on thousands of objects spreads its requests instead of
 // flooding a shared API server. Requests wait for a token in the order they asked; the wait is reported so that a
-// limit set too low shows in the controller's metrics rather than as unexplained latency.
+// limit set too low shows in the controller's metrics rather than as unexplained latency. The work queue's
+// overall retry limit (runtime/work-queue.ts) is the same bucket.
 
 export interface RateLimit {
   /** Sustained requests per second; 0 or less: no limit. */

@@ -5,7 +5,7 @@ import { classify } from '../kube/errors.ts';
 import type { Clock } from './clock.ts';
 import { errorMessage, type Logger } from './log.ts';
 import type { ControllerMetrics } from './metrics.ts';
-import { traced } from './trace.ts';
+import { traced } from '../kube/trace.ts';
 import { WorkQueue, type Priority } from './work-queue.ts';
 
 export interface ReconcileResult {

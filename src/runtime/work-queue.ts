@@ -2,6 +2,7 @@
 // (dedupe); a key being processed is never handed to a second worker, and if it is added meanwhile it is
 // queued again when the first worker is done; delayed adds keep the earliest due time; failures requeue with
 // per-key exponential backoff, bounded overall by a token bucket.
+import { ClientRateLimiter } from '../kube/rate-limit.ts';
 import { systemClock, type Clock, type Timer } from './clock.ts';
 
 export interface RateLimiter {
@@ -39,26 +40,14 @@ export class ExponentialRateLimiter implements RateLimiter {
 
 /** A token bucket over all keys: a storm of failures cannot turn into a storm of requests. */
 export class TokenBucketRateLimiter implements RateLimiter {
-  private tokens: number;
-  private last: number;
-  private readonly qps: number;
-  private readonly burst: number;
-  private readonly clock: Clock;
+  private readonly bucket: ClientRateLimiter;
 
   constructor(qps = 10, burst = 100, clock: Clock = systemClock) {
-    this.qps = qps;
-    this.burst = burst;
-    this.tokens = burst;
-    this.clock = clock;
-    this.last = clock.now();
+    this.bucket = new ClientRateLimiter({ qps, burst }, () => clock.now());
   }
 
   when(): number {
-    const now = this.clock.now();
-    this.tokens = Math.min(this.burst, this.tokens + ((now - this.last) / 1000) * this.qps);
-    this.last = now;
-    this.tokens -= 1; // a reservation: below zero means waiting for refills
-    return this.tokens >= 0 ? 0 : (-this.tokens / this.qps) * 1000;
+    return this.bucket.reserve();
   }
 
   forget(): void {}

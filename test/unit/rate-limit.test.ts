@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { KubeClient } from '../../src/kube/client.ts';
 import { ClientRateLimiter } from '../../src/kube/rate-limit.ts';
-import { traced } from '../../src/runtime/trace.ts';
+import { traced } from '../../src/kube/trace.ts';
 
 test('a burst goes at once, then one request per 1/qps seconds, in order; quiet time refills up to the burst', () => {
   let now = 0;

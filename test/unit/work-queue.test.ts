@@ -154,7 +154,7 @@ test('a key added with high priority while it is processed is queued again in th
   assert.equal(await q.get(), 'b');
 });
 
-test('ten thousand keys pass through in order (the lanes shift in constant time)', async () => {
+test('ten thousand keys pass through in order, and the queue is empty after', async () => {
   const { q } = queue();
   for (let i = 0; i < 10_000; i++) q.add(`k${i}`);
   for (let i = 0; i < 10_000; i++) {

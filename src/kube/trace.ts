@@ -1,11 +1,12 @@
 // Where a reconcile's time goes: the requests it sent (each with its wait for the rate limiter and its latency),
 // gathered through the async context of the reconcile that sent them, so no call site has to pass anything along.
-// The controller logs one line per reconcile at level `trace` (SLIPWAY_LOG_LEVEL=trace) with the key, how long it
-// waited in the queue, how long it ran, and its requests in order.
+// It lives beside the client, which records into it; the controller (src/runtime) logs one line per reconcile at
+// level `trace` (SLIPWAY_LOG_LEVEL=trace) with the key, how long it waited in the queue, how long it ran, and its
+// requests in order.
 import { AsyncLocalStorage } from 'node:async_hooks';
 
 export interface TracedRequest {
-  /** `PATCH apps/v1 deployments/name` style: method and path without the namespace prefix. */
+  /** `PATCH apps/v1/deployments/name`: the method and the path without `/apis/` and the namespace. */
   request: string;
   code: number;
   ms: number;
