@@ -15,7 +15,7 @@ import { join, relative } from 'node:path';
 import { parseArgs } from 'node:util';
 import { cacheRoot } from '../local/toolchain.ts';
 import { NODE_FLAGS } from '../src/runtime/node-flags.ts';
-import { caBundle, fetchDeb, keep, readLock, unpack, writeLock, type LockedPackage } from './debian.ts';
+import { caBundle, debianTree, fetchDeb, keep, readLock, writeLock, type LockedPackage } from './debian.ts';
 import { image, layer, sha256, treeEntries, writeLayout, type Image, type TarEntry } from './oci.ts';
 
 const root = join(import.meta.dirname, '..');
@@ -40,27 +40,10 @@ export function inputsHash(): string {
 
 const nodeVersion = (): string => execFileSync(NODE_BINARY, ['--version'], { encoding: 'utf8' }).trim();
 
-const MERGED: [string, string][] = [['lib/', 'usr/lib/'], ['lib64/', 'usr/lib64/'], ['bin/', 'usr/bin/'], ['sbin/', 'usr/sbin/']];
-const merged = (p: string): string => {
-  for (const [from, to] of MERGED) if (p === from.slice(0, -1)) return to.slice(0, -1);
-  for (const [from, to] of MERGED) if (p.startsWith(from)) return to + p.slice(from.length);
-  return p;
-};
-
 function baseLayer(pkgs: LockedPackage[], debCache: string): TarEntry[] {
-  const stage = mkdtempSync(join(tmpdir(), 'slipway-image-base-'));
-  try {
-    unpack(pkgs.map((p) => fetchDeb(p, debCache)), stage);
-    // One entry per path: the packages' files (with /usr merged), then what Slipway writes over them.
-    const entries = new Map<string, TarEntry>();
-    for (const e of treeEntries(stage, '', (p) => keep(merged(p)))) {
-      const path = merged(e.path);
-      if (path === '' || entries.has(path)) continue;
-      entries.set(path, { ...e, path, ...(e.type === 'hardlink' && e.link ? { link: merged(e.link) } : {}) });
-    }
+  return debianTree(pkgs, debCache, keep, (stage) => {
     const text = (path: string, s: string | Buffer, mode = 0o644): TarEntry => ({ path, type: 'file', mode, data: Buffer.isBuffer(s) ? s : Buffer.from(s) });
-    const own: TarEntry[] = [
-      ...MERGED.map(([from, to]): TarEntry => ({ path: from.slice(0, -1), type: 'symlink', mode: 0o777, link: to.slice(0, -1) })),
+    return [
       text('etc/ssl/certs/ca-certificates.crt', caBundle(stage)),
       text('etc/passwd', 'root:x:0:0:root:/root:/usr/sbin/nologin\nnonroot:x:65532:65532:nonroot:/var/lib/slipway:/usr/sbin/nologin\n'),
       text('etc/group', 'root:x:0:\nnonroot:x:65532:\n'),
@@ -68,11 +51,7 @@ function baseLayer(pkgs: LockedPackage[], debCache: string): TarEntry[] {
       { path: 'tmp', type: 'dir', mode: 0o1777 },
       { path: 'var/lib/slipway', type: 'dir', mode: 0o755, uid: 65532, gid: 65532 },
     ];
-    for (const e of own) entries.set(e.path, e);
-    return [...entries.values()];
-  } finally {
-    rmSync(stage, { recursive: true, force: true });
-  }
+  });
 }
 
 function appLayer(): { entries: TarEntry[]; npm: { name: string; version: string }[] } {

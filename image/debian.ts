@@ -4,9 +4,10 @@
 // `apt-get download pkg=version`, checked against the lock, and unpacked with dpkg-deb. Only what runs is kept:
 // binaries, libraries, the CA bundle; no shell, no package manager, no docs.
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, readFileSync, realpathSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { sha256 } from './oci.ts';
+import { sha256, treeEntries, type TarEntry } from './oci.ts';
 
 export const LOCK = join(import.meta.dirname, 'debian.lock');
 
@@ -58,20 +59,40 @@ export function writeLock(node: string, download: (p: LockedPackage) => string):
     return v;
   };
   const pkgs = [...names].sort().map((name) => ({ name, version: candidate(name), sha256: '' }));
+  return writeLockFile(LOCK, 'the controller image', pkgs, download);
+}
+
+/** Writes a lock file: each package's .deb downloaded and hashed. */
+export function writeLockFile(path: string, of: string, pkgs: LockedPackage[], download: (p: LockedPackage) => string): LockedPackage[] {
   for (const p of pkgs) p.sha256 = sha256(readFileSync(download(p)));
-  writeFileSync(LOCK, `# Debian packages of the controller image: name, version, sha256 of the .deb (npm run image:lock).\n${pkgs.map((p) => `${p.name} ${p.version} ${p.sha256}`).join('\n')}\n`);
+  writeFileSync(path, `# Debian packages of ${of}: name, version, sha256 of the .deb (npm run image:lock).\n${pkgs.map((p) => `${p.name} ${p.version} ${p.sha256}`).join('\n')}\n`);
   return pkgs;
 }
 
-export function readLock(): LockedPackage[] {
-  return readFileSync(LOCK, 'utf8').split('\n').filter((l) => l && !l.startsWith('#')).map((l) => {
+/**
+ * The packages apt would install on an empty system for `roots` (their Depends and Pre-Depends, without
+ * Recommends), with the versions the archive serves now: a whole distribution's worth of a program, as
+ * mmdebstrap would choose it, without running any maintainer script.
+ */
+export function closure(roots: string[]): LockedPackage[] {
+  const out = run('apt-get', ['install', '--simulate', '--no-install-recommends', '-o', 'Debug::NoLocking=1', '-o', 'Dir::State::status=/dev/null', ...roots]);
+  const pkgs = out.split('\n').flatMap((l) => {
+    const m = /^Inst (\S+) \((\S+)/.exec(l);
+    return m?.[1] && m[2] ? [{ name: m[1], version: m[2], sha256: '' }] : [];
+  });
+  if (!pkgs.length) throw new Error(`apt resolved nothing for ${roots.join(' ')}`);
+  return pkgs.sort((a, b) => a.name.localeCompare(b.name));
+}
+
+export function readLock(path = LOCK): LockedPackage[] {
+  return readFileSync(path, 'utf8').split('\n').filter((l) => l && !l.startsWith('#')).map((l) => {
     const [name = '', version = '', hash = ''] = l.split(' ');
     return { name, version, sha256: hash };
   });
 }
 
 /** The .deb of a locked package in `cache` (downloaded if missing), checked against its hash. */
-export function fetchDeb(p: LockedPackage, cache: string, check = true): string {
+export function fetchDeb(p: LockedPackage, cache: string, check = true, lock = 'image/debian.lock'): string {
   mkdirSync(cache, { recursive: true });
   const found = (): string | undefined => readdirSync(cache).find((f) => f.startsWith(`${p.name}_`) && f.endsWith('.deb') && f.includes(`_${p.version.replace(/:/g, '%3a')}_`));
   let file = found();
@@ -85,7 +106,7 @@ export function fetchDeb(p: LockedPackage, cache: string, check = true): string 
     if (!file) throw new Error(`apt-get download ${p.name}=${p.version} left no .deb in ${cache}`);
   }
   const path = join(cache, file);
-  if (check && p.sha256 && sha256(readFileSync(path)) !== p.sha256) throw new Error(`${file} does not match its sha256 in image/debian.lock`);
+  if (check && p.sha256 && sha256(readFileSync(path)) !== p.sha256) throw new Error(`${file} does not match its sha256 in ${lock}`);
   return path;
 }
 
@@ -120,4 +141,34 @@ export function caBundle(root: string): Buffer {
   };
   if (existsSync(dir)) walk(dir);
   return Buffer.concat(files.map((f) => readFileSync(f)));
+}
+
+const MERGED: [string, string][] = [['lib/', 'usr/lib/'], ['lib64/', 'usr/lib64/'], ['bin/', 'usr/bin/'], ['sbin/', 'usr/sbin/']];
+const merged = (p: string): string => {
+  for (const [from, to] of MERGED) if (p === from.slice(0, -1)) return to.slice(0, -1);
+  for (const [from, to] of MERGED) if (p.startsWith(from)) return to + p.slice(from.length);
+  return p;
+};
+
+/**
+ * The layer entries of a root filesystem made of Debian packages: the locked .debs unpacked, the paths `keepPath`
+ * keeps with /usr merged (lib, lib64, bin, sbin are links into usr), then the entries `own` writes over them
+ * (given the unpacked tree, to read from it).
+ */
+export function debianTree(pkgs: LockedPackage[], debCache: string, keepPath: (path: string) => boolean, own: (stage: string) => TarEntry[], lock?: string): TarEntry[] {
+  const stage = mkdtempSync(join(tmpdir(), 'slipway-image-base-'));
+  try {
+    unpack(pkgs.map((p) => fetchDeb(p, debCache, true, lock)), stage);
+    const entries = new Map<string, TarEntry>();
+    for (const e of treeEntries(stage, '', (p) => keepPath(merged(p)))) {
+      const path = merged(e.path);
+      if (path === '' || entries.has(path)) continue;
+      entries.set(path, { ...e, path, ...(e.type === 'hardlink' && e.link ? { link: merged(e.link) } : {}) });
+    }
+    for (const [from, to] of MERGED) entries.set(from.slice(0, -1), { path: from.slice(0, -1), type: 'symlink', mode: 0o777, link: to.slice(0, -1) });
+    for (const e of own(stage)) entries.set(e.path, e);
+    return [...entries.values()];
+  } finally {
+    rmSync(stage, { recursive: true, force: true });
+  }
 }

@@ -76,6 +76,7 @@ interface ContainerSpec {
   livenessProbe?: Probe;
   startupProbe?: Probe;
   terminationMessagePolicy?: string;
+  terminationMessagePath?: string;
   securityContext?: SecurityContext;
 }
 
@@ -95,8 +96,9 @@ export interface Pod extends KubeObject {
     terminationGracePeriodSeconds?: number;
     securityContext?: SecurityContext;
     serviceAccountName?: string;
+    restartPolicy?: 'Always' | 'OnFailure' | 'Never';
   };
-  status?: { podIP?: string; initContainerStatuses?: { name: string; restartCount?: number }[]; containerStatuses?: { name: string; restartCount?: number }[] } & Obj;
+  status?: { phase?: string; podIP?: string; initContainerStatuses?: { name: string; restartCount?: number }[]; containerStatuses?: { name: string; restartCount?: number }[] } & Obj;
 }
 
 export const isRunnerPod = (pod: Pod): boolean =>
@@ -154,6 +156,8 @@ class PodWorker {
   private readonly init: ContainerRun[];
   private readonly main: ContainerRun[];
   private initialized = false;
+  /** Set once every container of a pod that does not restart them (a Job's) has ended: Succeeded or Failed. */
+  private finished: 'Succeeded' | 'Failed' | undefined;
   private stopping = false;
   private readonly stopped = new AbortController();
   private readonly dir: string;
@@ -162,6 +166,8 @@ class PodWorker {
   private publishing: Promise<void> | undefined;
   private publishAgain = false;
   private volumes = new Map<string, string>();
+  /** Image volumes: mounted read-only whatever the mount says (the tree is the image store's). */
+  private readonly imageVolumes = new Set<string>();
 
   constructor(runner: PodRunner, pod: Pod, ip: string) {
     this.runner = runner;
@@ -188,8 +194,7 @@ class PodWorker {
           for (const v of this.pod.spec.volumes ?? []) {
             const hostDir = join(this.dir, 'volumes', v.name);
             mkdirSync(hostDir, { recursive: true });
-            await this.fillVolume(v, hostDir);
-            this.volumes.set(v.name, hostDir);
+            this.volumes.set(v.name, (await this.fillVolume(v, hostDir)) ?? hostDir);
           }
           break;
         } catch (err) {
@@ -214,7 +219,12 @@ class PodWorker {
       if (this.stopping) return;
       this.initialized = true;
       this.publish();
-      await Promise.all(this.main.map((c) => this.supervise(c)));
+      const codes = await Promise.all(this.main.map((c) => this.supervise(c)));
+      if (this.stopping) return;
+      // A pod whose containers do not restart is over: its phase says how, and its sandbox goes, as a kubelet's.
+      this.finished = codes.every((code) => code === 0) ? 'Succeeded' : 'Failed';
+      await this.releaseNetwork();
+      this.publish();
     } catch (err) {
       if (this.stopping) return;
       const reason = err instanceof ConfigError ? err.reason : 'RunnerError';
@@ -225,8 +235,11 @@ class PodWorker {
     }
   }
 
-  /** emptyDir: an empty directory; configMap, secret, projected: their files, written once at start. */
-  private async fillVolume(v: { name: string } & Obj, hostDir: string): Promise<void> {
+  /**
+   * emptyDir: an empty directory; configMap, secret, projected: their files, written once at start; image: the
+   * image's unpacked tree (returned: it is mounted from there).
+   */
+  private async fillVolume(v: { name: string } & Obj, hostDir: string): Promise<string | void> {
     const ns = this.pod.metadata.namespace ?? 'default';
     type Items = { key: string; path: string }[] | undefined;
     const write = (data: Record<string, string>, items: Items): void => {
@@ -237,6 +250,17 @@ class PodWorker {
         writeFileSync(join(hostDir, path), value);
       }
     };
+    if ('image' in v) {
+      // An image volume (KEP-4639): the image's tree, read-only, as the kubelet mounts one.
+      const ref = (v.image as { reference?: string }).reference ?? '';
+      if (!isRegistryImage(ref)) throw new ConfigError('FailedMount', `volume ${v.name}: image ${ref} is not in the local image registry`);
+      try {
+        this.imageVolumes.add(v.name);
+        return (await this.runner.images.pull(ref)).rootfs;
+      } catch (err) {
+        throw new ConfigError('FailedMount', `volume ${v.name}: failed to pull image "${ref}": ${err instanceof Error ? err.message : String(err)}`);
+      }
+    }
     if ('emptyDir' in v) {
       // As the kubelet makes it: writable by whatever user the containers run as.
       chmodSync(hostDir, 0o777);
@@ -267,15 +291,30 @@ class PodWorker {
     throw new ConfigError('FailedMount', `volume ${v.name}: the local pod runner mounts emptyDir, configMap, secret and projected volumes only`);
   }
 
-  /** Keeps a container running: start, probe, wait for it to exit, back off, start again. */
-  private async supervise(c: ContainerRun): Promise<void> {
+  /**
+   * Keeps a container running as the pod's restartPolicy says: Always starts it again whatever its exit code,
+   * OnFailure until it exits 0, Never not at all. Resolves with its last exit code once it is not restarted.
+   */
+  private async supervise(c: ContainerRun): Promise<number | null> {
+    const policy = this.pod.spec.restartPolicy ?? 'Always';
     while (!this.stopping) {
-      // restartPolicy Always: whatever the exit code, the container starts again after the back-off.
-      await this.runOnce(c, false);
-      if (this.stopping) return;
+      const code = await this.runOnce(c, false);
+      if (this.stopping) return code;
+      if (policy === 'Never' && code !== -1) return code;
+      if (policy === 'OnFailure' && code === 0) return code;
       await this.backoff(c);
     }
+    return null;
   }
+
+  private async releaseNetwork(): Promise<void> {
+    if (!this.net) return;
+    const net = this.net;
+    this.net = undefined;
+    await killNamespace(net.namespace);
+    await net.remove();
+  }
+
 
   private async backoff(c: ContainerRun): Promise<void> {
     const ranFor = Date.now() - c.startedAt;
@@ -294,6 +333,17 @@ class PodWorker {
     }
     this.publish();
     await sleep(c.backoffMs, this.stopped.signal);
+  }
+
+  /** Whether the pod's restartPolicy starts a container again after it exited with this code. */
+  private restarts(exitCode: number): boolean {
+    const policy = this.pod.spec.restartPolicy ?? 'Always';
+    return policy === 'Always' || (policy === 'OnFailure' && exitCode !== 0);
+  }
+
+  /** The host file behind a container's termination-message path (image containers only). */
+  private terminationFile(c: ContainerRun): string {
+    return join(this.dir, 'termination', c.spec.name);
   }
 
   /** Starts the container's process and resolves with its exit code once it exits. */
@@ -349,7 +399,10 @@ class PodWorker {
     if (proc.pid) signalGroup(proc.pid, 'SIGKILL');
     probing?.abort();
     const exitCode = code ?? 128 + (signal ? signalNumber(signal) : 0);
-    const terminationLog = exitCode !== 0 && c.spec.terminationMessagePolicy === 'FallbackToLogsOnError' ? lastLines(log) : undefined;
+    // What the container wrote to its termination-message file (4096 bytes at most, as the kubelet reads it),
+    // else, with FallbackToLogsOnError and a failure, its last lines.
+    const written = existsSync(this.terminationFile(c)) ? readFileSync(this.terminationFile(c)).subarray(0, 4096).toString('utf8') : '';
+    const terminationLog = written || (exitCode !== 0 && c.spec.terminationMessagePolicy === 'FallbackToLogsOnError' ? lastLines(log) : undefined);
     const terminated = {
       exitCode,
       ...(signal ? { signal: signalNumber(signal) } : {}),
@@ -361,6 +414,8 @@ class PodWorker {
     c.ready = false;
     c.proc = undefined;
     if (isInit && exitCode === 0) {
+      c.state = { terminated };
+    } else if (!this.stopping && !isInit && !this.restarts(exitCode)) {
       c.state = { terminated };
     } else if (!this.stopping) {
       c.lastState = { terminated };
@@ -557,9 +612,18 @@ class PodWorker {
     const mounts: [string, string, boolean][] = (spec.volumeMounts ?? []).map((m) => {
       const hostDir = this.volumes.get(m.name);
       if (!hostDir) throw new ConfigError('CreateContainerConfigError', `volume mount ${m.name}: no such volume`);
-      return [hostDir, m.mountPath.replace(/\/$/, ''), m.readOnly ?? false];
+      return [hostDir, m.mountPath.replace(/\/$/, ''), (m.readOnly ?? false) || this.imageVolumes.has(m.name)];
     });
-    for (const path of ['proc', 'dev', ...mounts.map(([, p]) => p.slice(1))]) mkdirSync(join(image.rootfs, path), { recursive: true });
+    // The termination-message file, empty at each start, writable by the container's user.
+    const termination = this.terminationFile({ spec } as ContainerRun);
+    mkdirSync(dirname(termination), { recursive: true });
+    writeFileSync(termination, '');
+    chmodSync(termination, 0o666);
+    const terminationPath = spec.terminationMessagePath ?? '/dev/termination-log';
+    const dirs = mounts.map(([, p]) => p.slice(1)).filter((p) => p !== 'dev' && !p.startsWith('dev/'));
+    for (const path of ['proc', 'dev', ...dirs]) mkdirSync(join(image.rootfs, path), { recursive: true });
+    if (!terminationPath.startsWith('/dev/')) mkdirSync(join(image.rootfs, dirname(terminationPath)), { recursive: true });
+    mounts.push([termination, terminationPath, false]);
     const target = join(this.dir, 'rootfs', spec.name);
     mkdirSync(target, { recursive: true });
     const script = mountScript(this.runner.tools);
@@ -602,10 +666,7 @@ class PodWorker {
     const running = [...this.init, ...this.main].filter((c) => c.proc);
     for (const c of running) this.event('Normal', 'Killing', `Stopping container ${c.spec.name}`);
     await Promise.all(running.map((c) => this.terminate(c, graceMs)));
-    if (this.net) {
-      await killNamespace(this.net.namespace);
-      await this.net.remove();
-    }
+    await this.releaseNetwork();
     await this.publishing?.catch(() => undefined);
     rmSync(join(this.dir, 'volumes'), { recursive: true, force: true });
   }
@@ -639,8 +700,9 @@ class PodWorker {
   private status(): Obj {
     const containersReady = this.main.every((c) => c.ready);
     const running = this.initialized && this.main.some((c) => 'running' in c.state);
+    const phase = this.finished ?? (running || (this.initialized && this.main.some((c) => c.restartCount > 0)) ? 'Running' : 'Pending');
     return {
-      phase: running || (this.initialized && this.main.some((c) => c.restartCount > 0)) ? 'Running' : 'Pending',
+      phase,
       hostIP: GATEWAY,
       hostIPs: [{ ip: GATEWAY }],
       podIP: this.ip,
@@ -697,6 +759,7 @@ function mountScript(t: HostTools): string {
     `${m} -t tmpfs -o mode=755,size=64k,nosuid,noexec tmpfs "$r/dev"`,
     `for d in null zero full random urandom; do : > "$r/dev/$d"; ${m} --bind "/dev/$d" "$r/dev/$d"; done`,
     'while [ "$n" -gt 0 ]; do',
+    '  if [ -d "$1" ]; then mkdir -p "$r$2"; elif [ ! -e "$r$2" ]; then : > "$r$2"; fi',
     `  ${m} --bind "$1" "$r$2"`,
     `  if [ "$3" = ro ]; then ${m} -o remount,bind,ro "$r$2"; fi`,
     '  shift 3; n=$((n - 1))',
@@ -935,6 +998,8 @@ export class PodRunner {
   private sync(pod: Pod): void {
     const uid = pod.metadata.uid ?? '';
     if (!pod.spec.nodeName || !isRunnerPod(pod)) return;
+    // A pod that ran to its end (a Job's) is not run again, by this runner or the next.
+    if ((pod.status?.phase === 'Succeeded' || pod.status?.phase === 'Failed') && !this.workers.has(uid) && !pod.metadata.deletionTimestamp) return;
     const worker = this.workers.get(uid);
     if (pod.metadata.deletionTimestamp) {
       const grace = (pod.metadata as { deletionGracePeriodSeconds?: number }).deletionGracePeriodSeconds ?? pod.spec.terminationGracePeriodSeconds ?? 30;
