@@ -57,7 +57,7 @@ function cachedImage(name: string, hash: string, make: () => { img: ReturnType<t
 /** The Python base image: Debian's Python 3.11 and what it loads, from image/python-base.lock. */
 export function buildPythonBase(log: (l: string) => void = () => {}): BuiltImage {
   const lock = readFileSync(PYTHON_BASE_LOCK, 'utf8');
-  const hash = sha256(`${lock}\n${readFileSync(join(here, 'environment-images.ts'))}\n${readFileSync(join(here, 'debian.ts'))}\n${readFileSync(join(here, 'oci.ts'))}`).slice(0, 16);
+  const hash = sha256([lock, ...['environment-images.ts', 'debian.ts', 'oci.ts'].map((f) => sha256(readFileSync(join(here, f))))].join('\n')).slice(0, 16);
   return cachedImage('python-base', hash, () => {
     const debs = readLock(PYTHON_BASE_LOCK);
     log(`python-base: ${debs.length} Debian packages (image/python-base.lock)`);
@@ -100,7 +100,7 @@ function pipWheel(): Buffer {
 /** The builder image: build.py and pip's wheel under /opt/slipway/builder (mounted as an image volume). */
 export function buildBuilderImage(log: (l: string) => void = () => {}): BuiltImage {
   const script = readFileSync(BUILDER_SCRIPT);
-  const hash = sha256(`${sha256(script)}\n${PIP.sha256}\n${readFileSync(join(here, 'oci.ts'))}`).slice(0, 16);
+  const hash = sha256(`${sha256(script)}\n${PIP.sha256}\n${sha256(readFileSync(join(here, 'oci.ts')))}`).slice(0, 16);
   return cachedImage('environment-builder', hash, () => {
     const img = image([layer([
       { path: 'opt/slipway/builder/build.py', type: 'file', mode: 0o644, data: script },
