@@ -97,19 +97,19 @@ function pipWheel(): Buffer {
   return data;
 }
 
-/** The builder image: build.py and pip's wheel under /opt/slipway/builder (mounted as an image volume). */
+/** The builder image: build.py and pip's wheel at its root (mounted at /opt/slipway/builder as an image volume). */
 export function buildBuilderImage(log: (l: string) => void = () => {}): BuiltImage {
   const script = readFileSync(BUILDER_SCRIPT);
   const hash = sha256(`${sha256(script)}\n${PIP.sha256}\n${sha256(readFileSync(join(here, 'oci.ts')))}`).slice(0, 16);
   return cachedImage('environment-builder', hash, () => {
     const img = image([layer([
-      { path: 'opt/slipway/builder/build.py', type: 'file', mode: 0o644, data: script },
-      { path: 'opt/slipway/builder/pip.whl', type: 'file', mode: 0o644, data: pipWheel() },
+      { path: 'build.py', type: 'file', mode: 0o644, data: script },
+      { path: 'pip.whl', type: 'file', mode: 0o644, data: pipWheel() },
     ])], {
       entrypoint: [],
       env: [],
       user: '65532:65532',
-      workingDir: '/opt/slipway/builder',
+      workingDir: '/',
       labels: { 'org.opencontainers.image.title': 'slipway-environment-builder', 'dev.slipway.pip': PIP.version },
     });
     return { img, ref: `${BUILDER_REPOSITORY}:${hash}` };

@@ -7,7 +7,8 @@
 //   under chroot in a mount namespace of its own (the root filesystem read-only with readOnlyRootFilesystem, the
 //   pod's volumes bound in, /proc and a minimal /dev), as the user its securityContext or the image names
 //   (runAsNonRoot refuses root), with no capabilities and no new privileges, with the in-cluster variables of a
-//   pod: the API server is reached through a proxy on the pod bridge's address (API_PROXY_PORT), and a projected
+//   pod: the API server is reached through a proxy on the pod bridge's address (API_PROXY_PORT), the package
+//   index through an egress proxy there that goes nowhere else (egress-proxy.ts), and a projected
 //   service-account token is mounted where client libraries look for it;
 // - readiness and liveness probes (httpGet, tcpSocket) run against the pod's IP with the probe's own timing;
 //   the pod is Ready only when every container's readiness probe passes;
@@ -30,6 +31,7 @@ import { Resources, type KubeObject } from '../src/kube/resources.ts';
 import { rfc3339 } from '../src/kube/time.ts';
 import { isRegistryImage, isRunnerImage, KNOWN_IMAGES, localImage, type LocalPrograms } from './images.ts';
 import { ImageStore } from './image-store.ts';
+import { startEgressProxy } from './egress-proxy.ts';
 import { cacheRoot } from './toolchain.ts';
 import { addPod, assertPodRangeIsLocal, GATEWAY, hostProgram, killNamespace, namespaceOf, podNamespaces, type PodNetwork } from './podnet.ts';
 
@@ -878,6 +880,7 @@ export class PodRunner {
   private readonly stopping = new Map<string, Promise<void>>();
   private readonly pods: Informer<Pod>;
   private proxy: Server | undefined;
+  private egress: Server | undefined;
   /** One pod runner per machine (whatever its cache directory): two would hand out the same addresses on the one bridge. */
   private readonly lock = POD_RUNNER_LOCK;
 
@@ -913,6 +916,7 @@ export class PodRunner {
       await execFileAsync('ip', ['netns', 'del', ns]).catch(() => undefined);
     }
     await this.startApiProxy();
+    this.egress = await startEgressProxy({ host: GATEWAY, log: (l) => this.log(l) });
     this.pods.start();
     await this.pods.synced;
   }
@@ -945,6 +949,7 @@ export class PodRunner {
   async stop(graceMs = 5000): Promise<void> {
     await this.pods.stop();
     this.proxy?.close();
+    this.egress?.close();
     await Promise.all([...this.workers.values()].map((w) => w.stop(graceMs)));
     await Promise.all(this.stopping.values());
     this.workers.clear();

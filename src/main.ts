@@ -5,6 +5,8 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { addModelDeploymentController } from './controllers/modeldeployment/controller.ts';
 import { DEFAULT_STORAGE_INITIALIZER_IMAGE } from './controllers/modeldeployment/runtimes.ts';
+import { addProjectEnvironmentController } from './controllers/projectenvironment/controller.ts';
+import type { BuildConfig } from './environments/build-job.ts';
 import { KubeClient } from './kube/client.ts';
 import { EventRecorder } from './kube/events.ts';
 import { SecretReader } from './kube/secrets.ts';
@@ -50,6 +52,13 @@ const { values: args } = parseArgs({
     'audit-secret': { type: 'string', ...(process.env.SLIPWAY_AUDIT_SECRET ? { default: process.env.SLIPWAY_AUDIT_SECRET } : {}) },
     // Working repositories of the GitOps write-back (spec.gitOps); a temporary directory when unset.
     'gitops-dir': { type: 'string', default: process.env.SLIPWAY_GITOPS_DIR ?? join(tmpdir(), 'slipway-gitops') },
+    // ProjectEnvironment builds: the builder image (by digest), variables every build gets (NAME=VALUE, repeatable:
+    // a proxy to the package index, SLIPWAY_INSECURE_REGISTRIES…), a ConfigMap with a CA bundle to trust (NAME/KEY,
+    // looked up in the environment's namespace), and a limit on one build's time.
+    'environment-builder-image': { type: 'string', ...(process.env.SLIPWAY_ENVIRONMENT_BUILDER_IMAGE ? { default: process.env.SLIPWAY_ENVIRONMENT_BUILDER_IMAGE } : {}) },
+    'environment-build-env': { type: 'string', multiple: true, default: [] },
+    'environment-build-ca': { type: 'string' },
+    'environment-build-timeout-seconds': { type: 'string', default: '3600' },
     'notifications-secret': { type: 'string', ...(process.env.SLIPWAY_NOTIFICATIONS_SECRET ? { default: process.env.SLIPWAY_NOTIFICATIONS_SECRET } : {}) },
   },
 });
@@ -128,6 +137,36 @@ function rateLimit(qps: string, burst: string): { qps: number; burst: number } {
   return { qps: q, burst: b };
 }
 
+/** The --environment-build-* flags; undefined without a builder image. A bad value stops the process. */
+function environmentBuild(): BuildConfig | undefined {
+  const image = args['environment-builder-image'];
+  if (!image) return undefined;
+  if (!/^[^@\s]+@sha256:[a-f0-9]{64}$/.test(image)) {
+    log.fatal({ value: image }, '--environment-builder-image must be pinned by digest: <repository>@sha256:<64 hex digits>');
+    process.exit(2);
+  }
+  const env = (args['environment-build-env'] ?? []).map((kv) => {
+    const i = kv.indexOf('=');
+    if (i < 1 || !/^[A-Za-z_][A-Za-z0-9_]*$/.test(kv.slice(0, i))) {
+      log.fatal({ value: kv }, '--environment-build-env takes NAME=VALUE');
+      process.exit(2);
+    }
+    return { name: kv.slice(0, i), value: kv.slice(i + 1) };
+  });
+  const ca = args['environment-build-ca'];
+  const [configMap, key = 'ca.crt', extra] = (ca ?? '').split('/');
+  if (ca !== undefined && (!configMap || extra !== undefined)) {
+    log.fatal({ value: ca }, '--environment-build-ca takes a ConfigMap name, optionally /KEY (ca.crt when left out)');
+    process.exit(2);
+  }
+  const timeout = Number(args['environment-build-timeout-seconds']);
+  if (!Number.isInteger(timeout) || timeout < 60) {
+    log.fatal({ value: args['environment-build-timeout-seconds'] }, '--environment-build-timeout-seconds must be a whole number of seconds, at least 60');
+    process.exit(2);
+  }
+  return { builderImage: image, env, ...(configMap ? { caBundle: { configMap, key } } : {}), activeDeadlineSeconds: timeout };
+}
+
 async function main(): Promise<void> {
   const identity = args.identity;
   const scope = watchedNamespaces(args.namespace);
@@ -160,6 +199,12 @@ async function main(): Promise<void> {
     prometheusUrl: args['prometheus-url'],
     notifier,
     secrets,
+    ...(scope.namespaces ? { namespaces: scope.namespaces } : {}),
+  });
+
+  addProjectEnvironmentController(manager, {
+    events,
+    build: environmentBuild(),
     ...(scope.namespaces ? { namespaces: scope.namespaces } : {}),
   });
 

@@ -136,8 +136,9 @@ export class ModelDeploymentCaches {
       observed.environment = env
         ? {
             found: true,
-            // A prebuilt environment is pinned by digest in its spec; a built one reports its image in status.
-            image: env.status?.image ?? env.spec.image,
+            // A prebuilt environment is pinned by digest in its spec; a built one reports its image in status
+            // (the last one built, while a newer build runs or after one failed).
+            image: env.spec.image ?? env.status?.image,
             phase: env.status?.phase,
             message: env.status?.conditions?.find((c) => c.type === 'Ready')?.message,
           }

@@ -142,7 +142,8 @@ function resolveImage(o: Observed): { image: string } | { blocker: Blocker } {
       },
     };
   }
-  if (env.phase === 'Failed') {
+  // A failed build of a newer environment leaves the last image it built serving: no rollout then.
+  if (env.phase === 'Failed' && !env.image) {
     return { blocker: { reason: 'EnvironmentFailed', message: `ProjectEnvironment "${ref}" failed: ${env.message ?? 'see its status'}`, stalled: true } };
   }
   if (!env.image) {
