@@ -14,6 +14,8 @@ const pinnedImage = z
  */
 export const PIP_REQUIREMENT = /^[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?\s*(\[\s*[A-Za-z0-9._-]+(\s*,\s*[A-Za-z0-9._-]+)*\s*\])?\s*((~=|===|==|!=|<=|>=|<|>)\s*[A-Za-z0-9.*+!_-]+\s*(,\s*(~=|===|==|!=|<=|>=|<|>)\s*[A-Za-z0-9.*+!_-]+\s*)*)?(;[^@]*)?$/;
 
+const PIP_MESSAGE = 'must be a package of the index: name[extras] [specifiers] [; marker] (no URLs, paths or pip options)';
+
 /** Where built images go: `host[:port]/path`, no tag or digest (the content hash is the tag). */
 const repository = z
   .string()
@@ -30,7 +32,13 @@ export const projectEnvironmentSpec = cel(
     packages: z
       .object({
         pip: z
-          .array(z.string().min(1).max(512).regex(PIP_REQUIREMENT, 'must be a package of the index: name[extras] [specifiers] [; marker] (no URLs or paths)'))
+          .array(
+            cel(z.string().min(1).max(512).regex(PIP_REQUIREMENT, PIP_MESSAGE), {
+              // The pattern refuses it too; this says why in words.
+              rule: `self.matches('${PIP_REQUIREMENT.source.replace(/\\/g, '\\\\')}')`,
+              message: PIP_MESSAGE,
+            }),
+          )
           .max(500)
           .optional()
           .meta({ description: 'Python requirements (PEP 508), resolved to exact versions and wheel hashes before the build.' }),
@@ -47,6 +55,12 @@ export const projectEnvironmentSpec = cel(
   {
     rule: 'has(self.image) != has(self.baseImage)',
     message: 'set exactly one of spec.image (prebuilt) or spec.baseImage (built from packages)',
+  },
+  {
+    // The pattern refuses it too; this says why in words.
+    rule: "!has(self.baseImage) || self.baseImage.matches('^[^@\\\\s]+@sha256:[a-f0-9]{64}$')",
+    message: 'spec.baseImage must be pinned by digest (<repository>@sha256:<64 hex digits>): a tag can move, and the same spec must build the same image',
+    fieldPath: '.baseImage',
   },
   {
     rule: '!has(self.baseImage) || has(self.build)',

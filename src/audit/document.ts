@@ -27,6 +27,8 @@ export interface AuditDoc {
 export interface Effective {
   /** ProjectEnvironment: the image, pinned by digest, that ModelDeployments serve. Experiment: its phase. */
   image?: string;
+  /** ProjectEnvironment: the packages of that image, exactly (name==version), as its build locked them. */
+  lock?: string[];
   phase?: string;
   /** Experiment: the variant that won. */
   winner?: string;
@@ -92,9 +94,10 @@ export function auditDocOf(md: ModelDeployment): AuditDoc {
  * image; an experiment's phase and winner).
  */
 export function genericDocOf(kind: Exclude<AuditKind, 'ModelDeployment'>, o: { apiVersion?: string | undefined; metadata: { namespace?: string | undefined; name: string; uid?: string | undefined; generation?: number | undefined }; spec?: unknown; status?: unknown }): AuditDoc {
-  const st = (o.status ?? {}) as { image?: string; phase?: string; winner?: string };
+  const st = (o.status ?? {}) as { image?: string; lock?: string[]; phase?: string; winner?: string };
   const effective: Effective = {};
   if (kind === 'ProjectEnvironment' && st.image) effective.image = redact(st.image);
+  if (kind === 'ProjectEnvironment' && st.lock?.length) effective.lock = st.lock;
   if (kind === 'Experiment') {
     if (st.phase) effective.phase = st.phase;
     if (st.winner) effective.winner = st.winner;

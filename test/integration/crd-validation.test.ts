@@ -112,7 +112,7 @@ test('a ProjectEnvironment must be either prebuilt and pinned by digest, or buil
   const base = `registry.example.com/python@sha256:${'b'.repeat(64)}`;
   await assert.rejects(cluster.kubectl(['create', '-n', ns, '-f', '-'], penv({ baseImage: base })), /spec.build is required/);
   // A base image not pinned by digest, a requirement that is a URL, a repository without its registry: refused.
-  await assert.rejects(cluster.kubectl(['create', '-n', ns, '-f', '-'], penv({ baseImage: 'python:3.11-slim', build: { repository: 'registry.example.com/env' } })), /spec.baseImage: Invalid value.*must be pinned by digest/s);
+  await assert.rejects(cluster.kubectl(['create', '-n', ns, '-f', '-'], penv({ baseImage: 'python:3.11-slim', build: { repository: 'registry.example.com/env' } })), /spec.baseImage must be pinned by digest/);
   await assert.rejects(cluster.kubectl(['create', '-n', ns, '-f', '-'], penv({ baseImage: base, packages: { pip: ['sklearn @ https://example.com/sk.whl'] }, build: { repository: 'registry.example.com/env' } })), /must be a package of the index/);
   await assert.rejects(cluster.kubectl(['create', '-n', ns, '-f', '-'], penv({ baseImage: base, build: { repository: 'env' } })), /spec.build.repository: Invalid value/);
   // apt packages are not built (yet): an unknown field is refused, not silently dropped.

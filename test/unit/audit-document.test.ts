@@ -76,6 +76,10 @@ test('Experiments and ProjectEnvironments: their spec, and what was decided (an 
   assert.equal(built?.subject, 'ml/churn-env: environment image registry.local/envs/churn@sha256:cd');
   assert.equal(built?.trailers['Slipway-Kind'], 'ProjectEnvironment');
   assert.equal(built?.trailers['Slipway-Decision'], 'environment-image');
+  // The lock its build wrote goes into the trail with the image.
+  const locked = genericDocOf('ProjectEnvironment', { metadata: { name: 'churn-env', namespace: 'ml', uid: 'p-1', generation: 1 }, spec: {}, status: { image: 'registry.local/envs/churn@sha256:cd', lock: ['numpy==2.4.6', 'pandas==2.2.3'] } });
+  assert.deepEqual(locked.effective.lock, ['numpy==2.4.6', 'pandas==2.2.3']);
+  assert.match(renderDoc(locked), /lock:\n {4}- numpy==2\.4\.6\n {4}- pandas==2\.2\.3/);
   const ex = (winner?: string) => genericDocOf('Experiment', { metadata: { name: 'ab', namespace: 'ml', uid: 'e-1', generation: 1 }, spec: { variants: [] }, status: { phase: winner ? 'Concluded' : 'Running', ...(winner ? { winner } : {}) } });
   assert.equal(describeChange(ex(), ex('b'))?.subject, 'ml/ab: winner: b');
   assert.deepEqual(parseDoc(renderDoc(ex('b'))), ex('b'));

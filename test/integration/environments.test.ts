@@ -1,0 +1,164 @@
+// ProjectEnvironments built for real on the local cluster: the Python base image (from pinned Debian packages)
+// and the builder are pushed to the local image registry; the controller creates a build Job; the pod runner runs
+// it as a process of the base image (chroot, uid 65532, read-only root, the builder mounted as an image volume);
+// pip resolves against the package index through the pod network's egress proxy; the image and its SBOM land in
+// the registry; a ModelDeployment serves from it through the gateway, reporting the packages it imports.
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { test, type TestContext } from 'node:test';
+import { fetchBlob, fetchManifest } from '../../image/distribution.ts';
+import { pushEnvironmentImages } from '../../image/environment-images.ts';
+import { EGRESS_PROXY_PORT } from '../../local/egress-proxy.ts';
+import { eventually } from '../../local/eventually.ts';
+import { localHttpRoute } from '../../local/gateway.ts';
+import { GATEWAY } from '../../local/podnet.ts';
+import { startController } from './controller-process.ts';
+import { getJson, onlyRoutesOf, testCluster, testNamespace } from './harness.ts';
+
+const cluster = testCluster();
+const registry = process.env.SLIPWAY_TEST_IMAGE_REGISTRY ?? '';
+const gateway = process.env.SLIPWAY_TEST_GATEWAY_URL ?? '';
+const skip = (process.env.SLIPWAY_TEST_SERVING !== '1' || !registry) && 'needs the local data plane (root): the pod runner, the image registry and the gateway';
+const SERVER = readFileSync(join(import.meta.dirname, '..', '..', 'local', 'models', 'env-server.py'), 'utf8');
+
+interface Condition { type: string; status: string; reason: string; message: string }
+interface Penv {
+  status?: { image?: string; lock?: string[]; sbom?: string; phase?: string; contentHash?: string; history?: { hash: string; image: string }[]; conditions?: Condition[] };
+}
+interface Md { status?: { stable?: { revision: string; image?: string }; conditions?: Condition[] } }
+
+const penv = (name: string, spec: Record<string, unknown>): string => JSON.stringify({ apiVersion: 'slipway.dev/v1alpha1', kind: 'ProjectEnvironment', metadata: { name }, spec });
+const condition = (s: { conditions?: Condition[] } | undefined, type: string): Condition | undefined => s?.conditions?.find((c) => c.type === type);
+
+/** The controller, able to build: the builder image, the egress proxy and the CA bundle a build needs here. */
+async function builderSetup(t: TestContext, ns: string): Promise<{ pythonBase: string }> {
+  const refs = await pushEnvironmentImages(registry, (l) => t.diagnostic(l));
+  await cluster.kubectl(['create', 'configmap', 'trusted-ca', '-n', ns, '--from-file=ca.crt=/etc/ssl/certs/ca-certificates.crt']);
+  await startController(t, cluster, ns, {
+    args: [
+      `--environment-builder-image=${refs.builder}`,
+      `--environment-build-env=HTTPS_PROXY=http://${GATEWAY}:${EGRESS_PROXY_PORT}`,
+      `--environment-build-env=SLIPWAY_INSECURE_REGISTRIES=${registry}`,
+      '--environment-build-ca=trusted-ca/ca.crt',
+    ],
+  });
+  return { pythonBase: refs.pythonBase };
+}
+
+async function events(ns: string, name: string): Promise<{ reason: string; message: string }[]> {
+  return (await getJson<{ items: { reason: string; message: string; involvedObject: { name: string; kind: string } }[] }>(cluster, ['get', 'events', '-n', ns])).items.filter((e) => e.involvedObject.kind === 'ProjectEnvironment' && e.involvedObject.name === name);
+}
+
+test('a ProjectEnvironment builds its image in the cluster, a ModelDeployment serves from it, a package added rolls out and removed rolls back without a rebuild', { skip, timeout: 1_200_000 }, async (t) => {
+  const ns = await testNamespace(t);
+  const { pythonBase } = await builderSetup(t, ns);
+  const repository = `${registry}/${ns}/churn-env`;
+  const spec = (pip: string[]) => ({ baseImage: pythonBase, packages: { pip }, build: { repository } });
+  const first = ['scikit-learn==1.5.2', 'tabulate==0.9.0'];
+  await cluster.kubectl(['apply', '-n', ns, '-f', '-'], penv('churn-env', spec(first)));
+  await cluster.kubectl(['wait', '--for=condition=Ready', '--timeout=900s', '-n', ns, 'penv/churn-env']);
+  const built = (await getJson<Penv>(cluster, ['get', 'penv', 'churn-env', '-n', ns])).status ?? {};
+  assert.equal(built.phase, 'Ready');
+  assert.match(built.image ?? '', new RegExp(`^${repository.replace(/[.]/g, '\\.')}@sha256:[a-f0-9]{64}$`));
+  // The lock: the packages asked for at their versions, and what they pulled in, each at one exact version.
+  assert.ok(built.lock?.includes('scikit-learn==1.5.2') && built.lock.includes('tabulate==0.9.0'), `lock: ${built.lock?.join(' ')}`);
+  for (const dep of ['numpy', 'scipy', 'joblib', 'threadpoolctl']) assert.ok(built.lock?.some((l) => l.startsWith(`${dep}==`)), `${dep} is locked`);
+
+  // In the registry: the image under its content hash, the base's layers and one more, the lock in its config;
+  // the SBOM an artifact whose subject is the image, listing every locked package.
+  const image = await fetchManifest(built.image ?? '');
+  const base = await fetchManifest(pythonBase);
+  assert.deepEqual(image.manifest.layers.slice(0, -1).map((l) => l.digest), base.manifest.layers.map((l) => l.digest));
+  assert.equal(image.manifest.layers.length, base.manifest.layers.length + 1);
+  const labels = (image.config.config as { Labels?: Record<string, string> }).Labels ?? {};
+  assert.equal(labels['dev.slipway.environment.hash'], built.contentHash);
+  assert.deepEqual(labels['dev.slipway.environment.lock']?.split(' ').sort(), built.lock);
+  assert.equal((await fetchManifest(`${repository}:${built.contentHash}`)).digest, image.digest);
+  const sbomManifest = JSON.parse((await fetch(`http://${registry}/v2/${ns}/churn-env/manifests/${built.sbom}`, { headers: { accept: 'application/vnd.oci.image.manifest.v1+json' } }).then((r) => r.text()))) as { artifactType: string; subject: { digest: string }; layers: { digest: string }[] };
+  assert.equal(sbomManifest.artifactType, 'application/spdx+json');
+  assert.equal(sbomManifest.subject.digest, image.digest);
+  const sbom = JSON.parse((await fetchBlob(built.image ?? '', sbomManifest.layers[0]?.digest ?? '')).toString('utf8')) as { packages: { name: string; versionInfo: string }[] };
+  for (const entry of built.lock ?? []) {
+    const [name, version] = entry.split('==');
+    assert.ok(sbom.packages.some((p) => p.name === name && p.versionInfo === version), `the SBOM lists ${entry}`);
+  }
+
+  // A ModelDeployment serving from the environment answers through the gateway, with the lock's versions.
+  await cluster.kubectl(['apply', '-n', ns, '-f', '-'], JSON.stringify({
+    apiVersion: 'slipway.dev/v1alpha1',
+    kind: 'ModelDeployment',
+    metadata: { name: 'churn' },
+    spec: {
+      model: { name: `churn-${ns}`, version: '1', uri: 'https://models.invalid/churn/1', format: 'custom' },
+      environmentRef: { name: 'churn-env' },
+      runtime: { preset: 'custom', args: ['python3', '-c', SERVER] },
+      replicas: 1,
+      rollout: { scaleDownDelaySeconds: 0 },
+    },
+  }));
+  await cluster.kubectl(['wait', '--for=condition=Ready', '--timeout=300s', '-n', ns, 'mdep/churn']);
+  await onlyRoutesOf(cluster, ns);
+  const prefix = `/v2/models/churn-${ns}`;
+  await cluster.kubectl(['apply', '-n', ns, '-f', '-'], localHttpRoute('churn', [{ name: 'churn', port: 80 }], prefix));
+  const infer = async (): Promise<{ packages: Record<string, string>; predictions: number[] }> => {
+    const res = await fetch(`${gateway}${prefix}/infer`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ inputs: [{ name: 'x', shape: [2, 1], datatype: 'FP64', data: [0.2, 2.8] }] }), signal: AbortSignal.timeout(5000) });
+    if (res.status !== 200) throw new Error(`the gateway answered ${res.status}`);
+    const body = (await res.json()) as { parameters: { packages: Record<string, string> }; outputs: { data: number[] }[] };
+    return { packages: body.parameters.packages, predictions: body.outputs[0]?.data ?? [] };
+  };
+  const answer = await eventually('inference through the gateway', infer, { timeoutMs: 90_000, intervalMs: 500 });
+  assert.deepEqual(answer.predictions, [0, 1]);
+  for (const entry of built.lock ?? []) {
+    const [name = '', version] = entry.split('==');
+    assert.equal(answer.packages[name], version, `the served model imports ${name} at the lock's version`);
+  }
+  assert.equal(answer.packages['joblib-extra'], undefined);
+
+  // A package added: a new content hash, a new image, and the ModelDeployment rolls to it.
+  await cluster.kubectl(['apply', '-n', ns, '-f', '-'], penv('churn-env', spec([...first, 'six==1.16.0'])));
+  const second = await eventually('the second image', async () => {
+    const s = (await getJson<Penv>(cluster, ['get', 'penv', 'churn-env', '-n', ns])).status;
+    if (s?.phase === 'Failed') throw new Error(`the build failed: ${condition(s, 'Ready')?.message}`);
+    return s?.phase === 'Ready' && s.image !== built.image ? s : undefined;
+  }, { timeoutMs: 900_000, intervalMs: 2000 });
+  assert.ok(second.lock?.includes('six==1.16.0'));
+  await eventually('the ModelDeployment on the second image', async () => {
+    const md = (await getJson<Md>(cluster, ['get', 'mdep', 'churn', '-n', ns])).status;
+    return md?.stable?.image === second.image && condition(md, 'Ready')?.status === 'True';
+  }, { timeoutMs: 300_000, intervalMs: 1000 });
+  await eventually('six served', async () => (await infer()).packages.six === '1.16.0', { timeoutMs: 90_000, intervalMs: 500 });
+
+  // Removed again: the first image is served again from the history, with no build.
+  const startedBefore = (await events(ns, 'churn-env')).filter((e) => e.reason === 'BuildStarted').length;
+  await cluster.kubectl(['apply', '-n', ns, '-f', '-'], penv('churn-env', spec(first)));
+  await eventually('the first image again', async () => (await getJson<Penv>(cluster, ['get', 'penv', 'churn-env', '-n', ns])).status?.image === built.image, { timeoutMs: 60_000, intervalMs: 500 });
+  const after = await events(ns, 'churn-env');
+  assert.equal(after.filter((e) => e.reason === 'BuildStarted').length, startedBefore, 'no build started');
+  assert.ok(after.some((e) => e.reason === 'ImageRestored'));
+  const jobs = await getJson<{ items: unknown[] }>(cluster, ['get', 'jobs', '-n', ns, '-l', 'slipway.dev/environment=churn-env']);
+  assert.deepEqual(jobs.items, [], 'no build Job');
+  await eventually('the ModelDeployment back on the first image', async () => {
+    const md = (await getJson<Md>(cluster, ['get', 'mdep', 'churn', '-n', ns])).status;
+    return md?.stable?.image === built.image && condition(md, 'Ready')?.status === 'True';
+  }, { timeoutMs: 300_000, intervalMs: 1000 });
+  await eventually('six gone from what serves', async () => (await infer()).packages.six === undefined, { timeoutMs: 90_000, intervalMs: 500 });
+
+  // A package that does not exist: the resolution fails before any build, with pip's words; nothing rolls out.
+  await cluster.kubectl(['apply', '-n', ns, '-f', '-'], penv('churn-env', spec([...first, 'slipway-no-such-package-5b1e'])));
+  const failed = await eventually('the resolution to fail', async () => {
+    const s = (await getJson<Penv>(cluster, ['get', 'penv', 'churn-env', '-n', ns])).status;
+    return s?.phase === 'Failed' ? s : undefined;
+  }, { timeoutMs: 300_000, intervalMs: 1000 });
+  const ready = condition(failed, 'Ready');
+  assert.equal(ready?.reason, 'ResolutionFailed');
+  assert.match(ready?.message ?? '', /No matching distribution found for slipway-no-such-package-5b1e/);
+  assert.match(ready?.message ?? '', /is still served/);
+  assert.equal(failed.image, built.image, 'the last good image stays');
+  assert.equal(condition(failed, 'Stalled')?.status, 'True');
+  const job = await getJson<{ items: { status: { failed?: number } }[] }>(cluster, ['get', 'jobs', '-n', ns, '-l', 'slipway.dev/environment=churn-env']);
+  assert.equal(job.items[0]?.status.failed, 1, 'failed once, not retried: retrying cannot resolve it');
+  assert.ok((await events(ns, 'churn-env')).some((e) => e.reason === 'BuildFailed'));
+  const md = (await getJson<Md>(cluster, ['get', 'mdep', 'churn', '-n', ns])).status;
+  assert.equal(md?.stable?.image, built.image, 'the ModelDeployment did not roll');
+});
