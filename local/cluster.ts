@@ -11,7 +11,7 @@ import yaml from 'js-yaml';
 import { eventually } from './eventually.ts';
 import { kubeconfigYaml, makePki, type Pki } from './pki.ts';
 import { freePorts, startComponent, stopProcess, type ComponentRecord, type Started } from './processes.ts';
-import { startImageRegistry } from './image-registry.ts';
+import { startImageRegistry, type ImageRegistryInfo } from './image-registry.ts';
 import { cacheRoot, ensureBinaries, KUBE_VERSION, moduleDir } from './toolchain.ts';
 import { runnerPodSelectorKey } from './images.ts';
 import { KWOK_POD_CIDR } from './pod-runner.ts';
@@ -89,7 +89,9 @@ export interface ClusterState {
   /** With `serve`: the MLflow tracking server (model registry), reachable from the host and from pods. */
   registry?: RegistryInfo;
   /** The local image registry (data plane): the host to name images by, and its URL. */
-  imageRegistry?: { host: string; url: string };
+  imageRegistry?: ImageRegistryInfo;
+  /** A second one that wants credentials (its one user and password). */
+  authImageRegistry?: ImageRegistryInfo;
 }
 
 export interface Cluster extends ClusterState {
@@ -265,7 +267,9 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
       dir: opts.dir,
       pythonBin: await ensurePythonEnv(log, 'registry'),
     });
-    state.imageRegistry = await startImageRegistry({ start, dir: opts.dir, binDir: (await ensureBinaries(log, 'registry')).binDir });
+    const registryBin = (await ensureBinaries(log, 'registry')).binDir;
+    state.imageRegistry = await startImageRegistry({ start, dir: opts.dir, binDir: registryBin });
+    state.authImageRegistry = await startImageRegistry({ start, dir: opts.dir, binDir: registryBin }, { auth: true });
     const tools = await ensureBinaries(log, 'dataplane');
     state.gateway = await startGateway({
       kubectl,

@@ -20,6 +20,9 @@ const cluster = testCluster();
 const registry = process.env.SLIPWAY_TEST_IMAGE_REGISTRY ?? '';
 const gateway = process.env.SLIPWAY_TEST_GATEWAY_URL ?? '';
 const skip = (process.env.SLIPWAY_TEST_SERVING !== '1' || !registry) && 'needs the local data plane (root): the pod runner, the image registry and the gateway';
+const authRegistry = process.env.SLIPWAY_TEST_AUTH_REGISTRY ?? '';
+/** An address on the pod bridge where nothing listens. */
+const UNREACHABLE = '10.244.255.250:5000';
 const SERVER = readFileSync(join(import.meta.dirname, '..', '..', 'local', 'models', 'env-server.py'), 'utf8');
 
 interface Condition { type: string; status: string; reason: string; message: string }
@@ -39,7 +42,7 @@ async function builderSetup(t: TestContext, ns: string): Promise<{ pythonBase: s
     args: [
       `--environment-builder-image=${refs.builder}`,
       `--environment-build-env=HTTPS_PROXY=http://${GATEWAY}:${EGRESS_PROXY_PORT}`,
-      `--environment-build-env=SLIPWAY_INSECURE_REGISTRIES=${registry}`,
+      `--environment-build-env=SLIPWAY_INSECURE_REGISTRIES=${[registry, authRegistry, UNREACHABLE].join(',')}`,
       '--environment-build-ca=trusted-ca/ca.crt',
     ],
   });
@@ -161,4 +164,41 @@ test('a ProjectEnvironment builds its image in the cluster, a ModelDeployment se
   assert.ok((await events(ns, 'churn-env')).some((e) => e.reason === 'BuildFailed'));
   const md = (await getJson<Md>(cluster, ['get', 'mdep', 'churn', '-n', ns])).status;
   assert.equal(md?.stable?.image, built.image, 'the ModelDeployment did not roll');
+});
+
+test('a push Secret the registry refuses fails the build with that reason and is retried with back-off; once fixed, the build goes through; an unreachable registry says so', { skip: skip || (!authRegistry && 'needs the local registry that wants credentials'), timeout: 900_000 }, async (t) => {
+  const ns = await testNamespace(t);
+  const { pythonBase } = await builderSetup(t, ns);
+  const secret = (password: string): Promise<string> => cluster.kubectl(['create', 'secret', 'docker-registry', 'push', '-n', ns, `--docker-server=${authRegistry}`, `--docker-username=${process.env.SLIPWAY_TEST_AUTH_REGISTRY_USERNAME ?? ''}`, `--docker-password=${password}`, '--dry-run=client', '-o', 'json']).then((json) => cluster.kubectl(['apply', '-n', ns, '-f', '-'], json));
+  await secret('not-the-password');
+  const repository = `${authRegistry}/${ns}/private-env`;
+  await cluster.kubectl(['apply', '-n', ns, '-f', '-'], penv('private-env', { baseImage: pythonBase, packages: { pip: ['six==1.16.0'] }, build: { repository, pushSecret: 'push' } }));
+  const refused = await eventually('the registry to refuse the push Secret', async () => {
+    const s = (await getJson<Penv & { status?: { build?: { attempts?: number; lastFailure?: string } } }>(cluster, ['get', 'penv', 'private-env', '-n', ns])).status;
+    return condition(s, 'Ready')?.reason === 'PushUnauthorized' ? s : undefined;
+  }, { timeoutMs: 180_000, intervalMs: 1000 });
+  assert.equal(refused?.phase, 'Building', 'retried: a Secret can be fixed');
+  assert.match(condition(refused, 'Ready')?.message ?? '', /refused the credentials of the push Secret.*retrying with back-off/s);
+  assert.ok((refused?.build?.attempts ?? 0) >= 1);
+
+  // The Secret fixed: the next attempt (after the Job's back-off) pushes.
+  await secret(process.env.SLIPWAY_TEST_AUTH_REGISTRY_PASSWORD ?? '');
+  await cluster.kubectl(['wait', '--for=condition=Ready', '--timeout=600s', '-n', ns, 'penv/private-env']);
+  const built = (await getJson<Penv>(cluster, ['get', 'penv', 'private-env', '-n', ns])).status ?? {};
+  assert.ok(built.image?.startsWith(`${repository}@sha256:`));
+  assert.deepEqual(built.lock, ['six==1.16.0']);
+  const path = `http://${authRegistry}/v2/${ns}/private-env/manifests/${built.image?.split('@')[1] ?? ''}`;
+  const accept = { accept: 'application/vnd.oci.image.manifest.v1+json' };
+  assert.equal((await fetch(path, { headers: accept })).status, 401, 'the registry wants credentials');
+  const basic = Buffer.from(`${process.env.SLIPWAY_TEST_AUTH_REGISTRY_USERNAME ?? ''}:${process.env.SLIPWAY_TEST_AUTH_REGISTRY_PASSWORD ?? ''}`).toString('base64');
+  assert.equal((await fetch(path, { headers: { ...accept, authorization: `Basic ${basic}` } })).status, 200, 'the image is there, pushed with the Secret');
+
+  // A registry nobody answers at: the reason names it, and the Job keeps trying.
+  await cluster.kubectl(['apply', '-n', ns, '-f', '-'], penv('nowhere-env', { baseImage: pythonBase, packages: { pip: ['six==1.16.0'] }, build: { repository: `${UNREACHABLE}/${ns}/nowhere` } }));
+  const unreachable = await eventually('the registry to be unreachable', async () => {
+    const s = (await getJson<Penv>(cluster, ['get', 'penv', 'nowhere-env', '-n', ns])).status;
+    return condition(s, 'Ready')?.reason === 'RegistryUnreachable' ? s : undefined;
+  }, { timeoutMs: 180_000, intervalMs: 1000 });
+  assert.equal(unreachable?.phase, 'Building');
+  assert.match(condition(unreachable, 'Ready')?.message ?? '', new RegExp(`${UNREACHABLE.replace(/[.]/g, '\\.')}.*retrying with back-off`, 's'));
 });
