@@ -1,11 +1,12 @@
 // The images that ProjectEnvironment builds need, built without Docker like the controller's:
 //   python-base      Python 3.11 from pinned Debian packages (image/python-base.lock: apt's own closure of
-//                    python3.11, the CA bundle and libstdc++ that manylinux wheels expect), /usr merged, user
-//                    65532, no package manager run: a base for environments, pinned by digest once pushed
+//                    python3.11, the CA bundle and libstdc++ that manylinux wheels expect), /usr merged, dpkg's
+//                    status, user 65532, no maintainer script run: a base for environments, pinned by digest
+//   r-base           the same with R 4.2 (image/r-base.lock: r-base-core and the shell tools its wrapper runs)
 //   environment-builder  the builder (image/environment-builder/build.py) and pip as a wheel, pinned by sha256 —
 //                    mounted read-only into a build Job as an image volume, run by the base image's Python
-// Both are reproducible (the same inputs give the same digest) and cached by a hash of their inputs.
-//   npm run image:environments [-- --push HOST]     npm run image:environments -- --lock   (re-pin python-base)
+// All are reproducible (the same inputs give the same digest) and cached by a hash of their inputs.
+//   npm run image:environments [-- --push HOST]     npm run image:environments -- --lock   (re-pin the bases)
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -16,13 +17,11 @@ import { pushLayout } from './distribution.ts';
 import { image, layer, sha256, writeLayout, type TarEntry } from './oci.ts';
 
 const here = import.meta.dirname;
-export const PYTHON_BASE_LOCK = join(here, 'python-base.lock');
-const PYTHON_ROOTS = ['python3.11', 'python3-minimal', 'ca-certificates', 'libstdc++6'];
+const PYTHON_ROOTS = ['python3.11', 'python3-minimal', 'ca-certificates', 'libstdc++6', 'base-files', 'libc-bin'];
 const BUILDER_SCRIPT = join(here, 'environment-builder', 'build.py');
 /** pip, run from its wheel by the builder (`python3 pip.whl/pip`): pinned by version and sha256. */
 export const PIP = { version: '25.3', sha256: '9655943313a94722b7774661c21049070f6bbb0a1516bf02f7c8d5d9201514cd' } as const;
 
-export const PYTHON_BASE_REPOSITORY = 'slipway/python-base';
 export const BUILDER_REPOSITORY = 'slipway/environment-builder';
 
 export interface BuiltImage {
@@ -54,33 +53,87 @@ function cachedImage(name: string, hash: string, make: () => { img: ReturnType<t
   return { ...built, cached: false };
 }
 
-/** The Python base image: Debian's Python 3.11 and what it loads, from image/python-base.lock. */
-export function buildPythonBase(log: (l: string) => void = () => {}): BuiltImage {
-  const lock = readFileSync(PYTHON_BASE_LOCK, 'utf8');
+/** A base image of pinned Debian packages: its lock, the packages apt's closure starts from, its labels. */
+interface BaseImage {
+  name: string;
+  tag: string;
+  lock: string;
+  roots: string[];
+  labels: Record<string, string>;
+}
+
+export const BASE_IMAGES = {
+  python: { name: 'python-base', tag: '3.11', lock: 'python-base.lock', roots: PYTHON_ROOTS, labels: { 'dev.slipway.python': '3.11' } },
+  // R beside Python (the builder runs on Python): R 4.2 and what its shell wrapper runs.
+  r: { name: 'r-base', tag: '4.2', lock: 'r-base.lock', roots: [...PYTHON_ROOTS, 'r-base-core', 'bash', 'dash', 'coreutils', 'sed', 'grep', 'debianutils'], labels: { 'dev.slipway.python': '3.11', 'dev.slipway.r': '4.2' } },
+} satisfies Record<string, BaseImage>;
+export type BaseImageName = keyof typeof BASE_IMAGES;
+
+/**
+ * dpkg's status file for the packages of a base: what an apt resolution in a build sees as installed (name,
+ * version, what it provides and depends on), as in any Debian image.
+ */
+function dpkgStatus(debs: string[]): string {
+  const fields = ['Package', 'Version', 'Architecture', 'Multi-Arch', 'Provides', 'Pre-Depends', 'Depends'];
+  return debs.map((deb) => {
+    const control = execFileSync('dpkg-deb', ['-f', deb, ...fields], { encoding: 'utf8' }).trim().split('\n');
+    const [first = '', ...rest] = control;
+    return [first, 'Status: install ok installed', ...rest].join('\n');
+  }).sort().join('\n\n') + '\n';
+}
+
+/**
+ * What a package's maintainer scripts would make: links (update-alternatives: the BLAS and LAPACK R loads,
+ * /bin/sh, which) and configuration from templates (ucf: R's Renviron). Packages are unpacked, never configured.
+ */
+function alternatives(stage: string): TarEntry[] {
+  const links: [string, string, string][] = [
+    ['usr/lib/x86_64-linux-gnu/libblas.so.3', 'blas/libblas.so.3', 'usr/lib/x86_64-linux-gnu/blas/libblas.so.3'],
+    ['usr/lib/x86_64-linux-gnu/liblapack.so.3', 'lapack/liblapack.so.3', 'usr/lib/x86_64-linux-gnu/lapack/liblapack.so.3'],
+    ['usr/bin/sh', 'dash', 'usr/bin/dash'],
+    ['usr/bin/which', 'which.debianutils', 'usr/bin/which.debianutils'],
+  ];
+  const entries: TarEntry[] = links.filter(([path, , target]) => existsSync(join(stage, target)) && !existsSync(join(stage, path))).map(([path, link]) => ({ path, type: 'symlink', mode: 0o777, link }));
+  // Configuration files a postinst installs with ucf from a template in the package: R's Renviron.
+  const ucf: [string, string][] = [['etc/R/Renviron', 'usr/lib/R/etc/Renviron.ucf']];
+  for (const [path, template] of ucf) {
+    if (existsSync(join(stage, template)) && !existsSync(join(stage, path))) entries.push({ path, type: 'file', mode: 0o644, data: readFileSync(join(stage, template)) });
+  }
+  return entries;
+}
+
+/** A base image for environments: the locked Debian packages, /usr merged, dpkg's status, user 65532. */
+export function buildBaseImage(which: BaseImageName = 'python', log: (l: string) => void = () => {}): BuiltImage {
+  const def: BaseImage = BASE_IMAGES[which];
+  const lockPath = join(here, def.lock);
+  const lock = readFileSync(lockPath, 'utf8');
   const hash = sha256([lock, ...['environment-images.ts', 'debian.ts', 'oci.ts'].map((f) => sha256(readFileSync(join(here, f))))].join('\n')).slice(0, 16);
-  return cachedImage('python-base', hash, () => {
-    const debs = readLock(PYTHON_BASE_LOCK);
-    log(`python-base: ${debs.length} Debian packages (image/python-base.lock)`);
-    const entries = debianTree(debs, join(cacheRoot(), 'debs'), keepForPython, (stage): TarEntry[] => {
+  return cachedImage(def.name, hash, () => {
+    const locked = readLock(lockPath);
+    log(`${def.name}: ${locked.length} Debian packages (image/${def.lock})`);
+    const debs = locked.map((p) => fetchDeb(p, join(cacheRoot(), 'debs'), true, `image/${def.lock}`));
+    const entries = debianTree(locked, join(cacheRoot(), 'debs'), keepForPython, (stage): TarEntry[] => {
       const text = (path: string, s: string | Buffer): TarEntry => ({ path, type: 'file', mode: 0o644, data: Buffer.isBuffer(s) ? s : Buffer.from(s) });
       return [
         text('etc/ssl/certs/ca-certificates.crt', caBundle(stage)),
         text('etc/passwd', 'root:x:0:0:root:/root:/usr/sbin/nologin\nnonroot:x:65532:65532:nonroot:/home/nonroot:/usr/sbin/nologin\n'),
         text('etc/group', 'root:x:0:\nnonroot:x:65532:\n'),
         text('etc/nsswitch.conf', 'passwd: files\ngroup: files\nhosts: files dns\n'),
+        text('var/lib/dpkg/status', dpkgStatus(debs)),
+        ...alternatives(stage),
         { path: 'tmp', type: 'dir', mode: 0o1777 },
         { path: 'home/nonroot', type: 'dir', mode: 0o755, uid: 65532, gid: 65532 },
       ];
-    }, 'image/python-base.lock');
+    }, `image/${def.lock}`);
     const img = image([layer(entries)], {
       entrypoint: [],
       cmd: ['/usr/bin/python3'],
       env: ['PATH=/usr/local/bin:/usr/bin', 'LANG=C.UTF-8', 'HOME=/home/nonroot', 'SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt', 'PYTHONUNBUFFERED=1'],
       user: '65532:65532',
       workingDir: '/',
-      labels: { 'org.opencontainers.image.title': 'slipway-python-base', 'org.opencontainers.image.base.name': 'debian:12', 'dev.slipway.python': '3.11' },
+      labels: { 'org.opencontainers.image.title': `slipway-${def.name}`, 'org.opencontainers.image.base.name': 'debian:12', ...def.labels },
     });
-    return { img, ref: `${PYTHON_BASE_REPOSITORY}:3.11` };
+    return { img, ref: `slipway/${def.name}:${def.tag}` };
   }, log);
 }
 
@@ -117,29 +170,36 @@ export function buildBuilderImage(log: (l: string) => void = () => {}): BuiltIma
 }
 
 /** Builds both (or takes them from the cache) and pushes them to `host`; returns their references by digest. */
-export async function pushEnvironmentImages(host: string, log: (l: string) => void = () => {}): Promise<{ pythonBase: string; builder: string }> {
-  const base = buildPythonBase(log);
+export async function pushEnvironmentImages(host: string, log: (l: string) => void = () => {}, bases: BaseImageName[] = ['python']): Promise<{ bases: Record<string, string>; builder: string }> {
+  const refs: Record<string, string> = {};
+  for (const which of bases) {
+    const def = BASE_IMAGES[which];
+    const built = buildBaseImage(which, log);
+    await pushLayout(join(built.dir, 'oci'), `${host}/slipway/${def.name}:${def.tag}`);
+    refs[which] = `${host}/slipway/${def.name}@${built.digest}`;
+  }
   const builder = buildBuilderImage(log);
-  await pushLayout(join(base.dir, 'oci'), `${host}/${PYTHON_BASE_REPOSITORY}:3.11`);
   await pushLayout(join(builder.dir, 'oci'), `${host}/${BUILDER_REPOSITORY}:latest`);
-  return { pythonBase: `${host}/${PYTHON_BASE_REPOSITORY}@${base.digest}`, builder: `${host}/${BUILDER_REPOSITORY}@${builder.digest}` };
+  return { bases: refs, builder: `${host}/${BUILDER_REPOSITORY}@${builder.digest}` };
 }
 
-/** Re-pins image/python-base.lock to what the archive serves now. */
-export function lockPythonBase(): LockedPackage[] {
-  const pkgs = closure(PYTHON_ROOTS);
-  return writeLockFile(PYTHON_BASE_LOCK, 'the Python base image (apt\'s closure of ' + PYTHON_ROOTS.join(', ') + ')', pkgs, (p) => fetchDeb(p, join(cacheRoot(), 'debs'), false));
+/** Re-pins a base image's lock to what the archive serves now. */
+export function lockBase(which: BaseImageName): LockedPackage[] {
+  const def = BASE_IMAGES[which];
+  const pkgs = closure(def.roots);
+  return writeLockFile(join(here, def.lock), `the ${def.name} image (apt's closure of ${def.roots.join(', ')})`, pkgs, (p) => fetchDeb(p, join(cacheRoot(), 'debs'), false));
 }
 
 if (import.meta.main) {
   const { values } = parseArgs({ options: { lock: { type: 'boolean', default: false }, push: { type: 'string' } } });
+  const all = Object.keys(BASE_IMAGES) as BaseImageName[];
   if (values.lock) {
-    console.log(`wrote image/python-base.lock: ${lockPythonBase().length} packages`);
+    for (const which of all) console.log(`wrote image/${BASE_IMAGES[which].lock}: ${lockBase(which).length} packages`);
   } else if (values.push) {
-    const refs = await pushEnvironmentImages(values.push, (l) => console.error(l));
-    console.log(`${refs.pythonBase}\n${refs.builder}`);
+    const refs = await pushEnvironmentImages(values.push, (l) => console.error(l), all);
+    console.log([...Object.values(refs.bases), refs.builder].join('\n'));
   } else {
-    for (const b of [buildPythonBase((l) => console.error(l)), buildBuilderImage((l) => console.error(l))]) {
+    for (const b of [...all.map((w) => buildBaseImage(w, (l) => console.error(l))), buildBuilderImage((l) => console.error(l))]) {
       console.log(`${b.name}@${b.digest} ${(b.size / 1048576).toFixed(1)} MiB compressed${b.cached ? ' (cached)' : ''}: ${b.dir}/oci`);
     }
   }

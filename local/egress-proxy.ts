@@ -1,12 +1,13 @@
 // The pods' one way off the pod network: an HTTP CONNECT proxy on the bridge's address that opens tunnels to the
-// package index only (PyPI: pypi.org and files.pythonhosted.org, port 443), the registry this machine installs
-// Python packages from. Environment builds (ProjectEnvironment) resolve and download wheels through it, as a
-// cluster's build pods go through an egress proxy; every other destination is refused (403) and logged. TLS goes
-// through untouched: the pod verifies the index's certificate itself (with the CA bundle it is given).
+// package indexes only (PyPI: pypi.org and files.pythonhosted.org; Debian: deb.debian.org; port 443), the
+// registries this machine installs packages from. Environment builds (ProjectEnvironment) resolve and download
+// wheels and .debs through it, as a cluster's build pods go through an egress proxy; every other destination is
+// refused (403) and logged. TLS goes through untouched: the pod verifies the index's certificate itself (with the
+// CA bundle it is given).
 import { connect, createServer, type Server, type Socket } from 'node:net';
 
 export const EGRESS_PROXY_PORT = 3128;
-export const PACKAGE_INDEX_HOSTS = ['pypi.org:443', 'files.pythonhosted.org:443'];
+export const PACKAGE_INDEX_HOSTS = ['pypi.org:443', 'files.pythonhosted.org:443', 'deb.debian.org:443'];
 
 export function startEgressProxy(opts: { host: string; port?: number; allow?: string[]; log?: (line: string) => void }): Promise<Server> {
   const allow = new Set((opts.allow ?? PACKAGE_INDEX_HOSTS).map((h) => h.toLowerCase()));

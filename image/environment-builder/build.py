@@ -12,16 +12,20 @@ from the builder image (an image volume): this script and pip, as a wheel.
    the config (base config + diff_id + history + labels with the hash and the lock), the manifest under the tag,
    and an SPDX SBOM as an OCI artifact whose subject is the image.
 6. Report: a JSON line in the termination-message file, which the controller reads from the pod's status:
-   {"image": "repo@sha256:...", "sbom": "sha256:...", "lock": "name==version ...", "python": "3.11.2"}.
+   {"image": "repo@sha256:...", "sbom": "sha256:...", "lock": "name==version ... deb:name==version ...", "python": "3.11.2"}.
    A failure writes {"reason": ..., "message": ...} instead and exits 2 when retrying cannot help (the packages
    cannot be resolved), 1 otherwise (the Job retries with its back-off).
 
-Input: SLIPWAY_BUILD, a JSON object: {"hash", "baseImage", "repository", "pip": [...]}. Registry credentials, when
+Debian packages (apt: [...]) and R packages (r: [...], CRAN's as the distribution builds them) are resolved
+against the base's own Debian release and unpacked into the same layer first (see the section below).
+
+Input: SLIPWAY_BUILD, a JSON object: {"hash", "baseImage", "repository", "pip": [...], "apt": [...], "r": [...]}. Registry credentials, when
 the registry needs them, come from a kubernetes.io/dockerconfigjson Secret mounted at SLIPWAY_PUSH_SECRET_DIR.
 Standard library only: the base image needs nothing but Python.
 """
 
 import base64
+import functools
 import gzip
 import hashlib
 import io
@@ -177,6 +181,272 @@ def layer_of(stage):
     with gzip.GzipFile(filename='', mode='wb', fileobj=gz, mtime=0, compresslevel=6) as z:
         z.write(tar)
     return gz.getvalue(), digest_of(tar)
+
+
+# ---------------------------------------------------------------- Debian packages (apt and R)
+#
+# Debian packages of the base's own distribution (its /etc/os-release codename), from the archive's Packages
+# indexes (main, -updates, -security), resolved against what the base has installed (its dpkg status): the
+# requested packages and every dependency the base lacks, each at the archive's newest version. The .debs are
+# checked against the index's sha256 and unpacked (no maintainer scripts: nothing runs as root) into the layer,
+# /usr merged as the base is, with dpkg's status extended. R packages are CRAN's as Debian builds them
+# (r-cran-<name>): the distribution's release is the CRAN snapshot.
+
+APT_MIRROR = os.environ.get('SLIPWAY_APT_MIRROR', 'https://deb.debian.org').rstrip('/')
+MERGED = (('lib/', 'usr/lib/'), ('lib64/', 'usr/lib64/'), ('bin/', 'usr/bin/'), ('sbin/', 'usr/sbin/'))
+DROPPED = re.compile(r'^usr/share/(doc|man|info|locale|lintian|bug)(/|$)')
+
+
+def _order(c):
+    if c == '~':
+        return -1
+    if c.isalpha():
+        return ord(c)
+    return ord(c) + 256
+
+
+def _cmp_part(a, b):
+    """dpkg's comparison of an upstream version or a revision: non-digits by their order (~ first), digits as numbers."""
+    while a or b:
+        i = 0
+        while i < len(a) and not a[i].isdigit():
+            i += 1
+        j = 0
+        while j < len(b) and not b[j].isdigit():
+            j += 1
+        sa, sb = a[:i], b[:j]
+        for k in range(max(len(sa), len(sb))):
+            ca = _order(sa[k]) if k < len(sa) else 0
+            cb = _order(sb[k]) if k < len(sb) else 0
+            if ca != cb:
+                return -1 if ca < cb else 1
+        a, b = a[i:], b[j:]
+        i = 0
+        while i < len(a) and a[i].isdigit():
+            i += 1
+        j = 0
+        while j < len(b) and b[j].isdigit():
+            j += 1
+        na, nb = int(a[:i] or 0), int(b[:j] or 0)
+        if na != nb:
+            return -1 if na < nb else 1
+        a, b = a[i:], b[j:]
+    return 0
+
+
+def vercmp(a, b):
+    def split(v):
+        epoch, rest = v.split(':', 1) if ':' in v else ('0', v)
+        upstream, _, revision = rest.rpartition('-') if '-' in rest else (rest, '', '0')
+        return int(epoch or 0), upstream, revision
+    ea, ua, ra = split(a)
+    eb, ub, rb = split(b)
+    if ea != eb:
+        return -1 if ea < eb else 1
+    return _cmp_part(ua, ub) or _cmp_part(ra, rb)
+
+
+def satisfies(version, op, wanted):
+    c = vercmp(version, wanted)
+    return {'<<': c < 0, '<=': c <= 0, '=': c == 0, '>=': c >= 0, '>>': c > 0}[op]
+
+
+def parse_deps(text):
+    """`a (>= 1) | b, c:any` -> [[('a', '>=', '1'), ('b', None, None)], [('c', None, None)]]"""
+    groups = []
+    for group in filter(None, (g.strip() for g in (text or '').split(','))):
+        alts = []
+        for alt in group.split('|'):
+            m = re.match(r'\s*([a-z0-9][a-z0-9+.-]*)(?::[a-z0-9-]+)?\s*(?:\(\s*(<<|<=|=|>=|>>)\s*([^)\s]+)\s*\))?', alt)
+            if m:
+                alts.append((m.group(1), m.group(2), m.group(3)))
+        if alts:
+            groups.append(alts)
+    return groups
+
+
+STANZA_FIELDS = ('Package', 'Version', 'Provides', 'Depends', 'Pre-Depends', 'Filename', 'SHA256', 'Architecture')
+
+
+def parse_stanzas(text):
+    out = []
+    for block in text.split('\n\n'):
+        entry = {}
+        key = None
+        for line in block.split('\n'):
+            if line[:1] in (' ', '\t'):
+                if key in entry:
+                    entry[key] += ' ' + line.strip()
+                continue
+            key, _, value = line.partition(':')
+            if key in STANZA_FIELDS:
+                entry[key] = value.strip()
+        if entry.get('Package'):
+            out.append(entry)
+    return out
+
+
+def os_codename():
+    for path in ('/etc/os-release', '/usr/lib/os-release'):
+        if os.path.exists(path):
+            with open(path) as f:
+                values = dict(line.rstrip('\n').split('=', 1) for line in f if '=' in line)
+            codename = values.get('VERSION_CODENAME', '').strip('"')
+            if values.get('ID', '').strip('"') == 'debian' and codename:
+                return codename
+    raise BuildError('BaseImageUnsupported', 'apt and R packages need a Debian base image (/etc/os-release with ID=debian and VERSION_CODENAME)', True)
+
+
+def fetch(url):
+    try:
+        with urllib.request.urlopen(url, timeout=300) as res:
+            return res.read()
+    except urllib.error.HTTPError as e:
+        raise BuildError('PackageIndexError', f'GET {url}: {e.code} {e.reason}')
+    except (urllib.error.URLError, OSError) as e:
+        raise BuildError('PackageIndexUnreachable', f'GET {url}: {getattr(e, "reason", e)}')
+
+
+def apt_index(codename):
+    import lzma
+    suites = [('debian', codename), ('debian', f'{codename}-updates'), ('debian-security', f'{codename}-security')]
+    index = {}
+    for archive, suite in suites:
+        url = f'{APT_MIRROR}/{archive}/dists/{suite}/main/binary-amd64/Packages.xz'
+        for e in parse_stanzas(lzma.decompress(fetch(url)).decode('utf-8', 'replace')):
+            e['url'] = f"{APT_MIRROR}/{archive}/{e['Filename']}"
+            index.setdefault(e['Package'], []).append(e)
+    newest_first = functools.cmp_to_key(lambda a, b: vercmp(b['Version'], a['Version']))
+    for name in index:
+        index[name].sort(key=newest_first)
+    return index, [s for _, s in suites]
+
+
+def installed_packages():
+    try:
+        with open('/var/lib/dpkg/status') as f:
+            return {e['Package']: e for e in parse_stanzas(f.read())}
+    except FileNotFoundError:
+        return {}
+
+
+def apt_resolve(requests, installed, index, suites):
+    """The packages to add for `requests` (name or name=version), as index entries sorted by name."""
+    chosen = {}
+    provided = {}
+    for e in installed.values():
+        for group in parse_deps(e.get('Provides', '')):
+            provided.setdefault(group[0][0], set()).add(e['Package'])
+    providers = {}
+    for name, entries in index.items():
+        for group in parse_deps(entries[0].get('Provides', '')):
+            providers.setdefault(group[0][0], []).append(name)
+    where = ', '.join(suites)
+
+    def have(name, op, ver):
+        for pool in (installed, chosen):
+            if name in pool and (not op or satisfies(pool[name]['Version'], op, ver)):
+                return True
+        return not op and bool(provided.get(name))
+
+    def candidate(name, op, ver):
+        for e in index.get(name, []):
+            if not op or satisfies(e['Version'], op, ver):
+                return e
+        if not op:
+            for p in sorted(providers.get(name, [])):
+                return index[p][0]
+        return None
+
+    def add(e):
+        chosen[e['Package']] = e
+        for group in parse_deps(e.get('Provides', '')):
+            provided.setdefault(group[0][0], set()).add(e['Package'])
+        for group in parse_deps(e.get('Pre-Depends', '')) + parse_deps(e.get('Depends', '')):
+            if any(have(*alt) for alt in group):
+                continue
+            for alt in group:
+                c = candidate(*alt)
+                if c:
+                    add(c)
+                    break
+            else:
+                text = ' | '.join(f'{n} ({o} {v})' if o else n for n, o, v in group)
+                raise BuildError('ResolutionFailed', f"{e['Package']} {e['Version']} needs {text}, which neither the base image nor {where} has", True)
+
+    for req in requests:
+        name, _, version = req.partition('=')
+        if have(name, '=' if version else None, version or None):
+            continue
+        c = candidate(name, '=' if version else None, version or None)
+        if not c:
+            there = f' (versions there: {", ".join(e["Version"] for e in index[name][:5])})' if name in index else ''
+            raise BuildError('ResolutionFailed', f'Debian package {req} is not in {where}{there}', True)
+        add(c)
+    return [chosen[n] for n in sorted(chosen)]
+
+
+def merged(path):
+    for src, dst in MERGED:
+        if path == src[:-1]:
+            return dst[:-1]
+        if path.startswith(src):
+            return dst + path[len(src):]
+    return path
+
+
+def unpack_deb(data, stage):
+    """The data member of a .deb (an ar archive) unpacked into `stage`, /usr merged, docs dropped."""
+    if data[:8] != b'!<arch>\n':
+        raise BuildError('InstallFailed', 'not a Debian package (no ar header)')
+    pos = 8
+    payload = None
+    while pos + 60 <= len(data):
+        name = data[pos:pos + 16].decode().strip().rstrip('/')
+        size = int(data[pos + 48:pos + 58].decode().strip())
+        if name.startswith('data.tar'):
+            payload = (name, data[pos + 60:pos + 60 + size])
+        pos += 60 + size + (size % 2)
+    if not payload:
+        raise BuildError('InstallFailed', 'a Debian package without a data member')
+    name, blob = payload
+    if name.endswith('.zst'):
+        raise BuildError('InstallFailed', 'zstd-compressed Debian packages are not supported by this builder')
+    with tarfile.open(fileobj=io.BytesIO(blob), mode='r:*') as t:
+        for m in t.getmembers():
+            path = merged(os.path.normpath(m.name).lstrip('./'))
+            if path in ('', '.', 'usr', 'usr/lib', 'usr/lib64', 'usr/bin', 'usr/sbin') and m.isdir():
+                continue
+            if path.startswith('..') or DROPPED.match(path):
+                continue
+            m.name = path
+            if m.islnk():
+                m.linkname = merged(os.path.normpath(m.linkname).lstrip('./'))
+            m.uid = m.gid = 0
+            m.mode &= 0o755
+            t.extract(m, stage, set_attrs=not m.issym())
+
+
+def apt_install(entries, stage):
+    for e in entries:
+        data = fetch(e['url'])
+        if hashlib.sha256(data).hexdigest() != e.get('SHA256'):
+            raise BuildError('InstallFailed', f"{e['Package']} {e['Version']}: the download does not match the index's sha256")
+        unpack_deb(data, stage)
+    # dpkg's status: the base's, and what this layer adds.
+    status = os.path.join(stage, 'var', 'lib', 'dpkg', 'status')
+    os.makedirs(os.path.dirname(status), exist_ok=True)
+    base = ''
+    if os.path.exists('/var/lib/dpkg/status'):
+        with open('/var/lib/dpkg/status') as f:
+            base = f.read().rstrip('\n') + '\n\n'
+    added = []
+    for e in entries:
+        lines = [f"Package: {e['Package']}", 'Status: install ok installed', f"Version: {e['Version']}", f"Architecture: {e.get('Architecture', 'amd64')}"]
+        lines += [f'{k}: {e[k]}' for k in ('Provides', 'Pre-Depends', 'Depends') if e.get(k)]
+        added.append('\n'.join(lines))
+    with open(status, 'w') as f:
+        f.write(base + '\n\n'.join(added) + '\n')
 
 
 # ---------------------------------------------------------------- registry
@@ -336,7 +606,7 @@ class Registry:
 # ---------------------------------------------------------------- the build
 
 
-def sbom(build, image, lock, base_digest, python):
+def sbom(build, image, lock, base_digest, python, debs=()):
     def pkg(i, name, version, purl, checksum=None):
         p = {'SPDXID': f'SPDXRef-Package-{i}', 'name': name, 'versionInfo': version, 'downloadLocation': 'NOASSERTION',
              'filesAnalyzed': False,
@@ -347,6 +617,8 @@ def sbom(build, image, lock, base_digest, python):
     packages = [pkg(0, 'base-image', base_digest, f"pkg:oci/{build['baseImage'].split('/')[-1].split('@')[0]}@{urllib.parse.quote(base_digest)}"),
                 pkg(1, 'python', python, f'pkg:generic/python@{python}')]
     packages += [pkg(i + 2, p['name'], p['version'], f"pkg:pypi/{p['name']}@{p['version']}", p['sha256']) for i, p in enumerate(lock)]
+    packages += [pkg(i + 2 + len(lock), e['Package'], e['Version'], f"pkg:deb/debian/{e['Package']}@{urllib.parse.quote(e['Version'])}?arch={e.get('Architecture', 'amd64')}", e.get('SHA256'))
+                 for i, e in enumerate(debs)]
     return json.dumps({
         'spdxVersion': 'SPDX-2.3', 'dataLicense': 'CC0-1.0', 'SPDXID': 'SPDXRef-DOCUMENT', 'name': image,
         'documentNamespace': f"https://slipway.dev/spdx/environments/{build['hash']}",
@@ -355,8 +627,8 @@ def sbom(build, image, lock, base_digest, python):
     }, indent=2, sort_keys=True).encode()
 
 
-def lock_text(lock):
-    return ' '.join(f"{p['name']}=={p['version']}" for p in lock)
+def lock_text(lock, debs=()):
+    return ' '.join([f"{p['name']}=={p['version']}" for p in lock] + [f"deb:{e['Package']}=={e['Version']}" for e in debs])
 
 
 def build(spec):
@@ -378,9 +650,18 @@ def build(spec):
         log(f'reusing {spec["repository"]}@{digest}: already built for {tag}')
         return {'image': f"{spec['repository']}@{digest}", 'sbom': sbom_ref[0] if sbom_ref else '', 'lock': lock, 'python': python, 'reused': True}
 
+    # Everything is resolved before anything is built: a package that cannot be had fails the build here.
+    apt_requests = list(spec.get('apt', [])) + [f"r-cran-{n.lower()}" for n in spec.get('r', [])]
+    debs = []
+    if apt_requests:
+        codename = os_codename()
+        log(f'resolving {len(apt_requests)} Debian packages in {codename}')
+        index, suites = apt_index(codename)
+        debs = apt_resolve(apt_requests, installed_packages(), index, suites)
+        log(f'locked {len(debs)} Debian packages: {lock_text([], debs)}')
     log(f"resolving {len(spec['pip'])} requirements for Python {python}")
     lock = resolve(spec['pip']) if spec['pip'] else []
-    log(f'locked {len(lock)} packages: {lock_text(lock)}')
+    log(f'locked {len(lock)} Python packages: {lock_text(lock)}')
 
     base = source.manifest(base_repo, base_ref)
     if not base:
@@ -390,6 +671,8 @@ def build(spec):
 
     stage = os.path.join(WORK, 'stage')
     os.makedirs(stage, exist_ok=True)
+    if debs:
+        apt_install(debs, stage)
     if lock:
         install(lock, stage)
     blob, diff_id = layer_of(stage)
@@ -414,12 +697,12 @@ def build(spec):
     inner = dict(config.get('config') or {})
     labels = dict(inner.get('Labels') or {})
     labels[LABEL_HASH] = tag
-    labels[LABEL_LOCK] = lock_text(lock)
+    labels[LABEL_LOCK] = lock_text(lock, debs)
     inner['Labels'] = labels
     config['config'] = inner
     config['rootfs'] = {'type': 'layers', 'diff_ids': list(base_config['rootfs']['diff_ids']) + [diff_id]}
     config['history'] = list(base_config.get('history') or []) + [
-        {'created': '1970-01-01T00:00:00Z', 'created_by': f'slipway environment builder: pip install {len(lock)} locked wheels'}]
+        {'created': '1970-01-01T00:00:00Z', 'created_by': f'slipway environment builder: {len(debs)} Debian packages, {len(lock)} locked wheels'}]
     config_bytes = json.dumps(config, separators=(',', ':')).encode()
     config_digest = digest_of(config_bytes)
     target.put_blob(repo, config_digest, config_bytes)
@@ -435,7 +718,7 @@ def build(spec):
     image = f"{spec['repository']}@{digest}"
     log(f'pushed {image}')
 
-    doc = sbom(spec, image, lock, base_digest, python)
+    doc = sbom(spec, image, lock, base_digest, python, debs)
     sbom_digest = digest_of(doc)
     target.put_blob(repo, digest_of(EMPTY), EMPTY)
     target.put_blob(repo, sbom_digest, doc)
@@ -446,8 +729,8 @@ def build(spec):
         'subject': {'mediaType': OCI_MANIFEST, 'digest': digest, 'size': size},
     }
     art_digest, _ = target.put_manifest(repo, f'{tag}.sbom', art)
-    log(f'SBOM {art_digest} ({len(lock) + 2} packages)')
-    return {'image': image, 'sbom': art_digest, 'lock': lock_text(lock), 'python': python, 'reused': False}
+    log(f'SBOM {art_digest} ({len(lock) + len(debs) + 2} packages)')
+    return {'image': image, 'sbom': art_digest, 'lock': lock_text(lock, debs), 'python': python, 'reused': False}
 
 
 def main():

@@ -42,6 +42,16 @@ export const projectEnvironmentSpec = cel(
           .max(500)
           .optional()
           .meta({ description: 'Python requirements (PEP 508), resolved to exact versions and wheel hashes before the build.' }),
+        apt: z
+          .array(z.string().min(1).max(256).regex(/^[a-z0-9][a-z0-9+.-]+(=[A-Za-z0-9.+~:-]+)?$/, 'must be a Debian package name, optionally =version'))
+          .max(500)
+          .optional()
+          .meta({ description: 'Debian packages of the base image\'s own release (name or name=version), with the dependencies the base lacks; unpacked, no maintainer scripts run.' }),
+        r: z
+          .array(z.string().min(1).max(128).regex(/^[A-Za-z][A-Za-z0-9.]*[A-Za-z0-9]$/, 'must be a CRAN package name'))
+          .max(500)
+          .optional()
+          .meta({ description: 'R packages, as the base image\'s Debian release builds them from CRAN (r-cran-<name>): the release is the CRAN snapshot. Needs R in the base image.' }),
       })
       .optional(),
     build: z

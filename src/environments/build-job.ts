@@ -44,7 +44,7 @@ export function buildJob(pe: ProjectEnvironment, inputs: BuildInputs, hash: stri
   };
   const pushSecret = pe.spec.build?.pushSecret;
   const ca = config.caBundle;
-  const build = { hash, baseImage: inputs.baseImage, repository: inputs.repository, pip: inputs.pip };
+  const build = { hash, baseImage: inputs.baseImage, repository: inputs.repository, pip: inputs.pip, ...(inputs.apt.length ? { apt: inputs.apt } : {}), ...(inputs.r.length ? { r: inputs.r } : {}) };
   return {
     apiVersion: 'batch/v1',
     kind: 'Job',

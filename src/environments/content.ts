@@ -33,6 +33,9 @@ export interface BuildInputs {
   baseImage: string;
   repository: string;
   pip: string[];
+  /** Debian packages, and R packages as Debian names them (r-cran-<lowercase name>), sorted. */
+  apt: string[];
+  r: string[];
 }
 
 /** The canonical inputs of a built environment's spec (undefined for a prebuilt one). */
@@ -43,12 +46,14 @@ export function buildInputs(spec: ProjectEnvironment['spec']): BuildInputs | und
     baseImage: spec.baseImage,
     repository: spec.build.repository,
     pip: [...new Set((spec.packages?.pip ?? []).map(canonicalRequirement))].sort(),
+    apt: [...new Set(spec.packages?.apt ?? [])].sort(),
+    r: [...new Set((spec.packages?.r ?? []).map((n) => n.toLowerCase()))].sort(),
   };
 }
 
 /** sha256 of the canonical inputs, 64 hex digits: the image's tag in the repository and its name in status. */
 export function contentHash(inputs: BuildInputs): string {
   // Keys in a fixed order; arrays already canonical.
-  const text = JSON.stringify({ format: inputs.format, baseImage: inputs.baseImage, repository: inputs.repository, pip: inputs.pip });
+  const text = JSON.stringify({ format: inputs.format, baseImage: inputs.baseImage, repository: inputs.repository, pip: inputs.pip, ...(inputs.apt.length ? { apt: inputs.apt } : {}), ...(inputs.r.length ? { r: inputs.r } : {}) });
   return createHash('sha256').update(text).digest('hex');
 }

@@ -37,10 +37,13 @@ export function parseBuildReport(message: string | undefined, repository: string
   return { ok: false, reason: 'BuildReportInvalid', message: `the builder's report is not one Slipway reads: ${text.slice(0, 300)}` };
 }
 
-/** `name==version name==version …` → sorted entries; anything else in it is dropped. */
+/**
+ * `name==version … deb:name==version …` → sorted entries (Python packages by their PEP 503 names, Debian
+ * packages prefixed deb:); anything else in it is dropped.
+ */
 export function parseLock(text: string): string[] {
   return text
     .split(/\s+/)
-    .filter((e) => /^[a-z0-9]([a-z0-9-]*[a-z0-9])?==[A-Za-z0-9.+!_-]+$/.test(e))
+    .filter((e) => /^[a-z0-9]([a-z0-9-]*[a-z0-9])?==[A-Za-z0-9.+!_-]+$/.test(e) || /^deb:[a-z0-9][a-z0-9+.-]+==[A-Za-z0-9.+~:-]+$/.test(e))
     .sort();
 }

@@ -115,8 +115,10 @@ test('a ProjectEnvironment must be either prebuilt and pinned by digest, or buil
   await assert.rejects(cluster.kubectl(['create', '-n', ns, '-f', '-'], penv({ baseImage: 'python:3.11-slim', build: { repository: 'registry.example.com/env' } })), /spec.baseImage must be pinned by digest/);
   await assert.rejects(cluster.kubectl(['create', '-n', ns, '-f', '-'], penv({ baseImage: base, packages: { pip: ['sklearn @ https://example.com/sk.whl'] }, build: { repository: 'registry.example.com/env' } })), /must be a package of the index/);
   await assert.rejects(cluster.kubectl(['create', '-n', ns, '-f', '-'], penv({ baseImage: base, build: { repository: 'env' } })), /spec.build.repository: Invalid value/);
-  // apt packages are not built (yet): an unknown field is refused, not silently dropped.
-  await assert.rejects(cluster.kubectl(['create', '-n', ns, '-f', '-'], penv({ baseImage: base, packages: { apt: ['libgomp1'] }, build: { repository: 'registry.example.com/env' } })), /unknown field "spec.packages.apt"/);
+  await assert.rejects(cluster.kubectl(['create', '-n', ns, '-f', '-'], penv({ baseImage: base, packages: { apt: ['libgomp1; rm -rf /'] }, build: { repository: 'registry.example.com/env' } })), /spec.packages.apt\[0\]: Invalid value/);
+  await assert.rejects(cluster.kubectl(['create', '-n', ns, '-f', '-'], penv({ baseImage: base, packages: { r: ['data table'] }, build: { repository: 'registry.example.com/env' } })), /spec.packages.r\[0\]: Invalid value/);
+  // An unknown field is refused, not silently dropped.
+  await assert.rejects(cluster.kubectl(['create', '-n', ns, '-f', '-'], penv({ baseImage: base, packages: { conda: ['numpy'] }, build: { repository: 'registry.example.com/env' } })), /unknown field "spec.packages.conda"/);
   await cluster.kubectl(['create', '-n', ns, '-f', '-'], penv({ image: `registry.example.com/env@sha256:${'a'.repeat(64)}` }));
 });
 

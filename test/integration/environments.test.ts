@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { fetchBlob, fetchManifest } from '../../image/distribution.ts';
-import { pushEnvironmentImages } from '../../image/environment-images.ts';
+import { pushEnvironmentImages, type BaseImageName } from '../../image/environment-images.ts';
 import { EGRESS_PROXY_PORT } from '../../local/egress-proxy.ts';
 import { eventually } from '../../local/eventually.ts';
 import { localHttpRoute } from '../../local/gateway.ts';
@@ -35,8 +35,8 @@ const penv = (name: string, spec: Record<string, unknown>): string => JSON.strin
 const condition = (s: { conditions?: Condition[] } | undefined, type: string): Condition | undefined => s?.conditions?.find((c) => c.type === type);
 
 /** The controller, able to build: the builder image, the egress proxy and the CA bundle a build needs here. */
-async function builderSetup(t: TestContext, ns: string): Promise<{ pythonBase: string }> {
-  const refs = await pushEnvironmentImages(registry, (l) => t.diagnostic(l));
+async function builderSetup(t: TestContext, ns: string, bases: BaseImageName[] = ['python']): Promise<{ pythonBase: string; rBase: string }> {
+  const refs = await pushEnvironmentImages(registry, (l) => t.diagnostic(l), bases);
   await cluster.kubectl(['create', 'configmap', 'trusted-ca', '-n', ns, '--from-file=ca.crt=/etc/ssl/certs/ca-certificates.crt']);
   await startController(t, cluster, ns, {
     args: [
@@ -46,7 +46,23 @@ async function builderSetup(t: TestContext, ns: string): Promise<{ pythonBase: s
       '--environment-build-ca=trusted-ca/ca.crt',
     ],
   });
-  return { pythonBase: refs.pythonBase };
+  return { pythonBase: refs.bases.python ?? '', rBase: refs.bases.r ?? '' };
+}
+
+/** Waits for the environment to be Ready; a build that fails, or a wait that ends, says why (the Ready condition). */
+async function built(ns: string, name: string, timeoutMs = 900_000): Promise<NonNullable<Penv['status']>> {
+  let last = '';
+  try {
+    return await eventually(`ProjectEnvironment ${name} Ready`, async () => {
+      const s = (await getJson<Penv>(cluster, ['get', 'penv', name, '-n', ns])).status;
+      const ready = condition(s, 'Ready');
+      last = `${ready?.reason ?? '-'}: ${ready?.message ?? ''}`;
+      if (s?.phase === 'Failed') throw new Error(`the build failed: ${last}`);
+      return ready?.status === 'True' && s ? s : undefined;
+    }, { timeoutMs, intervalMs: 1000 });
+  } catch (err) {
+    throw new Error(`${name}: ${err instanceof Error ? err.message : String(err)} (last: ${last})`, { cause: err });
+  }
 }
 
 async function events(ns: string, name: string): Promise<{ reason: string; message: string }[]> {
@@ -60,29 +76,28 @@ test('a ProjectEnvironment builds its image in the cluster, a ModelDeployment se
   const spec = (pip: string[]) => ({ baseImage: pythonBase, packages: { pip }, build: { repository } });
   const first = ['scikit-learn==1.5.2', 'tabulate==0.9.0'];
   await cluster.kubectl(['apply', '-n', ns, '-f', '-'], penv('churn-env', spec(first)));
-  await cluster.kubectl(['wait', '--for=condition=Ready', '--timeout=900s', '-n', ns, 'penv/churn-env']);
-  const built = (await getJson<Penv>(cluster, ['get', 'penv', 'churn-env', '-n', ns])).status ?? {};
-  assert.equal(built.phase, 'Ready');
-  assert.match(built.image ?? '', new RegExp(`^${repository.replace(/[.]/g, '\\.')}@sha256:[a-f0-9]{64}$`));
+  const v1 = await built(ns, 'churn-env');
+  assert.equal(v1.phase, 'Ready');
+  assert.match(v1.image ?? '', new RegExp(`^${repository.replace(/[.]/g, '\\.')}@sha256:[a-f0-9]{64}$`));
   // The lock: the packages asked for at their versions, and what they pulled in, each at one exact version.
-  assert.ok(built.lock?.includes('scikit-learn==1.5.2') && built.lock.includes('tabulate==0.9.0'), `lock: ${built.lock?.join(' ')}`);
-  for (const dep of ['numpy', 'scipy', 'joblib', 'threadpoolctl']) assert.ok(built.lock?.some((l) => l.startsWith(`${dep}==`)), `${dep} is locked`);
+  assert.ok(v1.lock?.includes('scikit-learn==1.5.2') && v1.lock.includes('tabulate==0.9.0'), `lock: ${v1.lock?.join(' ')}`);
+  for (const dep of ['numpy', 'scipy', 'joblib', 'threadpoolctl']) assert.ok(v1.lock?.some((l) => l.startsWith(`${dep}==`)), `${dep} is locked`);
 
   // In the registry: the image under its content hash, the base's layers and one more, the lock in its config;
   // the SBOM an artifact whose subject is the image, listing every locked package.
-  const image = await fetchManifest(built.image ?? '');
+  const image = await fetchManifest(v1.image ?? '');
   const base = await fetchManifest(pythonBase);
   assert.deepEqual(image.manifest.layers.slice(0, -1).map((l) => l.digest), base.manifest.layers.map((l) => l.digest));
   assert.equal(image.manifest.layers.length, base.manifest.layers.length + 1);
   const labels = (image.config.config as { Labels?: Record<string, string> }).Labels ?? {};
-  assert.equal(labels['dev.slipway.environment.hash'], built.contentHash);
-  assert.deepEqual(labels['dev.slipway.environment.lock']?.split(' ').sort(), built.lock);
-  assert.equal((await fetchManifest(`${repository}:${built.contentHash}`)).digest, image.digest);
-  const sbomManifest = JSON.parse((await fetch(`http://${registry}/v2/${ns}/churn-env/manifests/${built.sbom}`, { headers: { accept: 'application/vnd.oci.image.manifest.v1+json' } }).then((r) => r.text()))) as { artifactType: string; subject: { digest: string }; layers: { digest: string }[] };
+  assert.equal(labels['dev.slipway.environment.hash'], v1.contentHash);
+  assert.deepEqual(labels['dev.slipway.environment.lock']?.split(' ').sort(), v1.lock);
+  assert.equal((await fetchManifest(`${repository}:${v1.contentHash}`)).digest, image.digest);
+  const sbomManifest = JSON.parse((await fetch(`http://${registry}/v2/${ns}/churn-env/manifests/${v1.sbom}`, { headers: { accept: 'application/vnd.oci.image.manifest.v1+json' } }).then((r) => r.text()))) as { artifactType: string; subject: { digest: string }; layers: { digest: string }[] };
   assert.equal(sbomManifest.artifactType, 'application/spdx+json');
   assert.equal(sbomManifest.subject.digest, image.digest);
-  const sbom = JSON.parse((await fetchBlob(built.image ?? '', sbomManifest.layers[0]?.digest ?? '')).toString('utf8')) as { packages: { name: string; versionInfo: string }[] };
-  for (const entry of built.lock ?? []) {
+  const sbom = JSON.parse((await fetchBlob(v1.image ?? '', sbomManifest.layers[0]?.digest ?? '')).toString('utf8')) as { packages: { name: string; versionInfo: string }[] };
+  for (const entry of v1.lock ?? []) {
     const [name, version] = entry.split('==');
     assert.ok(sbom.packages.some((p) => p.name === name && p.versionInfo === version), `the SBOM lists ${entry}`);
   }
@@ -112,7 +127,7 @@ test('a ProjectEnvironment builds its image in the cluster, a ModelDeployment se
   };
   const answer = await eventually('inference through the gateway', infer, { timeoutMs: 90_000, intervalMs: 500 });
   assert.deepEqual(answer.predictions, [0, 1]);
-  for (const entry of built.lock ?? []) {
+  for (const entry of v1.lock ?? []) {
     const [name = '', version] = entry.split('==');
     assert.equal(answer.packages[name], version, `the served model imports ${name} at the lock's version`);
   }
@@ -123,7 +138,7 @@ test('a ProjectEnvironment builds its image in the cluster, a ModelDeployment se
   const second = await eventually('the second image', async () => {
     const s = (await getJson<Penv>(cluster, ['get', 'penv', 'churn-env', '-n', ns])).status;
     if (s?.phase === 'Failed') throw new Error(`the build failed: ${condition(s, 'Ready')?.message}`);
-    return s?.phase === 'Ready' && s.image !== built.image ? s : undefined;
+    return s?.phase === 'Ready' && s.image !== v1.image ? s : undefined;
   }, { timeoutMs: 900_000, intervalMs: 2000 });
   assert.ok(second.lock?.includes('six==1.16.0'));
   await eventually('the ModelDeployment on the second image', async () => {
@@ -135,7 +150,7 @@ test('a ProjectEnvironment builds its image in the cluster, a ModelDeployment se
   // Removed again: the first image is served again from the history, with no build.
   const startedBefore = (await events(ns, 'churn-env')).filter((e) => e.reason === 'BuildStarted').length;
   await cluster.kubectl(['apply', '-n', ns, '-f', '-'], penv('churn-env', spec(first)));
-  await eventually('the first image again', async () => (await getJson<Penv>(cluster, ['get', 'penv', 'churn-env', '-n', ns])).status?.image === built.image, { timeoutMs: 60_000, intervalMs: 500 });
+  await eventually('the first image again', async () => (await getJson<Penv>(cluster, ['get', 'penv', 'churn-env', '-n', ns])).status?.image === v1.image, { timeoutMs: 60_000, intervalMs: 500 });
   const after = await events(ns, 'churn-env');
   assert.equal(after.filter((e) => e.reason === 'BuildStarted').length, startedBefore, 'no build started');
   assert.ok(after.some((e) => e.reason === 'ImageRestored'));
@@ -143,7 +158,7 @@ test('a ProjectEnvironment builds its image in the cluster, a ModelDeployment se
   assert.deepEqual(jobs.items, [], 'no build Job');
   await eventually('the ModelDeployment back on the first image', async () => {
     const md = (await getJson<Md>(cluster, ['get', 'mdep', 'churn', '-n', ns])).status;
-    return md?.stable?.image === built.image && condition(md, 'Ready')?.status === 'True';
+    return md?.stable?.image === v1.image && condition(md, 'Ready')?.status === 'True';
   }, { timeoutMs: 300_000, intervalMs: 1000 });
   await eventually('six gone from what serves', async () => (await infer()).packages.six === undefined, { timeoutMs: 90_000, intervalMs: 500 });
 
@@ -157,13 +172,13 @@ test('a ProjectEnvironment builds its image in the cluster, a ModelDeployment se
   assert.equal(ready?.reason, 'ResolutionFailed');
   assert.match(ready?.message ?? '', /No matching distribution found for slipway-no-such-package-5b1e/);
   assert.match(ready?.message ?? '', /is still served/);
-  assert.equal(failed.image, built.image, 'the last good image stays');
+  assert.equal(failed.image, v1.image, 'the last good image stays');
   assert.equal(condition(failed, 'Stalled')?.status, 'True');
   const job = await getJson<{ items: { status: { failed?: number } }[] }>(cluster, ['get', 'jobs', '-n', ns, '-l', 'slipway.dev/environment=churn-env']);
   assert.equal(job.items[0]?.status.failed, 1, 'failed once, not retried: retrying cannot resolve it');
   assert.ok((await events(ns, 'churn-env')).some((e) => e.reason === 'BuildFailed'));
   const md = (await getJson<Md>(cluster, ['get', 'mdep', 'churn', '-n', ns])).status;
-  assert.equal(md?.stable?.image, built.image, 'the ModelDeployment did not roll');
+  assert.equal(md?.stable?.image, v1.image, 'the ModelDeployment did not roll');
 });
 
 test('a push Secret the registry refuses fails the build with that reason and is retried with back-off; once fixed, the build goes through; an unreachable registry says so', { skip: skip || (!authRegistry && 'needs the local registry that wants credentials'), timeout: 900_000 }, async (t) => {
@@ -183,11 +198,10 @@ test('a push Secret the registry refuses fails the build with that reason and is
 
   // The Secret fixed: the next attempt (after the Job's back-off) pushes.
   await secret(process.env.SLIPWAY_TEST_AUTH_REGISTRY_PASSWORD ?? '');
-  await cluster.kubectl(['wait', '--for=condition=Ready', '--timeout=600s', '-n', ns, 'penv/private-env']);
-  const built = (await getJson<Penv>(cluster, ['get', 'penv', 'private-env', '-n', ns])).status ?? {};
-  assert.ok(built.image?.startsWith(`${repository}@sha256:`));
-  assert.deepEqual(built.lock, ['six==1.16.0']);
-  const path = `http://${authRegistry}/v2/${ns}/private-env/manifests/${built.image?.split('@')[1] ?? ''}`;
+  const pushed = await built(ns, 'private-env', 600_000);
+  assert.ok(pushed.image?.startsWith(`${repository}@sha256:`));
+  assert.deepEqual(pushed.lock, ['six==1.16.0']);
+  const path = `http://${authRegistry}/v2/${ns}/private-env/manifests/${pushed.image?.split('@')[1] ?? ''}`;
   const accept = { accept: 'application/vnd.oci.image.manifest.v1+json' };
   assert.equal((await fetch(path, { headers: accept })).status, 401, 'the registry wants credentials');
   const basic = Buffer.from(`${process.env.SLIPWAY_TEST_AUTH_REGISTRY_USERNAME ?? ''}:${process.env.SLIPWAY_TEST_AUTH_REGISTRY_PASSWORD ?? ''}`).toString('base64');
@@ -201,4 +215,52 @@ test('a push Secret the registry refuses fails the build with that reason and is
   }, { timeoutMs: 180_000, intervalMs: 1000 });
   assert.equal(unreachable?.phase, 'Building');
   assert.match(condition(unreachable, 'Ready')?.message ?? '', new RegExp(`${UNREACHABLE.replace(/[.]/g, '\\.')}.*retrying with back-off`, 's'));
+});
+
+test('an environment with R and CRAN packages builds, and its R runs them; an R package the release does not have is refused before any build', { skip, timeout: 900_000 }, async (t) => {
+  const ns = await testNamespace(t);
+  const { rBase } = await builderSetup(t, ns, ['r']);
+  const repository = `${registry}/${ns}/r-env`;
+  await cluster.kubectl(['apply', '-n', ns, '-f', '-'], penv('r-env', { baseImage: rBase, packages: { r: ['jsonlite', 'data.table', 'magrittr'] }, build: { repository } }));
+  const rEnv = await built(ns, 'r-env', 600_000);
+  const debVersion = (pkg: string): string => rEnv.lock?.find((l) => l.startsWith(`deb:${pkg}==`))?.split('==')[1] ?? '';
+  for (const pkg of ['r-cran-jsonlite', 'r-cran-data.table', 'r-cran-magrittr']) assert.ok(debVersion(pkg), `${pkg} is locked: ${rEnv.lock?.join(' ')}`);
+
+  // The image's R loads them: a pod of the built image reports each package's version in its termination message.
+  const script = [
+    'library(jsonlite); library(data.table); library(magrittr)',
+    'v <- function(p) as.character(packageVersion(p))',
+    'writeLines(toJSON(list(jsonlite = v("jsonlite"), data.table = v("data.table"), magrittr = v("magrittr"), sum = data.table(x = 1:4)[, sum(x)] %>% as.integer()), auto_unbox = TRUE), "/dev/termination-log")',
+  ].join('\n');
+  await cluster.kubectl(['apply', '-n', ns, '-f', '-'], JSON.stringify({
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: { name: 'r-check' },
+    spec: {
+      restartPolicy: 'Never',
+      securityContext: { runAsNonRoot: true, runAsUser: 65532 },
+      containers: [{ name: 'r', image: rEnv.image, command: ['Rscript', '-e', script], env: [{ name: 'HOME', value: '/tmp' }], securityContext: { readOnlyRootFilesystem: true, allowPrivilegeEscalation: false }, volumeMounts: [{ name: 'tmp', mountPath: '/tmp' }] }],
+      volumes: [{ name: 'tmp', emptyDir: {} }],
+    },
+  }));
+  const report = await eventually('the R pod to finish', async () => {
+    const pod = await getJson<{ status?: { phase?: string; containerStatuses?: { state?: { terminated?: { exitCode: number; message?: string } } }[] } }>(cluster, ['get', 'pod', 'r-check', '-n', ns]);
+    const terminated = pod.status?.containerStatuses?.[0]?.state?.terminated;
+    if (pod.status?.phase === 'Failed') throw new Error(`R failed (exit ${terminated?.exitCode}): ${terminated?.message ?? ''}`);
+    return pod.status?.phase === 'Succeeded' ? terminated?.message : undefined;
+  }, { timeoutMs: 180_000, intervalMs: 1000 });
+  const versions = JSON.parse(report ?? '{}') as Record<string, string | number>;
+  assert.equal(versions.sum, 10);
+  for (const [r, deb] of [['jsonlite', 'r-cran-jsonlite'], ['data.table', 'r-cran-data.table'], ['magrittr', 'r-cran-magrittr']] as const) {
+    assert.ok(debVersion(deb).startsWith(String(versions[r])), `R loads ${r} ${versions[r]}, the lock's ${debVersion(deb)}`);
+  }
+
+  // A CRAN package the release does not carry: refused by the resolution, with what was looked for and where.
+  await cluster.kubectl(['apply', '-n', ns, '-f', '-'], penv('r-missing', { baseImage: rBase, packages: { r: ['jsonlite', 'NoSuchCranPackage'] }, build: { repository } }));
+  const failed = await eventually('the resolution to fail', async () => {
+    const s = (await getJson<Penv>(cluster, ['get', 'penv', 'r-missing', '-n', ns])).status;
+    return s?.phase === 'Failed' ? s : undefined;
+  }, { timeoutMs: 300_000, intervalMs: 1000 });
+  assert.equal(condition(failed, 'Ready')?.reason, 'ResolutionFailed');
+  assert.match(condition(failed, 'Ready')?.message ?? '', /Debian package r-cran-nosuchcranpackage is not in bookworm, bookworm-updates, bookworm-security/);
 });

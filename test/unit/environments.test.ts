@@ -41,6 +41,9 @@ test('the content hash is the same for equivalent specs: order, spelling, whites
   assert.equal(hashOf(pe({ packages: { pip: ['tabulate', 'scikit-learn==1.5.2'] } })), a);
   assert.equal(hashOf(pe({ packages: { pip: ['Scikit_Learn == 1.5.2', 'tabulate  '] } })), a);
   assert.equal(hashOf(pe({ packages: { pip: ['tabulate', 'scikit-learn==1.5.2', 'Tabulate'] } })), a);
+  assert.equal(hashOf(pe({ packages: { pip: ['scikit-learn==1.5.2', 'tabulate'], apt: [], r: [] } })), a, 'empty apt and R lists are no lists');
+  const withR = hashOf(pe({ packages: { pip: ['tabulate', 'scikit-learn==1.5.2'], apt: ['libgomp1', 'curl'], r: ['data.table', 'jsonlite'] } }));
+  assert.equal(hashOf(pe({ packages: { pip: ['scikit-learn==1.5.2', 'tabulate'], apt: ['curl', 'libgomp1', 'curl'], r: ['jsonlite', 'Data.Table'] } })), withR);
   // The spec's other fields do not make the image.
   assert.equal(hashOf(pe({ historyLimit: 3 })), a);
   assert.equal(hashOf(pe({ build: { repository: REPO, pushSecret: 'push' } })), a);
@@ -55,6 +58,10 @@ test('the content hash moves with anything that changes the image', () => {
     pe({ packages: { pip: ['scikit-learn[alldeps]==1.5.2', 'tabulate'] } }),
     pe({ baseImage: `10.244.255.253:5000/slipway/python-base@sha256:${'d'.repeat(64)}` }),
     pe({ build: { repository: '10.244.255.253:5000/ml/other-env' } }),
+    pe({ packages: { pip: ['scikit-learn==1.5.2', 'tabulate'], apt: ['libgomp1'] } }),
+    pe({ packages: { pip: ['scikit-learn==1.5.2', 'tabulate'], r: ['jsonlite'] } }),
+    pe({ packages: { pip: ['scikit-learn==1.5.2', 'tabulate'], r: ['jsonlite', 'magrittr'] } }),
+    pe({ packages: { pip: ['scikit-learn==1.5.2', 'tabulate'], apt: ['libgomp1=12.2.0-14'] } }),
   ].map(hashOf);
   assert.equal(new Set([a, ...others]).size, others.length + 1);
 });
@@ -74,6 +81,7 @@ test('the CRD pattern takes index requirements and refuses URLs and paths', () =
 
 test('lock and report parsing: what the builder reports, nothing else', () => {
   assert.deepEqual(parseLock('tabulate==0.10.0 numpy==2.4.6  scikit-learn==1.5.2 junk ==1 a==b==c'), ['numpy==2.4.6', 'scikit-learn==1.5.2', 'tabulate==0.10.0']);
+  assert.deepEqual(parseLock('deb:r-cran-data.table==1.14.8+dfsg-1 six==1.16.0 deb:libstdc++6==12.2.0-14+deb12u1 deb:xz==1:2.3~rc1 deb:Bad==1'), ['deb:libstdc++6==12.2.0-14+deb12u1', 'deb:r-cran-data.table==1.14.8+dfsg-1', 'deb:xz==1:2.3~rc1', 'six==1.16.0']);
   const image = `${REPO}@sha256:${'e'.repeat(64)}`;
   const ok = parseBuildReport(JSON.stringify({ image, sbom: `sha256:${'f'.repeat(64)}`, lock: 'tabulate==0.10.0 numpy==2.4.6', python: '3.11.2', reused: false }), REPO);
   assert.deepEqual(ok, { ok: true, image, sbom: `sha256:${'f'.repeat(64)}`, lock: ['numpy==2.4.6', 'tabulate==0.10.0'], python: '3.11.2', reused: false });

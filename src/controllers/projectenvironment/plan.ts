@@ -11,7 +11,7 @@ import type { EventSpec } from '../../kube/events.ts';
 import type { KubeObject } from '../../kube/resources.ts';
 import { rfc3339 } from '../../kube/time.ts';
 import { buildJob, buildJobName, BUILD_CONTAINER, HASH_LABEL, hashLabel, type BuildConfig } from '../../environments/build-job.ts';
-import { buildInputs, contentHash } from '../../environments/content.ts';
+import { buildInputs, contentHash, type BuildInputs } from '../../environments/content.ts';
 import { parseBuildReport, type BuildReport } from '../../environments/report.ts';
 import { jsonEqual } from '../compare.ts';
 import { mergeConditions, type ConditionInput } from '../conditions.ts';
@@ -119,8 +119,8 @@ export function plan(o: Observed, now: Date): Plan {
       serving = lastGood;
       phase = 'Building';
       build = { hash, job: buildJobName(pe.metadata.name, hash) };
-      ready = { type: 'Ready', status: 'False', reason: 'Building', message: building(inputs.pip.length, inputs.baseImage, build.job) };
-      events.push({ type: 'Normal', reason: 'BuildStarted', message: `Job ${build.job} builds content ${hash.slice(0, 12)}: ${inputs.pip.length} Python requirement(s) on ${inputs.baseImage}` });
+      ready = { type: 'Ready', status: 'False', reason: 'Building', message: building(inputs, build.job) };
+      events.push({ type: 'Normal', reason: 'BuildStarted', message: `Job ${build.job} builds content ${hash.slice(0, 12)}: ${packageCount(inputs)} on ${inputs.baseImage}` });
     } else {
       const pods = podsOf(o.pods, job.metadata.name);
       const attempts = job.status?.failed ?? 0;
@@ -162,7 +162,7 @@ export function plan(o: Observed, now: Date): Plan {
           type: 'Ready',
           status: 'False',
           reason: why && !why.ok ? why.reason : 'Building',
-          message: why && !why.ok ? `attempt ${attempts} of Job ${job.metadata.name} failed (${why.message.split('\n').slice(-2).join(' ')}); retrying with back-off` : building(inputs.pip.length, inputs.baseImage, job.metadata.name),
+          message: why && !why.ok ? `attempt ${attempts} of Job ${job.metadata.name} failed (${why.message.split('\n').slice(-2).join(' ')}); retrying with back-off` : building(inputs, job.metadata.name),
         };
       }
     }
@@ -194,7 +194,13 @@ export function plan(o: Observed, now: Date): Plan {
   return { status, statusChanged: !jsonEqual(status, prev), ...(create ? { create } : {}), delete: toDelete, events, ...(requeue ? { requeue } : {}) };
 }
 
-const building = (requirements: number, base: string, job: string): string => `building the image for ${requirements} Python requirement(s) on ${base} (Job ${job})`;
+const building = (inputs: BuildInputs, job: string): string => `building the image for ${packageCount(inputs)} on ${inputs.baseImage} (Job ${job})`;
+
+/** "2 Python requirement(s), 3 R package(s)". */
+function packageCount(inputs: BuildInputs): string {
+  const parts = [[inputs.pip.length, 'Python requirement(s)'], [inputs.apt.length, 'Debian package(s)'], [inputs.r.length, 'R package(s)']] as const;
+  return parts.filter(([n]) => n > 0).map(([n, what]) => `${n} ${what}`).join(', ') || 'no packages';
+}
 
 function failure(lastGood: { image: string; lock?: string[] | undefined; sbom?: string | undefined } | undefined, job: JobLike, report: Extract<BuildReport, { ok: false }>) {
   const keeps = lastGood ? `; ${lastGood.image} is still served` : '';
