@@ -6,7 +6,7 @@
 //   environment-builder  the builder (image/environment-builder/build.py) and pip as a wheel, pinned by sha256 —
 //                    mounted read-only into a build Job as an image volume, run by the base image's Python
 // All are reproducible (the same inputs give the same digest) and cached by a hash of their inputs.
-//   npm run image:environments [-- --push HOST]     npm run image:environments -- --lock   (re-pin the bases)
+//   npm run image:environments [-- --push HOST [--env]]     npm run image:environments -- --lock   (re-pin the bases)
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -191,13 +191,15 @@ export function lockBase(which: BaseImageName): LockedPackage[] {
 }
 
 if (import.meta.main) {
-  const { values } = parseArgs({ options: { lock: { type: 'boolean', default: false }, push: { type: 'string' } } });
+  const { values } = parseArgs({ options: { lock: { type: 'boolean', default: false }, push: { type: 'string' }, env: { type: 'boolean', default: false } } });
   const all = Object.keys(BASE_IMAGES) as BaseImageName[];
   if (values.lock) {
     for (const which of all) console.log(`wrote image/${BASE_IMAGES[which].lock}: ${lockBase(which).length} packages`);
   } else if (values.push) {
     const refs = await pushEnvironmentImages(values.push, (l) => console.error(l), all);
-    console.log([...Object.values(refs.bases), refs.builder].join('\n'));
+    // --env: lines for eval (the bases' references, and the builder's as the controller's default).
+    if (values.env) console.log(`export SLIPWAY_PYTHON_BASE=${refs.bases.python ?? ''}\nexport SLIPWAY_R_BASE=${refs.bases.r ?? ''}\nexport SLIPWAY_ENVIRONMENT_BUILDER_IMAGE=${refs.builder}`);
+    else console.log([...Object.values(refs.bases), refs.builder].join('\n'));
   } else {
     for (const b of [...all.map((w) => buildBaseImage(w, (l) => console.error(l))), buildBuilderImage((l) => console.error(l))]) {
       console.log(`${b.name}@${b.digest} ${(b.size / 1048576).toFixed(1)} MiB compressed${b.cached ? ' (cached)' : ''}: ${b.dir}/oci`);
