@@ -138,16 +138,15 @@ export function buildBaseImage(which: BaseImageName = 'python', log: (l: string)
 }
 
 /** pip's wheel in the cache (downloaded from the package index once), checked against its sha256. */
-function pipWheel(): Buffer {
+export function pipWheelPath(): string {
   const dir = join(cacheRoot(), 'wheels');
   const file = join(dir, `pip-${PIP.version}-py3-none-any.whl`);
   if (!existsSync(file)) {
     mkdirSync(dir, { recursive: true });
     execFileSync('python3', ['-m', 'pip', 'download', '--quiet', '--no-deps', '--only-binary=:all:', '--dest', dir, `pip==${PIP.version}`], { stdio: ['ignore', 'ignore', 'inherit'] });
   }
-  const data = readFileSync(file);
-  if (sha256(data) !== PIP.sha256) throw new Error(`${file} does not match pip ${PIP.version}'s pinned sha256`);
-  return data;
+  if (sha256(readFileSync(file)) !== PIP.sha256) throw new Error(`${file} does not match pip ${PIP.version}'s pinned sha256`);
+  return file;
 }
 
 /** The builder image: build.py and pip's wheel at its root (mounted at /opt/slipway/builder as an image volume). */
@@ -157,7 +156,7 @@ export function buildBuilderImage(log: (l: string) => void = () => {}): BuiltIma
   return cachedImage('environment-builder', hash, () => {
     const img = image([layer([
       { path: 'build.py', type: 'file', mode: 0o644, data: script },
-      { path: 'pip.whl', type: 'file', mode: 0o644, data: pipWheel() },
+      { path: 'pip.whl', type: 'file', mode: 0o644, data: readFileSync(pipWheelPath()) },
     ])], {
       entrypoint: [],
       env: [],

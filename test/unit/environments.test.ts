@@ -245,3 +245,16 @@ test('prebuilt environments serve their image; without a builder, built ones say
   const none = plan({ pe: pe(), jobs: [], pods: [], build: undefined }, NOW);
   assert.deepEqual([none.status.phase, cond(none.status, 'Stalled')?.reason, none.create], ['Failed', 'BuilderNotConfigured', undefined]);
 });
+
+test('a build that completes with a report Slipway does not believe fails, once, and keeps nothing of it', () => {
+  const p = pe();
+  const j = job(p, { succeeded: 1, conditions: [{ type: 'Complete', status: 'True' }] });
+  const lie = JSON.stringify({ image: `evil.example/x@sha256:${'6'.repeat(64)}`, sbom: '', lock: 'six==1.16.0' });
+  const out = plan({ pe: p, jobs: [j], pods: [pod(j, 'b-1', 'Succeeded', { exitCode: 0, message: lie })], build: CONFIG }, NOW);
+  assert.equal(out.status.phase, 'Failed');
+  assert.equal(out.status.image, undefined);
+  assert.equal(out.status.history, undefined);
+  assert.equal(cond(out.status, 'Ready')?.reason, 'BuildReportInvalid');
+  assert.deepEqual(out.events.map((e) => e.reason), ['BuildFailed']);
+  assert.deepEqual(plan({ pe: pe({}, out.status), jobs: [j], pods: [pod(j, 'b-1', 'Succeeded', { exitCode: 0, message: lie })], build: CONFIG }, NOW).events, []);
+});

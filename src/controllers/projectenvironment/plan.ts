@@ -146,6 +146,7 @@ export function plan(o: Observed, now: Date): Plan {
           toDelete.push(...del([job]));
         } else {
           ({ serving, phase, ready, stalled } = failure(lastGood, job, report));
+          if (prev.phase !== 'Failed' || prev.build?.job !== job.metadata.name) events.push({ type: 'Warning', reason: 'BuildFailed', message: `Job ${job.metadata.name}: ${ready.reason}: ${ready.message}` });
         }
       } else if (failed) {
         const report = pods[0] ? parseBuildReport(terminatedOf(pods[0])?.message, inputs.repository) : undefined;
