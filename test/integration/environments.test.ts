@@ -4,7 +4,8 @@
 // pip resolves against the package index through the pod network's egress proxy; the image and its SBOM land in
 // the registry; a ModelDeployment serves from it through the gateway, reporting the packages it imports.
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { fetchBlob, fetchManifest } from '../../image/distribution.ts';
@@ -12,7 +13,9 @@ import { pushEnvironmentImages, type BaseImageName } from '../../image/environme
 import { EGRESS_PROXY_PORT } from '../../local/egress-proxy.ts';
 import { eventually } from '../../local/eventually.ts';
 import { localHttpRoute } from '../../local/gateway.ts';
+import { frameRequest, startModelStore, trainModel } from '../../local/mlserver.ts';
 import { GATEWAY } from '../../local/podnet.ts';
+import { ensurePythonEnv } from '../../local/python.ts';
 import { startController } from './controller-process.ts';
 import { getJson, onlyRoutesOf, testCluster, testNamespace } from './harness.ts';
 
@@ -181,7 +184,7 @@ test('a ProjectEnvironment builds its image in the cluster, a ModelDeployment se
   assert.equal(md?.stable?.image, v1.image, 'the ModelDeployment did not roll');
 });
 
-test('a push Secret the registry refuses fails the build with that reason and is retried with back-off; once fixed, the build goes through; an unreachable registry says so', { skip: skip || (!authRegistry && 'needs the local registry that wants credentials'), timeout: 900_000 }, async (t) => {
+test('a push Secret the registry refuses fails the build with that reason and is retried with back-off; once fixed, the build goes through; an unreachable registry says so; a version conflict is pip\'s words', { skip: skip || (!authRegistry && 'needs the local registry that wants credentials'), timeout: 900_000 }, async (t) => {
   const ns = await testNamespace(t);
   const { pythonBase } = await builderSetup(t, ns);
   const secret = (password: string): Promise<string> => cluster.kubectl(['create', 'secret', 'docker-registry', 'push', '-n', ns, `--docker-server=${authRegistry}`, `--docker-username=${process.env.SLIPWAY_TEST_AUTH_REGISTRY_USERNAME ?? ''}`, `--docker-password=${password}`, '--dry-run=client', '-o', 'json']).then((json) => cluster.kubectl(['apply', '-n', ns, '-f', '-'], json));
@@ -215,6 +218,15 @@ test('a push Secret the registry refuses fails the build with that reason and is
   }, { timeoutMs: 180_000, intervalMs: 1000 });
   assert.equal(unreachable?.phase, 'Building');
   assert.match(condition(unreachable, 'Ready')?.message ?? '', new RegExp(`${UNREACHABLE.replace(/[.]/g, '\\.')}.*retrying with back-off`, 's'));
+
+  // Two versions of one package: pip's conflict, before any build.
+  await cluster.kubectl(['apply', '-n', ns, '-f', '-'], penv('conflict-env', { baseImage: pythonBase, packages: { pip: ['six==1.16.0', 'six==1.15.0'] }, build: { repository: `${registry}/${ns}/conflict` } }));
+  const conflict = await eventually('the conflict', async () => {
+    const s = (await getJson<Penv>(cluster, ['get', 'penv', 'conflict-env', '-n', ns])).status;
+    return s?.phase === 'Failed' ? s : undefined;
+  }, { timeoutMs: 180_000, intervalMs: 1000 });
+  assert.equal(condition(conflict, 'Ready')?.reason, 'ResolutionFailed');
+  assert.match(condition(conflict, 'Ready')?.message ?? '', /Cannot install six==1\.15\.0 and six==1\.16\.0 because these package versions have conflicting dependencies/);
 });
 
 test('an environment with R and CRAN packages builds, and its R runs them; an R package the release does not have is refused before any build', { skip, timeout: 900_000 }, async (t) => {
@@ -263,4 +275,46 @@ test('an environment with R and CRAN packages builds, and its R runs them; an R 
   }, { timeoutMs: 300_000, intervalMs: 1000 });
   assert.equal(condition(failed, 'Ready')?.reason, 'ResolutionFailed');
   assert.match(condition(failed, 'Ready')?.message ?? '', /Debian package r-cran-nosuchcranpackage is not in bookworm, bookworm-updates, bookworm-security/);
+});
+
+test('MLServer from an environment image: the mlserver preset serves a model trained on this machine, with the versions the training used', { skip, timeout: 1_200_000 }, async (t) => {
+  const ns = await testNamespace(t);
+  const { pythonBase } = await builderSetup(t, ns);
+  // The serving stack at the versions the local training environment has (a pickled model wants its scikit-learn).
+  const lock = readFileSync(join(import.meta.dirname, '..', '..', 'local', 'python', 'requirements.lock'), 'utf8');
+  const pins = ['mlserver', 'mlserver-sklearn', 'scikit-learn', 'numpy', 'scipy', 'joblib', 'pandas'].map((name) => {
+    const version = new RegExp(`^${name}==(\\S+)`, 'm').exec(lock)?.[1];
+    assert.ok(version, `${name} is in local/python/requirements.lock`);
+    return `${name}==${version}`;
+  });
+  await cluster.kubectl(['apply', '-n', ns, '-f', '-'], penv('mlserver-env', { baseImage: pythonBase, packages: { pip: pins }, build: { repository: `${registry}/${ns}/mlserver-env` } }));
+  const env = await built(ns, 'mlserver-env');
+  for (const pin of pins) assert.ok(env.lock?.includes(pin), `${pin} locked`);
+
+  const bin = await ensurePythonEnv((line) => t.diagnostic(line));
+  const root = mkdtempSync(join(tmpdir(), 'slipway-models-'));
+  const { offline } = await trainModel(bin, root, 'good', 1);
+  const store = await startModelStore(root);
+  t.after(store.close);
+  await cluster.kubectl(['apply', '-n', ns, '-f', '-'], JSON.stringify({
+    apiVersion: 'slipway.dev/v1alpha1',
+    kind: 'ModelDeployment',
+    metadata: { name: 'iris' },
+    spec: {
+      model: { name: 'iris', version: '1', uri: `${store.url}/good-1/model.joblib`, format: 'sklearn' },
+      environmentRef: { name: 'mlserver-env' },
+      // The environment's image has no MLServer entrypoint of its own: the preset's command is named.
+      runtime: { preset: 'mlserver', args: ['mlserver', 'start', '/mnt/models/'] },
+      replicas: 1,
+    },
+  }));
+  await cluster.kubectl(['wait', '--for=condition=Ready', '--timeout=300s', '-n', ns, 'mdep/iris']);
+  const pods = await getJson<{ items: { status?: { podIP?: string; containerStatuses?: { name: string; image: string }[] } }[] }>(cluster, ['get', 'pods', '-n', ns, '-l', 'slipway.dev/model-deployment=iris']);
+  const pod = pods.items[0];
+  assert.equal(pod?.status?.containerStatuses?.[0]?.image, env.image, 'the server runs from the environment\'s image');
+  const res = await fetch(`http://${pod?.status?.podIP ?? ''}:8080/v2/models/iris/infer`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: frameRequest(offline.columns, offline.rows), signal: AbortSignal.timeout(10_000) });
+  assert.equal(res.status, 200);
+  const answer = (await res.json()) as { model_version?: string; outputs: { data: number[] }[] };
+  assert.equal(answer.model_version, '1');
+  assert.deepEqual(answer.outputs[0]?.data, offline.predictions, 'exactly what the model predicts offline');
 });
