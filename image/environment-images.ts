@@ -130,7 +130,8 @@ export function buildBaseImage(which: BaseImageName = 'python', log: (l: string)
       cmd: ['/usr/bin/python3'],
       env: ['PATH=/usr/local/bin:/usr/bin', 'LANG=C.UTF-8', 'HOME=/home/nonroot', 'SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt', 'PYTHONUNBUFFERED=1'],
       user: '65532:65532',
-      workingDir: '/',
+      // The user's home: servers that write beside themselves (MLServer's .metrics) can.
+      workingDir: '/home/nonroot',
       labels: { 'org.opencontainers.image.title': `slipway-${def.name}`, 'org.opencontainers.image.base.name': 'debian:12', ...def.labels },
     });
     return { img, ref: `slipway/${def.name}:${def.tag}` };
