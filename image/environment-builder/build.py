@@ -12,7 +12,8 @@ from the builder image (an image volume): this script and pip, as a wheel.
    the config (base config + diff_id + history + labels with the hash and the lock), the manifest under the tag,
    and an SPDX SBOM as an OCI artifact whose subject is the image.
 6. Report: a JSON line in the termination-message file, which the controller reads from the pod's status:
-   {"image": "repo@sha256:...", "sbom": "sha256:...", "lock": "name==version ... deb:name==version ...", "python": "3.11.2"}.
+   {"image": "repo@sha256:...", "sbom": "sha256:...", "lock": "name==version ... deb:name==version ...", "python": "3.11.2"}
+   (a lock too long for the message's 4096 bytes goes as "lockGz", gzipped and base64-encoded).
    A failure writes {"reason": ..., "message": ...} instead and exits 2 when retrying cannot help (the packages
    cannot be resolved), 1 otherwise (the Job retries with its back-off).
 
@@ -76,8 +77,13 @@ def log(msg):
 
 def report(obj):
     text = json.dumps(obj, separators=(',', ':'))
+    if len(text.encode()) > 4096 and obj.get('lock'):
+        # A long lock (a few hundred packages) travels gzipped and base64-encoded.
+        packed = dict(obj)
+        packed['lockGz'] = base64.b64encode(gzip.compress(packed.pop('lock').encode(), mtime=0)).decode()
+        text = json.dumps(packed, separators=(',', ':'))
     if len(text.encode()) > 4096:
-        raise BuildError('ReportTooLarge', f'the build report is {len(text.encode())} bytes; a termination message holds 4096', True)
+        raise BuildError('ReportTooLarge', f'the build report is {len(text.encode())} bytes even with its lock compressed; a termination message holds 4096', True)
     with open(TERMINATION, 'w') as f:
         f.write(text)
 

@@ -3,6 +3,7 @@
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { gzipSync } from 'node:zlib';
 import { test } from 'node:test';
 import yaml from 'js-yaml';
 import { projectEnvironment, type ProjectEnvironment } from '../../src/api/projectenvironment.ts';
@@ -93,6 +94,11 @@ test('lock and report parsing: what the builder reports, nothing else', () => {
   assert.equal(!crash.ok && crash.reason, 'BuilderCrashed');
   assert.match(!crash.ok ? crash.message : '', /MemoryError/);
   assert.equal(parseBuildReport(JSON.stringify({ image: 'not-pinned', sbom: '', lock: '' }), REPO).ok, false);
+  // A lock longer than a termination message holds comes gzipped (as build.py packs it).
+  const long = Array.from({ length: 300 }, (_, i) => `deb:r-cran-package${i}==1.${i}.0-1`);
+  const packed = parseBuildReport(JSON.stringify({ image, sbom: '', lockGz: gzipSync(long.join(' ')).toString('base64') }), REPO);
+  assert.deepEqual(packed.ok && packed.lock, [...long].sort());
+  assert.equal(parseBuildReport(JSON.stringify({ image, sbom: '', lockGz: 'bm90IGd6aXA=' }), REPO).ok, false, 'not gzip');
 });
 
 test('the build Job matches its golden file', () => {
