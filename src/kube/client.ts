@@ -72,6 +72,12 @@ export class KubeClient {
   readonly namespace: string;
   private readonly connection: Connection;
   private readonly agent: HttpAgent | HttpsAgent;
+  /**
+   * Watches' connections, apart: each watch holds its connection for minutes, one per informer and namespace, so
+   * in the bounded pool of requests enough of them (16 informers over 2 namespaces fill 32 sockets) would leave
+   * no socket for any request. Watches are few and bounded by the informers; requests are what the pool bounds.
+   */
+  private readonly watchAgent: HttpAgent | HttpsAgent;
   private readonly observers: RequestObserver[] = [];
   private readonly userAgent: string;
   private readonly makeAgent: (maxSockets: number) => HttpAgent | HttpsAgent;
@@ -83,6 +89,7 @@ export class KubeClient {
     this.connection = connection;
     this.makeAgent = makeAgent;
     this.agent = makeAgent(maxSockets);
+    this.watchAgent = makeAgent(Infinity);
     this.server = connection.server; // without a trailing slash (kubeconfig.ts)
     this.namespace = connection.namespace;
     this.userAgent = userAgent;
@@ -136,7 +143,7 @@ export class KubeClient {
     this.observers.push(observer);
   }
 
-  private async open(opts: RequestOptions): Promise<{ res: IncomingMessage; started: number; throttledMs: number }> {
+  private async open(opts: RequestOptions, agent: HttpAgent | HttpsAgent = this.agent): Promise<{ res: IncomingMessage; started: number; throttledMs: number }> {
     let throttledMs = 0;
     if (this.limiter) {
       throttledMs = await this.limiter.take();
@@ -157,7 +164,7 @@ export class KubeClient {
     const started = performance.now();
     const res = await new Promise<IncomingMessage>((resolve, reject) => {
       const send = url.protocol === 'https:' ? httpsRequest : httpRequest;
-      const req = send(url, { method: opts.method, headers, agent: this.agent, ...(signal ? { signal } : {}) }, resolve);
+      const req = send(url, { method: opts.method, headers, agent, ...(signal ? { signal } : {}) }, resolve);
       if (opts.timeoutMs) req.setTimeout(opts.timeoutMs, () => req.destroy(new Error(`${opts.method} ${opts.path}: no answer in ${opts.timeoutMs} ms`)));
       // An abort says why it happened (e.g. the lease term ended): that reason is the error, not "aborted".
       req.on('error', (err) => reject(signal?.aborted && signal.reason instanceof Error ? signal.reason : err));
@@ -188,7 +195,7 @@ export class KubeClient {
 
   /** A streaming GET (watch). The caller owns the response and must destroy it. */
   async stream(opts: Omit<RequestOptions, 'method' | 'body'>): Promise<IncomingMessage> {
-    const { res, started } = await this.open({ ...opts, method: 'GET' });
+    const { res, started } = await this.open({ ...opts, method: 'GET' }, this.watchAgent);
     const code = res.statusCode ?? 0;
     this.report('WATCH', opts.path, code, started);
     if (code < 200 || code >= 300) {
@@ -253,6 +260,7 @@ export class KubeClient {
 
   close(): void {
     this.agent.destroy();
+    this.watchAgent.destroy();
   }
 }
 

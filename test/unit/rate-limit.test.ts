@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { mkdtempSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:http';
+import { createServer, type ServerResponse } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { KubeClient } from '../../src/kube/client.ts';
@@ -63,6 +63,36 @@ test('a reconcile\'s trace holds the requests it sent, with their waits for the 
     assert.equal(traced(false, () => Promise.resolve()).trace, undefined);
     client.close();
   } finally {
+    server.close();
+  }
+});
+
+test('watches do not take the sockets requests need: with every request socket\'s worth of watches open, a request still goes', async () => {
+  const open = new Set<ServerResponse>();
+  const server = createServer((req, res) => {
+    res.writeHead(200, { 'Content-Type': 'application/json' });
+    if (req.url?.includes('watch=true')) {
+      res.write(''); // a watch: headers sent, the body stays open
+      open.add(res);
+      return;
+    }
+    res.end('{"kind":"Status"}');
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  try {
+    const port = (server.address() as { port: number }).port;
+    const kubeconfig = join(mkdtempSync(join(tmpdir(), 'slipway-sockets-')), 'config');
+    writeFileSync(kubeconfig, `clusters: [{name: f, cluster: {server: "http://127.0.0.1:${port}"}}]\nusers: [{name: f, user: {}}]\ncontexts: [{name: f, context: {cluster: f, user: f}}]\ncurrent-context: f\n`);
+    const client = await KubeClient.load({ kubeconfig, maxSockets: 4 });
+    // Six watches on a pool of four request sockets (as 16 informers over 2 namespaces on 32).
+    const watches = Array.from({ length: 6 }, (_, i) => client.stream({ path: `/api/v1/namespaces/n${i}/pods`, query: { watch: 'true' } }));
+    await new Promise((r) => setTimeout(r, 200));
+    const answer = await client.request<{ kind: string }>({ method: 'GET', path: '/api/v1/namespaces/a/pods/x', signal: AbortSignal.timeout(2000) });
+    assert.equal(answer.kind, 'Status');
+    for (const w of await Promise.all(watches)) w.destroy();
+    client.close();
+  } finally {
+    for (const r of open) r.destroy();
     server.close();
   }
 });
