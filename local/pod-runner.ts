@@ -5,7 +5,7 @@
 //   the containers, as processes in that namespace with the container's env, args and mounts;
 // - an image of the local image registry is pulled and unpacked (image-store.ts) and run as it is: its entrypoint
 //   under chroot in a mount namespace of its own (the root filesystem read-only with readOnlyRootFilesystem, the
-//   pod's volumes bound in, /proc and a minimal /dev), as the user its securityContext or the image names
+//   pod's volumes bound in, /proc and a minimal /dev with /dev/shm), as the user its securityContext or the image names
 //   (runAsNonRoot refuses root), with no capabilities and no new privileges, with the in-cluster variables of a
 //   pod: the API server is reached through a proxy on the pod bridge's address (API_PROXY_PORT), the package
 //   index through an egress proxy there that goes nowhere else (egress-proxy.ts), and a projected
@@ -760,6 +760,10 @@ function mountScript(t: HostTools): string {
     `${m} -t proc -o nosuid,nodev,noexec proc "$r/proc"`,
     `${m} -t tmpfs -o mode=755,size=64k,nosuid,noexec tmpfs "$r/dev"`,
     `for d in null zero full random urandom; do : > "$r/dev/$d"; ${m} --bind "/dev/$d" "$r/dev/$d"; done`,
+    // As a container runtime makes /dev: the standard links, and /dev/shm (POSIX semaphores and shared memory:
+    // Python's multiprocessing locks need it).
+    'ln -s /proc/self/fd "$r/dev/fd"; ln -s /proc/self/fd/0 "$r/dev/stdin"; ln -s /proc/self/fd/1 "$r/dev/stdout"; ln -s /proc/self/fd/2 "$r/dev/stderr"',
+    `mkdir "$r/dev/shm"; ${m} -t tmpfs -o mode=1777,size=64m,nosuid,nodev shm "$r/dev/shm"`,
     'while [ "$n" -gt 0 ]; do',
     '  if [ -d "$1" ]; then mkdir -p "$r$2"; elif [ ! -e "$r$2" ]; then : > "$r$2"; fi',
     `  ${m} --bind "$1" "$r$2"`,

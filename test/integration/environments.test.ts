@@ -280,13 +280,11 @@ test('an environment with R and CRAN packages builds, and its R runs them; an R 
 test('MLServer from an environment image: the mlserver preset serves a model trained on this machine, with the versions the training used', { skip, timeout: 1_200_000 }, async (t) => {
   const ns = await testNamespace(t);
   const { pythonBase } = await builderSetup(t, ns);
-  // The serving stack at the versions the local training environment has (a pickled model wants its scikit-learn).
+  // The serving stack exactly as the local training environment has it (local/python/requirements.lock: a
+  // pickled model wants its scikit-learn, and MLServer 1.7.1 wants the uvloop it was released with).
   const lock = readFileSync(join(import.meta.dirname, '..', '..', 'local', 'python', 'requirements.lock'), 'utf8');
-  const pins = ['mlserver', 'mlserver-sklearn', 'scikit-learn', 'numpy', 'scipy', 'joblib', 'pandas'].map((name) => {
-    const version = new RegExp(`^${name}==(\\S+)`, 'm').exec(lock)?.[1];
-    assert.ok(version, `${name} is in local/python/requirements.lock`);
-    return `${name}==${version}`;
-  });
+  const pins = [...lock.matchAll(/^([A-Za-z0-9_.-]+==\S+)/gm)].map((m) => (m[1] ?? '').toLowerCase().replace(/[_.]+(?=[^=]*==)/g, '-'));
+  for (const name of ['mlserver', 'mlserver-sklearn', 'scikit-learn', 'uvloop']) assert.ok(pins.some((p) => p.startsWith(`${name}==`)), `${name} is in local/python/requirements.lock`);
   await cluster.kubectl(['apply', '-n', ns, '-f', '-'], penv('mlserver-env', { baseImage: pythonBase, packages: { pip: pins }, build: { repository: `${registry}/${ns}/mlserver-env` } }));
   const env = await built(ns, 'mlserver-env');
   for (const pin of pins) assert.ok(env.lock?.includes(pin), `${pin} locked`);
