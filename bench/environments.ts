@@ -49,13 +49,14 @@ async function main(): Promise<void> {
   const kubectl = cluster.kubectl;
   const registry = cluster.imageRegistry?.host ?? '';
   const rows: string[][] = [];
+  let controller: ReturnType<typeof spawn> | undefined;
   try {
     await installSlipwayCrds(kubectl);
     await kubectl(['create', 'namespace', NS]);
     await kubectl(['create', 'configmap', 'trusted-ca', '-n', NS, '--from-file=ca.crt=/etc/ssl/certs/ca-certificates.crt']);
     const refs = await pushEnvironmentImages(registry, (l) => console.error(`  ${l}`), values['python-only'] ? ['python'] : ['python', 'r']);
     const [port] = (await freePorts(1)) as [number];
-    spawn('setpriv', ['--pdeathsig', 'KILL', '--', process.execPath, join(root, 'src', 'main.ts'), `--kubeconfig=${cluster.kubeconfig}`, `--namespace=${NS}`,
+    controller = spawn('setpriv', ['--pdeathsig', 'KILL', '--', process.execPath, join(root, 'src', 'main.ts'), `--kubeconfig=${cluster.kubeconfig}`, `--namespace=${NS}`,
       '--no-leader-elect', `--metrics-port=${port}`, '--metrics-host=127.0.0.1', `--environment-builder-image=${refs.builder}`,
       `--environment-build-env=HTTPS_PROXY=http://${GATEWAY}:${EGRESS_PROXY_PORT}`, `--environment-build-env=SLIPWAY_INSECURE_REGISTRIES=${registry}`,
       '--environment-build-ca=trusted-ca'], { stdio: 'ignore', env: { ...process.env, SLIPWAY_LOG_LEVEL: 'warn' } });
@@ -94,6 +95,7 @@ async function main(): Promise<void> {
       rows.push([c.what, String(cold.status.lock?.length ?? 0), cold.seconds.toFixed(1), warm.seconds.toFixed(1), changed.seconds.toFixed(1), mib(size.layer), mib(size.total)]);
     }
   } finally {
+    controller?.kill('SIGTERM');
     await cluster.stop();
     rmSync(dir, { recursive: true, force: true });
   }
