@@ -418,16 +418,21 @@ def unpack_deb(data, stage):
     name, blob = payload
     if name.endswith('.zst'):
         raise BuildError('InstallFailed', 'zstd-compressed Debian packages are not supported by this builder')
+    root = os.path.realpath(stage)
     with tarfile.open(fileobj=io.BytesIO(blob), mode='r:*') as t:
         for m in t.getmembers():
-            path = merged(os.path.normpath(m.name).lstrip('./'))
+            path = merged(os.path.normpath(m.name).lstrip('/'))
             if path in ('', '.', 'usr', 'usr/lib', 'usr/lib64', 'usr/bin', 'usr/sbin') and m.isdir():
                 continue
             if path.startswith('..') or DROPPED.match(path):
                 continue
+            # Never through a link out of the layer (a package's absolute symlink to a directory, say).
+            parent = os.path.realpath(os.path.join(stage, os.path.dirname(path)))
+            if parent != root and not parent.startswith(root + os.sep):
+                raise BuildError('InstallFailed', f'{path} would be written outside the layer, through a link', True)
             m.name = path
             if m.islnk():
-                m.linkname = merged(os.path.normpath(m.linkname).lstrip('./'))
+                m.linkname = merged(os.path.normpath(m.linkname).lstrip('/'))
             m.uid = m.gid = 0
             m.mode &= 0o755
             t.extract(m, stage, set_attrs=not m.issym())
