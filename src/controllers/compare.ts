@@ -1,5 +1,6 @@
 // Does the live object already say everything the desired configuration says? Then applying it again is a
 // no-op the API server would accept, and skipping it keeps a full resync at zero writes.
+import type { KubeObject } from '../kube/resources.ts';
 
 /**
  * True when every field of `desired` is present in `live` with an equal value. Objects may have more fields live
@@ -45,4 +46,22 @@ export function canonicalJson(value: unknown): string {
     first = false;
   }
   return `${out}}`;
+}
+
+/**
+ * A change of the status alone is Slipway's own write: reconciling it again would plan the same thing, and when
+ * the write records a failure whose message varies, it would turn into a write-event-retry loop that bypasses
+ * the backoff. Spec changes move the generation; metadata that matters (labels, annotations, deletion) is
+ * compared directly.
+ */
+export function onlyStatusChanged(old: KubeObject, now: KubeObject): boolean {
+  const a = old.metadata;
+  const b = now.metadata;
+  return (
+    a.generation === b.generation &&
+    a.deletionTimestamp === b.deletionTimestamp &&
+    jsonEqual(a.labels ?? {}, b.labels ?? {}) &&
+    jsonEqual(a.annotations ?? {}, b.annotations ?? {}) &&
+    jsonEqual(a.finalizers ?? [], b.finalizers ?? [])
+  );
 }

@@ -5,7 +5,7 @@ import { z } from 'zod';
 import type { ModelDeployment } from '../../src/api/modeldeployment.ts';
 import { modelDeploymentSpec } from '../../src/api/modeldeployment.ts';
 import { LABEL_REVISION, revisionOf, revisionTemplate } from '../../src/controllers/modeldeployment/children.ts';
-import { onlyStatusChanged } from '../../src/controllers/modeldeployment/observe.ts';
+import { onlyStatusChanged } from '../../src/controllers/compare.ts';
 import { NOT_OWNED_RETRY_MS, plan, stalledStatus, type Observed } from '../../src/controllers/modeldeployment/plan.ts';
 import type { KubeObject } from '../../src/kube/resources.ts';
 import type { Deployment } from '../../src/kube/workloads.ts';

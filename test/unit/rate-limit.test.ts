@@ -37,6 +37,13 @@ test('a limit needs a positive rate and a burst of at least one', () => {
   assert.throws(() => new ClientRateLimiter({ qps: 5, burst: 0 }), /burst >= 1/);
 });
 
+/** A kubeconfig for a plain-HTTP server on loopback, with no credentials. */
+function localKubeconfig(port: number): string {
+  const kubeconfig = join(mkdtempSync(join(tmpdir(), 'slipway-client-')), 'config');
+  writeFileSync(kubeconfig, `clusters: [{name: f, cluster: {server: "http://127.0.0.1:${port}"}}]\nusers: [{name: f, user: {}}]\ncontexts: [{name: f, context: {cluster: f, user: f}}]\ncurrent-context: f\n`);
+  return kubeconfig;
+}
+
 test('a reconcile\'s trace holds the requests it sent, with their waits for the rate limit; another reconcile\'s are not mixed in', async () => {
   const server = createServer((_req, res) => {
     res.writeHead(200, { 'Content-Type': 'application/json' });
@@ -45,9 +52,7 @@ test('a reconcile\'s trace holds the requests it sent, with their waits for the 
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
   try {
     const port = (server.address() as { port: number }).port;
-    const kubeconfig = join(mkdtempSync(join(tmpdir(), 'slipway-trace-')), 'config');
-    writeFileSync(kubeconfig, `clusters: [{name: f, cluster: {server: "http://127.0.0.1:${port}"}}]\nusers: [{name: f, user: {}}]\ncontexts: [{name: f, context: {cluster: f, user: f}}]\ncurrent-context: f\n`);
-    const client = await KubeClient.load({ kubeconfig, rateLimit: { qps: 20, burst: 1 } });
+    const client = await KubeClient.load({ kubeconfig: localKubeconfig(port), rateLimit: { qps: 20, burst: 1 } });
     const one = traced(true, async () => {
       await client.request({ method: 'GET', path: '/apis/apps/v1/namespaces/a/deployments/x' });
       await client.request({ method: 'PATCH', path: '/api/v1/namespaces/a/services/x', body: {} });
@@ -81,12 +86,12 @@ test('watches do not take the sockets requests need: with every request socket\'
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
   try {
     const port = (server.address() as { port: number }).port;
-    const kubeconfig = join(mkdtempSync(join(tmpdir(), 'slipway-sockets-')), 'config');
-    writeFileSync(kubeconfig, `clusters: [{name: f, cluster: {server: "http://127.0.0.1:${port}"}}]\nusers: [{name: f, user: {}}]\ncontexts: [{name: f, context: {cluster: f, user: f}}]\ncurrent-context: f\n`);
-    const client = await KubeClient.load({ kubeconfig, maxSockets: 4 });
+    const client = await KubeClient.load({ kubeconfig: localKubeconfig(port), maxSockets: 4 });
     // Six watches on a pool of four request sockets (as 16 informers over 2 namespaces on 32).
     const watches = Array.from({ length: 6 }, (_, i) => client.stream({ path: `/api/v1/namespaces/n${i}/pods`, query: { watch: 'true' } }));
-    await new Promise((r) => setTimeout(r, 200));
+    // Every watch is open at the server before the request is sent (bounded: two seconds).
+    for (let i = 0; open.size < 6 && i < 200; i++) await new Promise((r) => setTimeout(r, 10));
+    assert.equal(open.size, 6, 'six watches open');
     const answer = await client.request<{ kind: string }>({ method: 'GET', path: '/api/v1/namespaces/a/pods/x', signal: AbortSignal.timeout(2000) });
     assert.equal(answer.kind, 'Status');
     for (const w of await Promise.all(watches)) w.destroy();

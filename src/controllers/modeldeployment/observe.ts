@@ -6,7 +6,7 @@ import { byControllerUid, type Informer } from '../../kube/informer.ts';
 import { objectKey, Resources, type KubeObject, type ResourceType } from '../../kube/resources.ts';
 import type { Manager } from '../../runtime/manager.ts';
 import type { Priority } from '../../runtime/work-queue.ts';
-import { jsonEqual } from '../compare.ts';
+import { jsonEqual, onlyStatusChanged } from '../compare.ts';
 import type { ChildKind, Observed } from './plan.ts';
 import { podForCache, summarize, type PodStatusView, type PodSummary } from './pods.ts';
 import { LABEL_MODEL_DEPLOYMENT, LABEL_REVISION } from './children.ts';
@@ -148,23 +148,6 @@ export class ModelDeploymentCaches {
   }
 }
 
-/**
- * A change of the status alone is Slipway's own write: reconciling it again would plan the same thing, and when
- * the write records a failure whose message varies, it would turn into a write-event-retry loop that bypasses
- * the backoff. Spec changes move the generation; metadata that matters (labels, annotations, deletion) is
- * compared directly.
- */
-export function onlyStatusChanged(old: KubeObject, now: KubeObject): boolean {
-  const a = old.metadata;
-  const b = now.metadata;
-  return (
-    a.generation === b.generation &&
-    a.deletionTimestamp === b.deletionTimestamp &&
-    jsonEqual(a.labels ?? {}, b.labels ?? {}) &&
-    jsonEqual(a.annotations ?? {}, b.annotations ?? {}) &&
-    jsonEqual(a.finalizers ?? [], b.finalizers ?? [])
-  );
-}
 
 function environmentKeys(o: KubeObject): string[] {
   const ref = (o as { spec?: { environmentRef?: { name?: string } } }).spec?.environmentRef?.name;

@@ -11,7 +11,7 @@ import { objectKey, Resources, type KubeObject } from '../../kube/resources.ts';
 import { Controller, type ReconcileResult, type Reconciler } from '../../runtime/controller.ts';
 import type { Logger } from '../../runtime/log.ts';
 import type { Manager } from '../../runtime/manager.ts';
-import { onlyStatusChanged } from '../modeldeployment/observe.ts';
+import { onlyStatusChanged } from '../compare.ts';
 import { plan, type JobLike, type PodLike } from './plan.ts';
 
 /** Build Jobs and their pods carry this label (and the environment's name): one list-watch each, few objects. */
