@@ -12,7 +12,7 @@ import { ListWatch } from '../src/kube/list-watch.ts';
 import { Resources, type KubeObject } from '../src/kube/resources.ts';
 import { apiServerMetrics } from '../test/support/apiserver-writes.ts';
 import { scrape, total } from '../test/support/prometheus-text.ts';
-import { benchModelDeployment, dispatched, peakRssMiB, percentile, runBench, startBenchController } from './support.ts';
+import { benchModelDeployment, dispatched, peakRssMiB, percentile, resetPeakRss, runBench, startBenchController } from './support.ts';
 
 const { values } = parseArgs({ options: { count: { type: 'string', default: '10000' }, edits: { type: 'string', default: '1000' }, singles: { type: 'string', default: '40' }, concurrency: { type: 'string', default: '32' }, workers: { type: 'string', default: '8' }, 'rest-seconds': { type: 'string', default: '120' } } });
 const COUNT = Number(values.count);
@@ -79,6 +79,14 @@ runBench({ namespace: NS, upstreamCrds: false, workers: values.workers ?? '8', n
     return total(m, 'slipway_reconcile_total') >= COUNT && total(m, 'slipway_workqueue_depth') === 0 && total(m, 'slipway_workqueue_in_flight') === 0;
   }, { timeoutMs: 60 * 60_000, intervalMs: 250 });
   const fullPass = (performance.now() - t1) / 1000;
+  // The second process's peak, phase by phase (VmHWM reset at each phase's start).
+  const phases: [string, number][] = [['cold start and full pass', peakRssMiB(second.pid)]];
+  const phase = (name: string): void => {
+    phases.push([name, peakRssMiB(second.pid)]);
+    resetPeakRss(second.pid);
+  };
+  resetPeakRss(second.pid);
+  if (process.env.SLIPWAY_BENCH_HEAP_SNAPSHOTS) second.process.kill('SIGUSR2');
   console.log(`  cold start: caches synced in ${synced.toFixed(1)} s, one full pass done ${fullPass.toFixed(1)} s after start`);
 
   // At rest: the API server's count of the controller's requests over a quiet period (watch restarts and lease
@@ -88,6 +96,7 @@ runBench({ namespace: NS, upstreamCrds: false, workers: values.workers ?? '8', n
   await new Promise((r) => setTimeout(r, restSeconds * 1000));
   const r1 = dispatched(await apiServerMetrics(cluster.kubectl));
   const perMinute = ((r1 - r0) / restSeconds) * 60;
+  phase('at rest');
 
   const edit = async (name: string, version: string): Promise<number> => {
     const done = new Promise<number>((resolve) => waiters.set(name, { generation: Infinity, resolve }));
@@ -107,6 +116,7 @@ runBench({ namespace: NS, upstreamCrds: false, workers: values.workers ?? '8', n
   // Single changes on an idle fleet, one at a time.
   const singles: number[] = [];
   for (let i = 0; i < Number(values.singles); i++) singles.push((await edit(names[(i * 7919) % COUNT] ?? '', `s${i}`)) / 1000);
+  phase('single changes');
 
   // A burst of edits.
   const burst = names.filter((_, i) => i % Math.max(1, Math.floor(COUNT / Number(values.edits))) === 0).slice(0, Number(values.edits));
@@ -114,6 +124,7 @@ runBench({ namespace: NS, upstreamCrds: false, workers: values.workers ?? '8', n
   const burstLatency: number[] = [];
   await inParallel(burst, async (name) => burstLatency.push((await edit(name, 'burst')) / 1000));
   const burstAll = (performance.now() - tb) / 1000;
+  phase('burst');
 
   console.log(`
 ModelDeployments           ${COUNT} (1 replica each, no batch; ${Math.ceil(COUNT / 1000) + 1} KWOK nodes; ${values.workers} workers; leader election on)
@@ -122,7 +133,7 @@ cold start                 caches synced ${synced.toFixed(1)} s; one full pass d
 single change, idle fleet  ${fmt(singles)} (${singles.length} edits one at a time: an edit's answer → its observedGeneration seen through a watch)
 burst of ${burst.length} edits        all converged ${burstAll.toFixed(1)} s after the first; each ${fmt(burstLatency)}
 API requests at rest       ${perMinute.toFixed(1)} a minute (the API server's count for the controller's identity over ${restSeconds} s: watches and lease renewals included)
-controller peak RSS        first process ${rssFirst.toFixed(0)} MiB (create); second ${peakRssMiB(second.pid).toFixed(0)} MiB (cold start, rest, edits)`);
+controller peak RSS        first process ${rssFirst.toFixed(0)} MiB (create); second ${Math.max(...phases.map(([, v]) => v)).toFixed(0)} MiB (${phases.map(([n, v]) => `${n} ${v.toFixed(0)}`).join(', ')})`);
   second.process.kill('SIGTERM');
   await watch.stop();
   client.close();

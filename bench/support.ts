@@ -2,7 +2,7 @@
 // running under an identity of its own that an API Priority and Fairness FlowSchema matches, so that the API
 // server counts exactly the controller's requests (apiserver_flowcontrol_dispatched_requests_total).
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { installSlipwayCrds, startCluster, type Cluster } from '../local/cluster.ts';
@@ -30,6 +30,11 @@ export function cpuSeconds(pid: number): number {
 export function peakRssMiB(pid: number): number {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
   return Number(/VmHWM:\s+(\d+) kB/.exec(status)?.[1] ?? NaN) / 1024;
+}
+
+/** Resets a process's peak RSS (VmHWM) to its current RSS, so that the next peakRssMiB is a phase's own. */
+export function resetPeakRss(pid: number): void {
+  writeFileSync(`/proc/${pid}/clear_refs`, '5');
 }
 
 /** The benchmarks' ModelDeployment: one replica of a server on KWOK, and (the standard workload) a batch CronJob. */
@@ -78,10 +83,12 @@ export async function benchIdentity(kubectl: Kubectl, namespace: string, adminKu
 }
 
 /** The controller (src/main.ts) in a process of its own, dying with this one; ready when it returns. */
-export async function startBenchController(kubeconfig: string, namespace: string, workers: string, extraArgs: string[] = []): Promise<{ process: ChildProcess; pid: number; metricsUrl: string }> {
+export async function startBenchController(kubeconfig: string, namespace: string, workers: string, extraArgs: string[] = [], opts: { main?: string | undefined; nodeFlags?: string[] } = {}): Promise<{ process: ChildProcess; pid: number; metricsUrl: string }> {
   const [port] = (await freePorts(1)) as [number];
-  // With the V8 flags the image runs it with (NODE_FLAGS), so that its memory is what a pod's would be.
-  const child = spawn('setpriv', ['--pdeathsig', 'KILL', '--', process.execPath, ...NODE_FLAGS, join(import.meta.dirname, '..', 'src', 'main.ts'),
+  // With the V8 flags the image runs it with (NODE_FLAGS), so that its memory is what a pod's would be; with
+  // SLIPWAY_BENCH_HEAP_SNAPSHOTS=DIR, SIGUSR2 writes a heap snapshot there.
+  const snapshots = process.env.SLIPWAY_BENCH_HEAP_SNAPSHOTS ? ['--heapsnapshot-signal=SIGUSR2', `--diagnostic-dir=${process.env.SLIPWAY_BENCH_HEAP_SNAPSHOTS}`] : [];
+  const child = spawn('setpriv', ['--pdeathsig', 'KILL', '--', process.execPath, ...NODE_FLAGS, ...(opts.nodeFlags ?? []), ...snapshots, opts.main ?? join(import.meta.dirname, '..', 'src', 'main.ts'),
     `--kubeconfig=${kubeconfig}`, `--namespace=${namespace}`, '--no-leader-elect', `--metrics-port=${port}`, '--metrics-host=127.0.0.1',
     // No client-side rate limit unless a bench asks for one: the figures are what the API server allows.
     `--workers=${workers}`, '--resync-seconds=0', '--kube-api-qps=0', ...extraArgs], { stdio: ['ignore', process.env.SLIPWAY_BENCH_LOG_LEVEL ? 'inherit' : 'ignore', 'inherit'], env: { ...process.env, SLIPWAY_LOG_LEVEL: process.env.SLIPWAY_BENCH_LOG_LEVEL ?? 'warn', SLIPWAY_LOG_FORMAT: 'json' } });

@@ -47,6 +47,7 @@ export class Manager {
   private server: Server | undefined;
   private resyncTimer: NodeJS.Timeout | undefined;
   private ready = false;
+  private readonly transforms = new Map<string, unknown>();
   private controllersRunning = false;
   private stopping = false;
 
@@ -63,7 +64,11 @@ export class Manager {
   informer<T extends KubeObject>(resource: ResourceType, opts: Omit<InformerOptions<T>, 'hooks'> = {}): Informer<T> {
     const id = `${resource.group}/${resource.plural}?${opts.labelSelector ?? ''}${opts.metadataOnly ? '&metadata' : ''}`;
     let informer = this.informers.get(id);
+    // One cache, one shape: a second reader asking for the same objects transformed otherwise would read the
+    // first one's shape (a programming error, caught at start).
+    if (informer && this.transforms.get(id) !== opts.transform) throw new Error(`the ${resource.plural} informer (${id}) is already registered with another transform`);
     if (!informer) {
+      this.transforms.set(id, opts.transform);
       const name = opts.metadataOnly ? `${resource.plural} (metadata)` : resource.plural;
       const { transform, ...listWatch } = opts;
       informer = new Informer<KubeObject>(this.client, resource, {

@@ -5,7 +5,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { after, test } from 'node:test';
 import type { KubeClient } from '../../src/kube/client.ts';
 import { KubeApiError } from '../../src/kube/errors.ts';
-import { Informer } from '../../src/kube/informer.ts';
+import { Informer, pack, unpack } from '../../src/kube/informer.ts';
 import { ListWatch, type RestartReason } from '../../src/kube/list-watch.ts';
 import { Resources, type KubeObject } from '../../src/kube/resources.ts';
 import { eventually } from '../../local/eventually.ts';
@@ -187,6 +187,55 @@ test('lists are paged, and bookmarks move the resource version a clean restart r
   assert.equal(requests[2]?.searchParams.get('allowWatchBookmarks'), 'true');
   assert.equal(requests[3]?.searchParams.get('resourceVersion'), '50');
   assert.deepEqual(r.restarts, ['closed']);
+});
+
+test('the transform runs on each page as it arrives, before the next page is asked for, and on each event', async () => {
+  const { client, requests } = await fakeApiServer([
+    list('10', [pod('a', '1'), pod('b', '2')], 'page-2'),
+    list('10', [pod('c', '3')]),
+    watch([{ type: 'ADDED', object: { kind: 'Pod', ...pod('d', '11') } }], 'hang'),
+  ]);
+  const r = recorder();
+  const seen: string[] = [];
+  const lw = new ListWatch(client, Resources.Pod, r.handlers, {
+    ...fast,
+    pageSize: 2,
+    transform: (o) => {
+      seen.push(`${o.metadata.name} after ${requests.length} request(s)`);
+      return { ...o, metadata: { ...o.metadata, labels: { slim: 'yes' } } };
+    },
+  });
+  lw.start();
+  await eventually('the event', () => r.events.length === 1);
+  await lw.stop();
+  assert.deepEqual(seen, ['a after 1 request(s)', 'b after 1 request(s)', 'c after 2 request(s)', 'd after 3 request(s)']);
+  assert.deepEqual(r.lists, [['a', 'b', 'c']]);
+  assert.equal(lw.lastResourceVersion, '11');
+});
+
+test('a packed cache entry keeps metadata and status as objects, the rest as one string, and unpacks to the same object', () => {
+  const deployment = {
+    apiVersion: 'apps/v1',
+    kind: 'Deployment',
+    metadata: { name: 'd', namespace: 'ns', labels: { a: 'b' } },
+    spec: { replicas: 2, template: { spec: { containers: [{ name: 'c', image: 'i', env: [{ name: 'X', value: 'é ✓' }] }] } } },
+    status: { availableReplicas: 1 },
+  };
+  const original = structuredClone(deployment);
+  const packed = pack(structuredClone(deployment));
+  assert.deepEqual(Object.keys(packed).sort(), ['@packed', 'apiVersion', 'kind', 'metadata', 'status']);
+  assert.equal(typeof (packed as Record<string, unknown>)['@packed'], 'string');
+  assert.deepEqual(packed.metadata, original.metadata);
+  const whole = unpack(packed);
+  assert.deepEqual(whole, original);
+  // A new object each time: a reader that changes what it got does not change the cache.
+  whole.spec.replicas = 9;
+  assert.deepEqual(unpack(packed), original);
+  // Packing twice, or an object with nothing to pack, changes nothing.
+  assert.deepEqual(unpack(pack(packed)), original);
+  const bare = { metadata: { name: 'x' } };
+  assert.deepEqual(unpack(pack(structuredClone(bare))), bare);
+  assert.equal(unpack(bare), bare);
 });
 
 test('an informer turns a relist into the deletes and updates it implies', async () => {

@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { createServer, type ServerResponse } from 'node:http';
 import { test } from 'node:test';
-import { Resources } from '../../src/kube/resources.ts';
+import { Resources, type KubeObject } from '../../src/kube/resources.ts';
 import { createLogger } from '../../src/runtime/log.ts';
 import { ControllerMetrics } from '../../src/runtime/metrics.ts';
 import { Manager } from '../../src/runtime/manager.ts';
@@ -36,4 +36,16 @@ test('/readyz answers 503 until the caches have synced, then 200; /healthz and /
   await manager.stop();
   server.closeAllConnections();
   server.close();
+});
+
+test('one informer per resource and selector: asking again gives the same cache; asking it with another transform is refused', async () => {
+  const client = await clientFor(1);
+  const logger = createLogger('test');
+  logger.level = 'silent';
+  const manager = new Manager({ client, logger, metrics: new ControllerMetrics({ processMetrics: false }), port: 0, host: '127.0.0.1' });
+  const slim = (o: KubeObject): KubeObject => o;
+  const first = manager.informer(Resources.Deployment, { labelSelector: 'a=b', transform: slim });
+  assert.equal(manager.informer(Resources.Deployment, { labelSelector: 'a=b', transform: slim }), first);
+  assert.throws(() => manager.informer(Resources.Deployment, { labelSelector: 'a=b' }), /already registered with another transform/);
+  assert.notEqual(manager.informer(Resources.Deployment, { labelSelector: 'a=c' }), first);
 });

@@ -2,7 +2,7 @@
 // controls (by owner uid), and the ProjectEnvironment it references. No writes, no API calls.
 import type { ModelDeployment } from '../../api/modeldeployment.ts';
 import type { ProjectEnvironment } from '../../api/projectenvironment.ts';
-import { byControllerUid, type Informer } from '../../kube/informer.ts';
+import { byControllerUid, pack, unpack, type Informer } from '../../kube/informer.ts';
 import { objectKey, Resources, type KubeObject, type ResourceType } from '../../kube/resources.ts';
 import type { Manager } from '../../runtime/manager.ts';
 import type { Priority } from '../../runtime/work-queue.ts';
@@ -39,8 +39,9 @@ export class ModelDeploymentCaches {
   constructor(manager: Manager, namespaces: string[] | undefined) {
     const ns = namespaces?.length ? { namespaces } : {};
     this.modelDeployments = manager.informer(Resources.ModelDeployment, { ...ns, indexers: { [ENV_INDEX]: environmentKeys, [ROUTE_INDEX]: routeKeys } });
-    // Only what Slipway manages is cached: a cluster's other Deployments and Services cost nothing.
-    const child = (r: ResourceType): Informer<KubeObject> => manager.informer(r, { ...ns, labelSelector: MANAGED, indexers: { [OWNER_INDEX]: byControllerUid } });
+    // Only what Slipway manages is cached: a cluster's other Deployments and Services cost nothing. Their specs
+    // are read only when their ModelDeployment is planned: packed (observe unpacks them).
+    const child = (r: ResourceType): Informer<KubeObject> => manager.informer(r, { ...ns, labelSelector: MANAGED, indexers: { [OWNER_INDEX]: byControllerUid }, transform: pack });
     this.children = {
       Deployment: child(Resources.Deployment),
       Service: child(Resources.Service),
@@ -57,7 +58,7 @@ export class ModelDeploymentCaches {
       ControllerRevision: other(Resources.ControllerRevision),
     };
     this.environments = manager.informer(Resources.ProjectEnvironment, ns);
-    this.pods = manager.informer(Resources.Pod, { ...ns, labelSelector: MANAGED, indexers: { [REVISION_INDEX]: revisionKeys }, transform: (p) => podForCache(p as PodStatusView) });
+    this.pods = manager.informer(Resources.Pod, { ...ns, labelSelector: MANAGED, indexers: { [REVISION_INDEX]: revisionKeys }, transform: podForCache });
   }
 
   /**
@@ -119,7 +120,7 @@ export class ModelDeploymentCaches {
 
   observe(md: ModelDeployment): Observed {
     const uid = md.metadata.uid ?? '';
-    const owned = (kind: ChildKind): KubeObject[] => this.children[kind].store.byIndex(OWNER_INDEX, uid);
+    const owned = (kind: ChildKind): KubeObject[] => this.children[kind].store.byIndex(OWNER_INDEX, uid).map(unpack);
     const observed: Observed = {
       md,
       deployments: owned('Deployment'),
