@@ -2,9 +2,9 @@
 // running under an identity of its own that an API Priority and Fairness FlowSchema matches, so that the API
 // server counts exactly the controller's requests (apiserver_flowcontrol_dispatched_requests_total).
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { installSlipwayCrds, startCluster, type Cluster } from '../local/cluster.ts';
 import { eventually } from '../local/eventually.ts';
 import { writeTokenKubeconfig } from '../local/pki.ts';
@@ -12,6 +12,7 @@ import { freePorts, runScript } from '../local/processes.ts';
 import { total, type Samples } from '../test/support/prometheus-text.ts';
 import type { KubeObject } from '../src/kube/resources.ts';
 import { NODE_FLAGS } from '../src/runtime/node-flags.ts';
+import { stripTypes } from '../image/build.ts';
 
 export const percentile = (sorted: number[], p: number): number => sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)] ?? NaN;
 
@@ -82,13 +83,34 @@ export async function benchIdentity(kubectl: Kubectl, namespace: string, adminKu
   return writeTokenKubeconfig(adminKubeconfig, token, join(dir, 'bench-controller.kubeconfig'));
 }
 
+const stripped = new Map<string, string>();
+
+/**
+ * The controller as its image runs it: the checkout's src/ as JavaScript with types stripped ahead of time
+ * (image/build.ts), so that Node's type stripper (~18 MiB resident) is not counted as the controller's. Copied
+ * once per benchmark process into the checkout's .cache/ (where its node_modules resolve) and removed at exit.
+ */
+function asImageRuns(main: string): string {
+  const src = dirname(main);
+  let out = stripped.get(src);
+  if (!out) {
+    const dir = join(dirname(src), '.cache', 'bench-js', String(process.pid));
+    out = join(dir, 'src');
+    cpSync(src, out, { recursive: true });
+    stripTypes(out);
+    stripped.set(src, out);
+    process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
+  }
+  return join(out, basename(main).replace(/\.ts$/, '.js'));
+}
+
 /** The controller (src/main.ts) in a process of its own, dying with this one; ready when it returns. */
 export async function startBenchController(kubeconfig: string, namespace: string, workers: string, extraArgs: string[] = [], opts: { main?: string | undefined; nodeFlags?: string[] } = {}): Promise<{ process: ChildProcess; pid: number; metricsUrl: string }> {
   const [port] = (await freePorts(1)) as [number];
-  // With the V8 flags the image runs it with (NODE_FLAGS), so that its memory is what a pod's would be; with
+  // As JavaScript and with the V8 flags the image runs it with (NODE_FLAGS), so that its memory is what a pod's would be; with
   // SLIPWAY_BENCH_HEAP_SNAPSHOTS=DIR, SIGUSR2 writes a heap snapshot there.
   const snapshots = process.env.SLIPWAY_BENCH_HEAP_SNAPSHOTS ? ['--heapsnapshot-signal=SIGUSR2', `--diagnostic-dir=${process.env.SLIPWAY_BENCH_HEAP_SNAPSHOTS}`] : [];
-  const child = spawn('setpriv', ['--pdeathsig', 'KILL', '--', process.execPath, ...NODE_FLAGS, ...(opts.nodeFlags ?? []), ...snapshots, opts.main ?? join(import.meta.dirname, '..', 'src', 'main.ts'),
+  const child = spawn('setpriv', ['--pdeathsig', 'KILL', '--', process.execPath, ...NODE_FLAGS, ...(opts.nodeFlags ?? []), ...snapshots, asImageRuns(opts.main ?? join(import.meta.dirname, '..', 'src', 'main.ts')),
     `--kubeconfig=${kubeconfig}`, `--namespace=${namespace}`, '--no-leader-elect', `--metrics-port=${port}`, '--metrics-host=127.0.0.1',
     // No client-side rate limit unless a bench asks for one: the figures are what the API server allows.
     `--workers=${workers}`, '--resync-seconds=0', '--kube-api-qps=0', ...extraArgs], { stdio: ['ignore', process.env.SLIPWAY_BENCH_LOG_LEVEL ? 'inherit' : 'ignore', 'inherit'], env: { ...process.env, SLIPWAY_LOG_LEVEL: process.env.SLIPWAY_BENCH_LOG_LEVEL ?? 'warn', SLIPWAY_LOG_FORMAT: 'json' } });

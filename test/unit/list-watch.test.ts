@@ -5,7 +5,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { after, test } from 'node:test';
 import type { KubeClient } from '../../src/kube/client.ts';
 import { KubeApiError } from '../../src/kube/errors.ts';
-import { Informer, pack, unpack } from '../../src/kube/informer.ts';
+import { Informer, internStrings } from '../../src/kube/informer.ts';
 import { ListWatch, type RestartReason } from '../../src/kube/list-watch.ts';
 import { Resources, type KubeObject } from '../../src/kube/resources.ts';
 import { eventually } from '../../local/eventually.ts';
@@ -213,29 +213,16 @@ test('the transform runs on each page as it arrives, before the next page is ask
   assert.equal(lw.lastResourceVersion, '11');
 });
 
-test('a packed cache entry keeps metadata and status as objects, the rest as one string, and unpacks to the same object', () => {
-  const deployment = {
-    apiVersion: 'apps/v1',
-    kind: 'Deployment',
-    metadata: { name: 'd', namespace: 'ns', labels: { a: 'b' } },
-    spec: { replicas: 2, template: { spec: { containers: [{ name: 'c', image: 'i', env: [{ name: 'X', value: 'é ✓' }] }] } } },
-    status: { availableReplicas: 1 },
-  };
-  const original = structuredClone(deployment);
-  const packed = pack(structuredClone(deployment));
-  assert.deepEqual(Object.keys(packed).sort(), ['@packed', 'apiVersion', 'kind', 'metadata', 'status']);
-  assert.equal(typeof (packed as Record<string, unknown>)['@packed'], 'string');
-  assert.deepEqual(packed.metadata, original.metadata);
-  const whole = unpack(packed);
-  assert.deepEqual(whole, original);
-  // A new object each time: a reader that changes what it got does not change the cache.
-  whole.spec.replicas = 9;
-  assert.deepEqual(unpack(packed), original);
-  // Packing twice, or an object with nothing to pack, changes nothing.
-  assert.deepEqual(unpack(pack(packed)), original);
-  const bare = { metadata: { name: 'x' } };
-  assert.deepEqual(unpack(pack(structuredClone(bare))), bare);
-  assert.equal(unpack(bare), bare);
+test('interning the strings of cached objects changes no value, whatever the table has seen before', () => {
+  const object = (i: number) => JSON.parse(JSON.stringify({
+    metadata: { name: `m-${i}`, uid: `u-${i}`, labels: { 'app.kubernetes.io/managed-by': 'slipway', tier: i % 2 ? 'a' : 'b' }, resourceVersion: String(i) },
+    spec: { args: ['--port', String(8000 + (i % 3))], long: 'x'.repeat(200 + i), nested: [[{ v: 'é ✓' }]], n: i, t: true, z: null },
+  })) as unknown;
+  // More distinct strings than the table holds: it starts again, and every value stays what it was.
+  for (let i = 0; i < 60_000; i += 1) {
+    const o = object(i);
+    assert.deepEqual(internStrings(o), object(i));
+  }
 });
 
 test('an informer turns a relist into the deletes and updates it implies', async () => {

@@ -2,7 +2,7 @@
 // controls (by owner uid), and the ProjectEnvironment it references. No writes, no API calls.
 import type { ModelDeployment } from '../../api/modeldeployment.ts';
 import type { ProjectEnvironment } from '../../api/projectenvironment.ts';
-import { byControllerUid, pack, unpack, type Informer } from '../../kube/informer.ts';
+import { byControllerUid, type Informer } from '../../kube/informer.ts';
 import { objectKey, Resources, type KubeObject, type ResourceType } from '../../kube/resources.ts';
 import type { Manager } from '../../runtime/manager.ts';
 import type { Priority } from '../../runtime/work-queue.ts';
@@ -39,9 +39,8 @@ export class ModelDeploymentCaches {
   constructor(manager: Manager, namespaces: string[] | undefined) {
     const ns = namespaces?.length ? { namespaces } : {};
     this.modelDeployments = manager.informer(Resources.ModelDeployment, { ...ns, indexers: { [ENV_INDEX]: environmentKeys, [ROUTE_INDEX]: routeKeys } });
-    // Only what Slipway manages is cached: a cluster's other Deployments and Services cost nothing. Their specs
-    // are read only when their ModelDeployment is planned: packed (observe unpacks them).
-    const child = (r: ResourceType): Informer<KubeObject> => manager.informer(r, { ...ns, labelSelector: MANAGED, indexers: { [OWNER_INDEX]: byControllerUid }, transform: pack });
+    // Only what Slipway manages is cached: a cluster's other Deployments and Services cost nothing.
+    const child = (r: ResourceType): Informer<KubeObject> => manager.informer(r, { ...ns, labelSelector: MANAGED, indexers: { [OWNER_INDEX]: byControllerUid } });
     this.children = {
       Deployment: child(Resources.Deployment),
       Service: child(Resources.Service),
@@ -120,7 +119,7 @@ export class ModelDeploymentCaches {
 
   observe(md: ModelDeployment): Observed {
     const uid = md.metadata.uid ?? '';
-    const owned = (kind: ChildKind): KubeObject[] => this.children[kind].store.byIndex(OWNER_INDEX, uid).map(unpack);
+    const owned = (kind: ChildKind): KubeObject[] => this.children[kind].store.byIndex(OWNER_INDEX, uid);
     const observed: Observed = {
       md,
       deployments: owned('Deployment'),
