@@ -30,7 +30,8 @@ export class ModelDeploymentActuator {
     await this.writeChildren(md, p);
     if (!p.routesFirst) await this.writeRoutes(p);
     if (p.statusChanged) await this.writeStatus(md, p.status);
-    for (const e of p.events) await this.events.record(md, e);
+    // Independent of each other (best effort, never a failure): written concurrently, one round trip.
+    await Promise.all(p.events.map((e) => this.events.record(md, e)));
     // Decisions are announced once their status is written: a conflict above plans (and decides) again.
     for (const e of p.events) if (e.notify) this.notifier?.notify({ ...md, status: p.status }, { ...e, kind: e.notify });
   }
