@@ -108,9 +108,10 @@ function asImageRuns(main: string): string {
 export async function startBenchController(kubeconfig: string, namespace: string, workers: string, extraArgs: string[] = [], opts: { main?: string | undefined; nodeFlags?: string[] } = {}): Promise<{ process: ChildProcess; pid: number; metricsUrl: string }> {
   const [port] = (await freePorts(1)) as [number];
   // As JavaScript and with the V8 flags the image runs it with (NODE_FLAGS), so that its memory is what a pod's would be; with
-  // SLIPWAY_BENCH_HEAP_SNAPSHOTS=DIR, SIGUSR2 writes a heap snapshot there.
+  // SLIPWAY_BENCH_HEAP_SNAPSHOTS=DIR, SIGUSR2 writes a heap snapshot there; SLIPWAY_BENCH_NODE_FLAGS adds flags
+  // (e.g. `--cpu-prof --cpu-prof-dir=DIR`: a CPU profile written when the controller exits).
   const snapshots = process.env.SLIPWAY_BENCH_HEAP_SNAPSHOTS ? ['--heapsnapshot-signal=SIGUSR2', `--diagnostic-dir=${process.env.SLIPWAY_BENCH_HEAP_SNAPSHOTS}`] : [];
-  const child = spawn('setpriv', ['--pdeathsig', 'KILL', '--', process.execPath, ...NODE_FLAGS, ...(opts.nodeFlags ?? []), ...snapshots, asImageRuns(opts.main ?? join(import.meta.dirname, '..', 'src', 'main.ts')),
+  const child = spawn('setpriv', ['--pdeathsig', 'KILL', '--', process.execPath, ...NODE_FLAGS, ...(opts.nodeFlags ?? []), ...(process.env.SLIPWAY_BENCH_NODE_FLAGS?.split(' ').filter(Boolean) ?? []), ...snapshots, asImageRuns(opts.main ?? join(import.meta.dirname, '..', 'src', 'main.ts')),
     `--kubeconfig=${kubeconfig}`, `--namespace=${namespace}`, '--no-leader-elect', `--metrics-port=${port}`, '--metrics-host=127.0.0.1',
     // No client-side rate limit unless a bench asks for one: the figures are what the API server allows.
     `--workers=${workers}`, '--resync-seconds=0', '--kube-api-qps=0', ...extraArgs], { stdio: ['ignore', process.env.SLIPWAY_BENCH_LOG_LEVEL ? 'inherit' : 'ignore', 'inherit'], env: { ...process.env, SLIPWAY_LOG_LEVEL: process.env.SLIPWAY_BENCH_LOG_LEVEL ?? 'warn', SLIPWAY_LOG_FORMAT: 'json' } });

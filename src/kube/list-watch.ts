@@ -79,8 +79,9 @@ export class ListWatch<T extends KubeObject> {
     this.resource = resource;
     this.handlers = handlers;
     this.opts = {
-      // Small pages: a page's body, its parsed objects and their cached form are what a list holds at once (at
-      // 3000 ModelDeployments, 100 against 500 took a cold start's peak RSS from ~300 to ~235 MiB: bench/README.md).
+      // Small pages: a page's body, its parsed objects and their cached form are what a list holds at once (with
+      // the transform applied per page, they took a cold start's peak RSS on 3000 ModelDeployments from ~300 to
+      // ~220 MiB: bench/README.md, ADR 0019).
       pageSize: 100,
       watchTimeoutSeconds: 300,
       inactivityTimeoutMs: 150_000,
