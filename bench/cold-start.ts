@@ -5,13 +5,11 @@
 //   npm run bench:cold-start -- [--count 3000] [--runs 3] [--variant NAME=MAIN_TS[,--node-flag…]] …
 // MAIN_TS is the controller's entry point (e.g. src/main.ts of another checkout: a git worktree of an earlier
 // commit); without a variant, this checkout's.
-import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { eventually } from '../local/eventually.ts';
 import { KubeClient } from '../src/kube/client.ts';
 import { Resources } from '../src/kube/resources.ts';
-import { scrape, total } from '../test/support/prometheus-text.ts';
-import { benchModelDeployment, peakRssMiB, runBench, startBenchController } from './support.ts';
+import { benchModelDeployment, peakRssMiB, rssMiB, runBench, startBenchController, untilFullPass } from './support.ts';
 
 const { values } = parseArgs({ options: { count: { type: 'string', default: '3000' }, runs: { type: 'string', default: '3' }, variant: { type: 'string', multiple: true, default: [] } } });
 const COUNT = Number(values.count);
@@ -21,7 +19,6 @@ const variants = (values.variant.length ? values.variant : ['this checkout=']).m
   const [main = '', ...flags] = rest.split(',');
   return { name, main, flags };
 });
-const rssMiB = (pid: number): number => Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? NaN) / 1024;
 
 runBench({ namespace: NS, upstreamCrds: false, workers: '8', nodes: Math.ceil(COUNT / 1000) + 1 }, async ({ cluster, controller, kubeconfig }) => {
   const client = await KubeClient.load({ kubeconfig: cluster.kubeconfig, maxSockets: 32 });
@@ -46,10 +43,7 @@ runBench({ namespace: NS, upstreamCrds: false, workers: '8', nodes: Math.ceil(CO
     for (let run = 0; run < Number(values.runs); run++) {
       const t = performance.now();
       const c = await startBenchController(kubeconfig, NS, '8', [], { main: v.main || undefined, nodeFlags: v.flags });
-      await eventually('one full pass', async () => {
-        const m = await scrape(c.metricsUrl);
-        return total(m, 'slipway_reconcile_total') >= COUNT && total(m, 'slipway_workqueue_depth') === 0 && total(m, 'slipway_workqueue_in_flight') === 0;
-      }, { timeoutMs: 3600_000, intervalMs: 250 });
+      await untilFullPass(c.metricsUrl, COUNT);
       const pass = (performance.now() - t) / 1000;
       await new Promise((r) => setTimeout(r, 3000));
       peaks.push(peakRssMiB(c.pid));

@@ -11,8 +11,7 @@ import { KubeClient } from '../src/kube/client.ts';
 import { ListWatch } from '../src/kube/list-watch.ts';
 import { Resources, type KubeObject } from '../src/kube/resources.ts';
 import { apiServerMetrics } from '../test/support/apiserver-writes.ts';
-import { scrape, total } from '../test/support/prometheus-text.ts';
-import { benchModelDeployment, dispatched, peakRssMiB, percentile, resetPeakRss, runBench, startBenchController } from './support.ts';
+import { benchModelDeployment, dispatched, peakRssMiB, percentile, resetPeakRss, runBench, startBenchController, untilFullPass } from './support.ts';
 
 const { values } = parseArgs({ options: { count: { type: 'string', default: '10000' }, edits: { type: 'string', default: '1000' }, singles: { type: 'string', default: '40' }, concurrency: { type: 'string', default: '32' }, workers: { type: 'string', default: '8' }, 'rest-seconds': { type: 'string', default: '120' } } });
 const COUNT = Number(values.count);
@@ -74,10 +73,7 @@ runBench({ namespace: NS, upstreamCrds: false, workers: values.workers ?? '8', n
   const t1 = performance.now();
   const second = await startBenchController(kubeconfig, NS, values.workers ?? '8', ['--leader-elect', `--leader-election-namespace=${NS}`]);
   const synced = (performance.now() - t1) / 1000;
-  await eventually('one full pass', async () => {
-    const m = await scrape(second.metricsUrl);
-    return total(m, 'slipway_reconcile_total') >= COUNT && total(m, 'slipway_workqueue_depth') === 0 && total(m, 'slipway_workqueue_in_flight') === 0;
-  }, { timeoutMs: 60 * 60_000, intervalMs: 250 });
+  await untilFullPass(second.metricsUrl, COUNT);
   const fullPass = (performance.now() - t1) / 1000;
   // The second process's peak, phase by phase (VmHWM reset at each phase's start).
   const phases: [string, number][] = [['cold start and full pass', peakRssMiB(second.pid)]];

@@ -9,7 +9,7 @@ import { installSlipwayCrds, startCluster, type Cluster } from '../local/cluster
 import { eventually } from '../local/eventually.ts';
 import { writeTokenKubeconfig } from '../local/pki.ts';
 import { freePorts, runScript } from '../local/processes.ts';
-import { total, type Samples } from '../test/support/prometheus-text.ts';
+import { scrape, total, type Samples } from '../test/support/prometheus-text.ts';
 import type { KubeObject } from '../src/kube/resources.ts';
 import { NODE_FLAGS } from '../src/runtime/node-flags.ts';
 import { stripTypes } from '../image/build.ts';
@@ -28,9 +28,21 @@ export function cpuSeconds(pid: number): number {
   return (Number(fields[11]) + Number(fields[12])) / 100;
 }
 
-export function peakRssMiB(pid: number): number {
-  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-  return Number(/VmHWM:\s+(\d+) kB/.exec(status)?.[1] ?? NaN) / 1024;
+const procStatusMiB = (pid: number, field: 'VmHWM' | 'VmRSS'): number =>
+  Number(new RegExp(`${field}:\\s+(\\d+) kB`).exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? NaN) / 1024;
+
+/** A process's peak resident memory so far (since it started, or since resetPeakRss). */
+export const peakRssMiB = (pid: number): number => procStatusMiB(pid, 'VmHWM');
+
+/** A process's resident memory now. */
+export const rssMiB = (pid: number): number => procStatusMiB(pid, 'VmRSS');
+
+/** Until the controller has reconciled `count` keys and its queue is empty and idle: one full pass over a fleet. */
+export async function untilFullPass(metricsUrl: string, count: number): Promise<void> {
+  await eventually('one full pass', async () => {
+    const m = await scrape(metricsUrl);
+    return total(m, 'slipway_reconcile_total') >= count && total(m, 'slipway_workqueue_depth') === 0 && total(m, 'slipway_workqueue_in_flight') === 0;
+  }, { timeoutMs: 60 * 60_000, intervalMs: 250 });
 }
 
 /** Resets a process's peak RSS (VmHWM) to its current RSS, so that the next peakRssMiB is a phase's own. */

@@ -2,9 +2,10 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { KubeClient } from '../../src/kube/client.ts';
+import { KubeClient, type KubeClientOptions } from '../../src/kube/client.ts';
 
-export async function clientFor(port: number): Promise<KubeClient> {
+/** A client of a plain-HTTP server on loopback, with no credentials (and the client options given, e.g. a rate limit). */
+export async function clientFor(port: number, opts: Omit<KubeClientOptions, 'kubeconfig'> = {}): Promise<KubeClient> {
   const kubeconfig = join(mkdtempSync(join(tmpdir(), 'slipway-fake-')), 'config');
   writeFileSync(kubeconfig, `apiVersion: v1
 kind: Config
@@ -13,5 +14,5 @@ users: [{name: fake, user: {}}]
 contexts: [{name: fake, context: {cluster: fake, user: fake}}]
 current-context: fake
 `);
-  return KubeClient.load({ kubeconfig });
+  return KubeClient.load({ ...opts, kubeconfig });
 }

@@ -2,13 +2,11 @@
 // they asked, and a quiet period refills the bucket up to the burst; a reconcile's trace of its requests.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { mkdtempSync, writeFileSync } from 'node:fs';
 import { createServer, type ServerResponse } from 'node:http';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { KubeClient } from '../../src/kube/client.ts';
 import { ClientRateLimiter } from '../../src/kube/rate-limit.ts';
 import { traced } from '../../src/kube/trace.ts';
+import { eventually } from '../../local/eventually.ts';
+import { clientFor } from '../support/fake-kubeconfig.ts';
 
 test('a burst goes at once, then one request per 1/qps seconds, in order; quiet time refills up to the burst', () => {
   let now = 0;
@@ -37,13 +35,6 @@ test('a limit needs a positive rate and a burst of at least one', () => {
   assert.throws(() => new ClientRateLimiter({ qps: 5, burst: 0 }), /burst >= 1/);
 });
 
-/** A kubeconfig for a plain-HTTP server on loopback, with no credentials. */
-function localKubeconfig(port: number): string {
-  const kubeconfig = join(mkdtempSync(join(tmpdir(), 'slipway-client-')), 'config');
-  writeFileSync(kubeconfig, `clusters: [{name: f, cluster: {server: "http://127.0.0.1:${port}"}}]\nusers: [{name: f, user: {}}]\ncontexts: [{name: f, context: {cluster: f, user: f}}]\ncurrent-context: f\n`);
-  return kubeconfig;
-}
-
 test('a reconcile\'s trace holds the requests it sent, with their waits for the rate limit; another reconcile\'s are not mixed in', async () => {
   const server = createServer((_req, res) => {
     res.writeHead(200, { 'Content-Type': 'application/json' });
@@ -52,7 +43,7 @@ test('a reconcile\'s trace holds the requests it sent, with their waits for the 
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
   try {
     const port = (server.address() as { port: number }).port;
-    const client = await KubeClient.load({ kubeconfig: localKubeconfig(port), rateLimit: { qps: 20, burst: 1 } });
+    const client = await clientFor(port, { rateLimit: { qps: 20, burst: 1 } });
     const one = traced(true, async () => {
       await client.request({ method: 'GET', path: '/apis/apps/v1/namespaces/a/deployments/x' });
       await client.request({ method: 'PATCH', path: '/api/v1/namespaces/a/services/x', body: {} });
@@ -86,11 +77,11 @@ test('watches do not take the sockets requests need: with every request socket\'
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
   try {
     const port = (server.address() as { port: number }).port;
-    const client = await KubeClient.load({ kubeconfig: localKubeconfig(port), maxSockets: 4 });
+    const client = await clientFor(port, { maxSockets: 4 });
     // Six watches on a pool of four request sockets (as 16 informers over 2 namespaces on 32).
     const watches = Array.from({ length: 6 }, (_, i) => client.stream({ path: `/api/v1/namespaces/n${i}/pods`, query: { watch: 'true' } }));
     // Every watch is open at the server before the request is sent (bounded: two seconds).
-    for (let i = 0; open.size < 6 && i < 200; i++) await new Promise((r) => setTimeout(r, 10));
+    await eventually('six watches open at the server', () => open.size === 6, { timeoutMs: 2000, intervalMs: 10 });
     assert.equal(open.size, 6, 'six watches open');
     const answer = await client.request<{ kind: string }>({ method: 'GET', path: '/api/v1/namespaces/a/pods/x', signal: AbortSignal.timeout(2000) });
     assert.equal(answer.kind, 'Status');
