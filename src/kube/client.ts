@@ -4,6 +4,7 @@
 // watches are streams we control.
 import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
+import { finished } from 'node:stream/promises';
 import { parseStatusError } from './errors.ts';
 import { loadConnection, loadWithClientNode, UnsupportedKubeconfig, type Connection } from './kubeconfig.ts';
 import { ClientRateLimiter, type RateLimit } from './rate-limit.ts';
@@ -25,6 +26,11 @@ export interface RequestOptions {
   signal?: AbortSignal;
   /** Another representation than plain JSON, e.g. PartialObjectMetadata (metadata only). */
   accept?: string;
+  /**
+   * A successful answer is drained unread (an error's is still read for its Status): for writes whose result
+   * nobody reads, the watch brings the object to the cache anyway, and parsing it would be CPU and garbage.
+   */
+  discardAnswer?: boolean;
 }
 
 export interface RequestObserver {
@@ -182,6 +188,12 @@ export class KubeClient {
   /** A request whose answer is read whole; non-2xx answers throw a KubeApiError. */
   async request<T>(opts: RequestOptions): Promise<T> {
     const { res, started, throttledMs } = await this.open({ timeoutMs: 30_000, ...opts });
+    if (opts.discardAnswer && res.statusCode !== undefined && res.statusCode >= 200 && res.statusCode < 300) {
+      res.resume();
+      await finished(res);
+      this.report(opts.method, opts.path, res.statusCode, started, throttledMs);
+      return undefined as T;
+    }
     const chunks: Buffer[] = [];
     for await (const chunk of res) chunks.push(chunk as Buffer);
     const body = Buffer.concat(chunks).toString('utf8');
@@ -221,16 +233,18 @@ export class KubeClient {
 
   /**
    * Server-side apply of a full configuration: fields we applied before and leave out now are removed.
-   * `force` takes ownership of fields another manager set (a hand edit of a field we own is reverted).
+   * `force` takes ownership of fields another manager set (a hand edit of a field we own is reverted). The
+   * answer (the whole object, managed fields and all) is not read: the informers' watches bring it.
    */
-  apply<T extends KubeObject>(r: ResourceType, obj: KubeObject, opts: { force?: boolean; subresource?: 'status' } = {}): Promise<T> {
+  async apply(r: ResourceType, obj: KubeObject, opts: { force?: boolean; subresource?: 'status' } = {}): Promise<void> {
     const body = { ...obj, apiVersion: apiVersionOf(r), kind: r.kind };
-    return this.request<T>({
+    await this.request<void>({
       method: 'PATCH',
       path: resourcePath(r, obj.metadata.namespace, obj.metadata.name, opts.subresource),
       body,
       contentType: 'application/apply-patch+yaml',
       query: { fieldManager: FIELD_MANAGER, force: opts.force ?? true },
+      discardAnswer: true,
     });
   }
 
