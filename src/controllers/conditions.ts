@@ -18,3 +18,6 @@ export const findCondition = (conditions: Condition[] | undefined, type: string)
   conditions?.find((c) => c.type === type);
 
 export const isTrue = (conditions: Condition[] | undefined, type: string): boolean => findCondition(conditions, type)?.status === 'True';
+
+/** Consecutive failed reconciles of one key (not refusals: those are told at once) before it goes Stalled (about 3 s of backoff). */
+export const STALL_AFTER_FAILURES = 5;

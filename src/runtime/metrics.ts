@@ -25,6 +25,8 @@ export class ControllerMetrics {
   readonly phase: Gauge<'namespace' | 'name' | 'phase'>;
   readonly canaryWeight: Gauge<'namespace' | 'name'>;
   readonly auditCommits: Counter;
+  readonly environmentBuilds: Counter<'namespace' | 'name' | 'result'>;
+  readonly environmentBuildDuration: Histogram<'result'>;
   readonly auditRecording: Gauge;
   readonly auditQueued: Gauge;
   readonly auditUnpushed: Gauge;
@@ -74,6 +76,14 @@ export class ControllerMetrics {
     this.auditQueued = new Gauge({ name: 'slipway_audit_queued', help: 'Changes waiting to be committed to the audit repository.', registers });
     this.auditUnpushed = new Gauge({ name: 'slipway_audit_unpushed_commits', help: 'Audit commits the remote does not have yet.', registers });
     this.auditPushFailures = new Counter({ name: 'slipway_audit_push_failures_total', help: 'Failed pushes of the audit repository (retried with backoff).', registers });
+    this.environmentBuilds = new Counter({ name: 'slipway_environment_builds_total', help: 'Finished builds of ProjectEnvironment images by result (built, reused: the registry had the image already, failed).', labelNames: ['namespace', 'name', 'result'], registers });
+    this.environmentBuildDuration = new Histogram({
+      name: 'slipway_environment_build_duration_seconds',
+      help: 'How long a build Job ran, from its start to its completion or failure.',
+      labelNames: ['result'],
+      buckets: [10, 30, 60, 120, 300, 600, 1200, 1800, 3600],
+      registers,
+    });
     this.cacheObjects = new Gauge({ name: 'slipway_cache_objects', help: 'Objects in the informer cache.', labelNames: ['resource'], registers });
   }
 }

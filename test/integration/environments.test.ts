@@ -16,7 +16,7 @@ import { localHttpRoute } from '../../local/gateway.ts';
 import { frameRequest, startModelStore, trainModel } from '../../local/mlserver.ts';
 import { GATEWAY } from '../../local/podnet.ts';
 import { ensurePythonEnv } from '../../local/python.ts';
-import { startController } from './controller-process.ts';
+import { startController, type ControllerProcess } from './controller-process.ts';
 import { getJson, onlyRoutesOf, testCluster, testNamespace } from './harness.ts';
 
 const cluster = testCluster();
@@ -38,10 +38,10 @@ const penv = (name: string, spec: Record<string, unknown>): string => JSON.strin
 const condition = (s: { conditions?: Condition[] } | undefined, type: string): Condition | undefined => s?.conditions?.find((c) => c.type === type);
 
 /** The controller, able to build: the builder image, the egress proxy and the CA bundle a build needs here. */
-async function builderSetup(t: TestContext, ns: string, bases: BaseImageName[] = ['python']): Promise<{ pythonBase: string; rBase: string }> {
+async function builderSetup(t: TestContext, ns: string, bases: BaseImageName[] = ['python']): Promise<{ pythonBase: string; rBase: string; controller: ControllerProcess }> {
   const refs = await pushEnvironmentImages(registry, (l) => t.diagnostic(l), bases);
   await cluster.kubectl(['create', 'configmap', 'trusted-ca', '-n', ns, '--from-file=ca.crt=/etc/ssl/certs/ca-certificates.crt']);
-  await startController(t, cluster, ns, {
+  const controller = await startController(t, cluster, ns, {
     args: [
       `--environment-builder-image=${refs.builder}`,
       `--environment-build-env=HTTPS_PROXY=http://${GATEWAY}:${EGRESS_PROXY_PORT}`,
@@ -49,7 +49,7 @@ async function builderSetup(t: TestContext, ns: string, bases: BaseImageName[] =
       '--environment-build-ca=trusted-ca/ca.crt',
     ],
   });
-  return { pythonBase: refs.bases.python ?? '', rBase: refs.bases.r ?? '' };
+  return { pythonBase: refs.bases.python ?? '', rBase: refs.bases.r ?? '', controller };
 }
 
 /** Waits for the environment to be Ready; a build that fails, or a wait that ends, says why (the Ready condition). */
@@ -72,15 +72,50 @@ async function events(ns: string, name: string): Promise<{ reason: string; messa
   return (await getJson<{ items: { reason: string; message: string; involvedObject: { name: string; kind: string } }[] }>(cluster, ['get', 'events', '-n', ns])).items.filter((e) => e.involvedObject.kind === 'ProjectEnvironment' && e.involvedObject.name === name);
 }
 
+test('a build Job refused by a quota fails the environment with the quota\'s words and one Warning; once the quota is lifted the build starts', async (t) => {
+  const ns = await testNamespace(t);
+  await cluster.kubectl(['create', 'quota', 'no-jobs', '-n', ns, '--hard=count/jobs.batch=0']);
+  await startController(t, cluster, ns, { args: [`--environment-builder-image=registry.example.com/slipway/environment-builder@sha256:${'c'.repeat(64)}`] });
+  await cluster.kubectl(['apply', '-n', ns, '-f', '-'], penv('churn-env', {
+    baseImage: `registry.example.com/slipway/python-base@sha256:${'b'.repeat(64)}`,
+    packages: { pip: ['scikit-learn==1.5.2'] },
+    build: { repository: 'registry.example.com/ml/churn-env' },
+  }));
+  const refused = await eventually('Stalled: BuildJobRefused', async () => {
+    const s = (await getJson<Penv>(cluster, ['get', 'penv', 'churn-env', '-n', ns])).status;
+    return condition(s, 'Stalled')?.reason === 'BuildJobRefused' ? s : undefined;
+  }, { timeoutMs: 60_000 });
+  assert.equal(refused?.phase, 'Failed');
+  assert.equal(condition(refused, 'Ready')?.status, 'False');
+  assert.match(condition(refused, 'Ready')?.message ?? '', /the build Job churn-env-[0-9a-f]+ was refused: .*exceeded quota: no-jobs/);
+  await eventually('a Warning event', async () => (await events(ns, 'churn-env')).some((e) => e.reason === 'BuildJobRefused'));
+  // The retries (with back-off) are refused the same way: nothing more is written, no Event piles up.
+  await new Promise((r) => setTimeout(r, 3000));
+  assert.equal((await events(ns, 'churn-env')).filter((e) => e.reason === 'BuildJobRefused').length, 1);
+  await cluster.kubectl(['delete', 'quota', 'no-jobs', '-n', ns]);
+  const building = await eventually('Building', async () => {
+    const s = (await getJson<Penv>(cluster, ['get', 'penv', 'churn-env', '-n', ns])).status;
+    return s?.phase === 'Building' ? s : undefined;
+  }, { timeoutMs: 120_000 });
+  assert.equal(condition(building, 'Stalled')?.status, 'False');
+  const jobs = await getJson<{ items: { metadata: { name: string } }[] }>(cluster, ['get', 'jobs', '-n', ns]);
+  assert.equal(jobs.items.length, 1, 'the build Job exists now');
+});
+
 test('a ProjectEnvironment builds its image in the cluster, a ModelDeployment serves from it, a package added rolls out and removed rolls back without a rebuild', { skip, timeout: 1_200_000 }, async (t) => {
   const ns = await testNamespace(t);
-  const { pythonBase } = await builderSetup(t, ns);
+  const { pythonBase, controller } = await builderSetup(t, ns);
   const repository = `${registry}/${ns}/churn-env`;
   const spec = (pip: string[]) => ({ baseImage: pythonBase, packages: { pip }, build: { repository } });
   const first = ['scikit-learn==1.5.2', 'tabulate==0.9.0'];
   await cluster.kubectl(['apply', '-n', ns, '-f', '-'], penv('churn-env', spec(first)));
   const v1 = await built(ns, 'churn-env');
   assert.equal(v1.phase, 'Ready');
+  // The build, in the controller's metrics: one finished build (built, or found in the registry by its content
+  // hash when this registry has had it before), and how long its Job ran.
+  const finished = async (result: string): Promise<number> => controller.metric('slipway_environment_builds_total', `namespace="${ns}",name="churn-env",result="${result}"`);
+  assert.equal((await finished('built')) + (await finished('reused')), 1);
+  assert.equal(await controller.metric('slipway_environment_build_duration_seconds_count'), 1);
   assert.match(v1.image ?? '', new RegExp(`^${repository.replace(/[.]/g, '\\.')}@sha256:[a-f0-9]{64}$`));
   // The lock: the packages asked for at their versions, and what they pulled in, each at one exact version.
   assert.ok(v1.lock?.includes('scikit-learn==1.5.2') && v1.lock.includes('tabulate==0.9.0'), `lock: ${v1.lock?.join(' ')}`);

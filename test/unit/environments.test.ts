@@ -10,7 +10,7 @@ import { projectEnvironment, type ProjectEnvironment } from '../../src/api/proje
 import { buildJob, buildJobName, HASH_LABEL, hashLabel, type BuildConfig } from '../../src/environments/build-job.ts';
 import { buildInputs, canonicalRequirement, contentHash } from '../../src/environments/content.ts';
 import { parseBuildReport, parseLock } from '../../src/environments/report.ts';
-import { plan, type JobLike, type PodLike, type ProjectEnvironmentStatus } from '../../src/controllers/projectenvironment/plan.ts';
+import { plan, refusedStatus, type JobLike, type PodLike, type ProjectEnvironmentStatus } from '../../src/controllers/projectenvironment/plan.ts';
 
 const BASE = `10.244.255.253:5000/slipway/python-base@sha256:${'b'.repeat(64)}`;
 const REPO = '10.244.255.253:5000/ml/churn-env';
@@ -162,8 +162,9 @@ test('a new environment: one build Job is created, and the environment says it i
 
 test('a build that completes: its image, lock and SBOM are served and remembered; its Job goes', () => {
   const p = pe();
-  const j = job(p, { succeeded: 1, conditions: [{ type: 'Complete', status: 'True' }] });
+  const j = job(p, { succeeded: 1, startTime: '2026-11-27T09:58:00Z', completionTime: '2026-11-27T09:59:30Z', conditions: [{ type: 'Complete', status: 'True' }] });
   const out = plan({ pe: p, jobs: [j], pods: [pod(j, 'b-1', 'Succeeded', { exitCode: 0, message: builtReport('1') })], build: CONFIG }, NOW);
+  assert.deepEqual(out.finished, { result: 'built', seconds: 90 }, 'the outcome for the build metrics: the Job ran 90 s');
   assert.equal(out.status.phase, 'Ready');
   assert.equal(out.status.image, `${REPO}@sha256:${'1'.repeat(64)}`);
   assert.deepEqual(out.status.lock, ['scikit-learn==1.5.2', 'tabulate==0.10.0']);
@@ -210,9 +211,11 @@ test('a build that cannot be resolved fails at once, says why, and the last good
   assert.match(ready?.message ?? '', /No matching distribution found for slipway-no-such-package-xyz.*still served/s);
   assert.equal(cond(out.status, 'Stalled')?.status, 'True');
   assert.deepEqual(out.events.map((e) => e.reason), ['BuildFailed']);
+  assert.deepEqual(out.finished, { result: 'failed' }, 'failed, and no duration: the Job does not say when it started');
   assert.deepEqual(out.delete, [], 'the failed Job stays for its logs');
-  // Planned again: no second Warning.
-  assert.deepEqual(plan({ pe: pe(p.spec, out.status), jobs: [j], pods: [pod(j, 'b-1', 'Failed', { exitCode: 2, message: report })], build: CONFIG }, NOW).events, []);
+  // Planned again: no second Warning, the failure is not counted twice.
+  const again = plan({ pe: pe(p.spec, out.status), jobs: [j], pods: [pod(j, 'b-1', 'Failed', { exitCode: 2, message: report })], build: CONFIG }, NOW);
+  assert.deepEqual([again.events, again.finished], [[], undefined]);
 });
 
 test('an attempt that failed for a reason retrying can help is said while the Job retries', () => {
@@ -263,4 +266,23 @@ test('a build that completes with a report Slipway does not believe fails, once,
   assert.equal(cond(out.status, 'Ready')?.reason, 'BuildReportInvalid');
   assert.deepEqual(out.events.map((e) => e.reason), ['BuildFailed']);
   assert.deepEqual(plan({ pe: pe({}, out.status), jobs: [j], pods: [pod(j, 'b-1', 'Succeeded', { exitCode: 0, message: lie })], build: CONFIG }, NOW).events, []);
+});
+
+test('a build Job the API server refuses: Failed and Stalled with its words, the last good image still served, recorded once', () => {
+  const served = { image: `${REPO}@sha256:${'1'.repeat(64)}`, lock: ['scikit-learn==1.5.2'], contentHash: 'h1', phase: 'Ready' as const, conditions: [{ type: 'Ready', status: 'True' as const, reason: 'Built', message: 'serving', lastTransitionTime: '2026-11-27T09:00:00Z' }] };
+  const env = { ...pe({}, served), metadata: { ...pe().metadata, generation: 3 } };
+  const message = 'the build Job churn-env-1a2b was refused: exceeded quota: no-jobs, requested: count/jobs.batch=1';
+  const s = refusedStatus(env, 'BuildJobRefused', message, NOW);
+  assert.ok(s);
+  assert.equal(s.phase, 'Failed');
+  assert.equal(s.image, served.image, 'the last good image is still served');
+  assert.deepEqual(s.lock, served.lock);
+  assert.equal(s.observedGeneration, 3);
+  assert.deepEqual([cond(s, 'Ready')?.status, cond(s, 'Ready')?.reason], ['False', 'BuildJobRefused']);
+  assert.match(cond(s, 'Ready')?.message ?? '', new RegExp(`exceeded quota: no-jobs.*; ${served.image.replace(/[.]/g, '\\.')} is still served`));
+  assert.deepEqual([cond(s, 'Stalled')?.status, cond(s, 'Stalled')?.message], ['True', message]);
+  assert.deepEqual([cond(s, 'Reconciling')?.status, cond(s, 'Reconciling')?.reason], ['False', 'Stalled']);
+  assert.equal(cond(s, 'Ready')?.lastTransitionTime, '2026-11-27T10:00:00Z', 'Ready moved from True: its transition time is now');
+  assert.equal(refusedStatus({ ...env, status: s }, 'BuildJobRefused', message, NOW), undefined, 'the same refusal again writes nothing');
+  assert.ok(refusedStatus({ ...env, status: s }, 'ApiServerError', 'the API server keeps failing', NOW), 'another failure is recorded');
 });

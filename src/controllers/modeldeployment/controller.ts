@@ -16,9 +16,8 @@ import type { KubeClient } from '../../kube/client.ts';
 import { SecretReader } from '../../kube/secrets.ts';
 import type { Notifier } from '../../notify/notifier.ts';
 import { Resources, type KubeObject, type ResourceType } from '../../kube/resources.ts';
+import { STALL_AFTER_FAILURES } from '../conditions.ts';
 
-/** Consecutive failures of one key before its ModelDeployment goes Stalled (about 3 s of backoff). */
-export const STALL_AFTER_FAILURES = 5;
 
 export interface ModelDeploymentControllerOptions {
   events: EventRecorder;

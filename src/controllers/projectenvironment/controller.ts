@@ -5,14 +5,15 @@ import { projectEnvironment, type ProjectEnvironment } from '../../api/projecten
 import type { BuildConfig } from '../../environments/build-job.ts';
 import { ENVIRONMENT_LABEL } from '../../environments/build-job.ts';
 import type { EventRecorder } from '../../kube/events.ts';
-import { isAlreadyExists, isNotFound } from '../../kube/errors.ts';
+import { classify, isAlreadyExists, isNotFound, KubeApiError } from '../../kube/errors.ts';
 import type { Informer } from '../../kube/informer.ts';
 import { objectKey, Resources, type KubeObject } from '../../kube/resources.ts';
 import { Controller, type ReconcileResult, type Reconciler } from '../../runtime/controller.ts';
-import type { Logger } from '../../runtime/log.ts';
+import { errorMessage, type Logger } from '../../runtime/log.ts';
 import type { Manager } from '../../runtime/manager.ts';
 import { onlyStatusChanged } from '../compare.ts';
-import { plan, type JobLike, type PodLike } from './plan.ts';
+import { plan, refusedStatus, type JobLike, type PodLike } from './plan.ts';
+import { STALL_AFTER_FAILURES } from '../conditions.ts';
 
 /** Build Jobs and their pods carry this label (and the environment's name): one list-watch each, few objects. */
 const BUILD_SELECTOR = 'app.kubernetes.io/component=environment-build';
@@ -82,24 +83,55 @@ export class ProjectEnvironmentReconciler implements Reconciler {
     const client = this.manager.client;
     const ns = pe.metadata.namespace ?? 'default';
     if (p.create) {
-      await client.create(Resources.Job, p.create).catch((err: unknown) => {
-        if (!isAlreadyExists(err)) throw err; // created by a reconcile that did not get to write its status
+      const job = p.create;
+      await client.create(Resources.Job, job).catch(async (err: unknown) => {
+        if (isAlreadyExists(err)) return; // created by a reconcile that did not get to write its status
+        if (classify(err) === 'Terminal') {
+          // Refused as built (a quota, an admission policy): retrying alone will not help, a person must act.
+          await this.recordFailure(pe, 'BuildJobRefused', `the build Job ${job.metadata.name} was refused: ${err instanceof KubeApiError ? err.statusMessage : errorMessage(err)}`);
+        }
+        throw err; // retried with backoff: a quota may be raised, a policy changed
       });
     }
-    if (p.statusChanged) {
-      await client.apply(
-        Resources.ProjectEnvironment,
-        { metadata: { name: pe.metadata.name, namespace: ns, ...(pe.metadata.resourceVersion ? { resourceVersion: pe.metadata.resourceVersion } : {}) }, status: p.status },
-        { subresource: 'status', force: true },
-      );
-    }
+    if (p.statusChanged) await this.writeStatus(pe, p.status);
     // Only once the status holds the result: a crash before this line builds nothing twice.
     for (const job of p.delete) {
       await client.delete(Resources.Job, ns, job.name, { uid: job.uid, propagationPolicy: 'Background' }).catch((err: unknown) => {
         if (!isNotFound(err)) throw err;
       });
     }
+    if (p.finished) {
+      // Counted once: the plan reports an outcome with its Event, and the status written above records it.
+      this.manager.metrics.environmentBuilds.inc({ namespace: ns, name: pe.metadata.name, result: p.finished.result });
+      if (p.finished.seconds !== undefined) this.manager.metrics.environmentBuildDuration.observe({ result: p.finished.result }, p.finished.seconds);
+    }
     for (const e of p.events) await this.opts.events.record(pe, e);
+  }
+
+  /** The status, written only over the version of the environment it was planned from (a conflict plans again). */
+  private async writeStatus(pe: ProjectEnvironment, status: ReturnType<typeof plan>['status']): Promise<void> {
+    const metadata = { name: pe.metadata.name, namespace: pe.metadata.namespace ?? 'default', ...(pe.metadata.resourceVersion ? { resourceVersion: pe.metadata.resourceVersion } : {}) };
+    await this.manager.client.apply(Resources.ProjectEnvironment, { metadata, status }, { subresource: 'status', force: true });
+  }
+
+  /** A failure the planner could not foresee: Failed and Stalled with the API server's words, and a Warning, once. */
+  private async recordFailure(pe: ProjectEnvironment, reason: string, message: string): Promise<void> {
+    const status = refusedStatus(pe, reason, message, this.now());
+    if (!status) return;
+    await this.writeStatus(pe, status);
+    await this.opts.events.record(pe, { type: 'Warning', reason, message });
+  }
+
+  /**
+   * Retries back off on their own; after a few in a row the user is told, with the API server's words, instead of
+   * the environment saying Building while nothing happens. Refusals are recorded at once by act().
+   */
+  async failed(key: string, err: unknown, failures: number): Promise<void> {
+    if (failures < STALL_AFTER_FAILURES || classify(err) === 'Terminal') return;
+    const parsed = projectEnvironment.safeParse(this.environments.store.get(key));
+    if (!parsed.success) return;
+    const message = `the API server keeps failing (${failures} attempts in a row, retrying with backoff): ${err instanceof KubeApiError ? err.statusMessage : errorMessage(err)}`;
+    await this.recordFailure(parsed.data, 'ApiServerError', message);
   }
 }
 

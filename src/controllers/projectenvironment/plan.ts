@@ -25,7 +25,7 @@ const REPORT_WAIT_MS = 2000;
 
 export interface JobLike extends KubeObject {
   spec?: { backoffLimit?: number };
-  status?: { active?: number; failed?: number; succeeded?: number; conditions?: { type: string; status: string; reason?: string; message?: string }[] };
+  status?: { active?: number; failed?: number; succeeded?: number; startTime?: string; completionTime?: string; conditions?: { type: string; status: string; reason?: string; message?: string; lastTransitionTime?: string }[] };
 }
 
 export interface PodLike extends KubeObject {
@@ -52,7 +52,23 @@ export interface Plan {
   /** Build Jobs to delete: done (their result is in status) or superseded (the spec moved on). */
   delete: { name: string; uid: string }[];
   events: EventSpec[];
+  /** A build's outcome, planned once (with its Built or BuildFailed Event): for the build metrics. */
+  finished?: BuildOutcome;
   requeue?: { afterMs: number; reason: string };
+}
+
+export interface BuildOutcome {
+  /** `reused`: the registry already had the image for this content; nothing was built. */
+  result: 'built' | 'reused' | 'failed';
+  /** From the Job's start to its completion or failure, when the Job says both. */
+  seconds?: number;
+}
+
+/** How long a finished Job ran, by its own status: start to completion, or to its Failed condition. */
+function jobSeconds(j: JobLike): number | undefined {
+  const start = Date.parse(j.status?.startTime ?? '');
+  const end = Date.parse(j.status?.completionTime ?? j.status?.conditions?.find((c) => c.type === 'Failed' && c.status === 'True')?.lastTransitionTime ?? '');
+  return Number.isFinite(start) && Number.isFinite(end) && end >= start ? (end - start) / 1000 : undefined;
 }
 
 const jobCondition = (j: JobLike, type: string): { reason?: string; message?: string } | undefined => j.status?.conditions?.find((c) => c.type === type && c.status === 'True');
@@ -75,6 +91,11 @@ export function plan(o: Observed, now: Date): Plan {
   let requeue: Plan['requeue'];
   let create: KubeObject | undefined;
   let toDelete: { name: string; uid: string }[];
+  let finished: BuildOutcome | undefined;
+  const outcome = (result: BuildOutcome['result'], j: JobLike): BuildOutcome => {
+    const seconds = jobSeconds(j);
+    return { result, ...(seconds !== undefined ? { seconds } : {}) };
+  };
 
   // What is served, and how the conditions read.
   let serving: { image: string; lock?: string[] | undefined; sbom?: string | undefined } | undefined;
@@ -143,15 +164,22 @@ export function plan(o: Observed, now: Date): Plan {
           build = undefined;
           ready = { type: 'Ready', status: 'True', reason: 'Built', message: `serving ${entry.image} (${report.lock.length} packages locked)` };
           events.push({ type: 'Normal', reason: 'Built', message: `${report.reused ? 'found' : 'built'} ${entry.image} for content ${hash.slice(0, 12)}: ${report.lock.length} packages${report.reused ? ' (already in the registry: not rebuilt)' : ''}` });
+          finished = outcome(report.reused ? 'reused' : 'built', job);
           toDelete.push(...del([job]));
         } else {
           ({ serving, phase, ready, stalled } = failure(lastGood, job, report));
-          if (prev.phase !== 'Failed' || prev.build?.job !== job.metadata.name) events.push({ type: 'Warning', reason: 'BuildFailed', message: `Job ${job.metadata.name}: ${ready.reason}: ${ready.message}` });
+          if (prev.phase !== 'Failed' || prev.build?.job !== job.metadata.name) {
+            events.push({ type: 'Warning', reason: 'BuildFailed', message: `Job ${job.metadata.name}: ${ready.reason}: ${ready.message}` });
+            finished = outcome('failed', job);
+          }
         }
       } else if (failed) {
         const report = pods[0] ? parseBuildReport(terminatedOf(pods[0])?.message, inputs.repository) : undefined;
         ({ serving, phase, ready, stalled } = failure(lastGood, job, report && !report.ok ? report : { ok: false, reason: failed.reason ?? 'BuildFailed', message: failed.message ?? 'the build Job failed' }));
-        if (prev.phase !== 'Failed' || prev.build?.job !== job.metadata.name) events.push({ type: 'Warning', reason: 'BuildFailed', message: `Job ${job.metadata.name}: ${ready.reason}: ${ready.message}` });
+        if (prev.phase !== 'Failed' || prev.build?.job !== job.metadata.name) {
+          events.push({ type: 'Warning', reason: 'BuildFailed', message: `Job ${job.metadata.name}: ${ready.reason}: ${ready.message}` });
+          finished = outcome('failed', job);
+        }
       } else {
         serving = lastGood;
         phase = 'Building';
@@ -192,7 +220,27 @@ export function plan(o: Observed, now: Date): Plan {
   if (prev.image !== status.image && status.image && !events.some((e) => e.reason === 'Built' || e.reason === 'ImageRestored')) {
     events.push({ type: 'Normal', reason: 'ImageResolved', message: `serving ${status.image}` });
   }
-  return { status, statusChanged: !jsonEqual(status, prev), ...(create ? { create } : {}), delete: toDelete, events, ...(requeue ? { requeue } : {}) };
+  return { status, statusChanged: !jsonEqual(status, prev), ...(create ? { create } : {}), delete: toDelete, events, ...(finished ? { finished } : {}), ...(requeue ? { requeue } : {}) };
+}
+
+/**
+ * The status for a failure found only while acting (the API server refused the build Job, or keeps failing):
+ * Ready False and Stalled with the server's words; the last good image is still served. Undefined when exactly
+ * this failure is recorded already: a refusal that repeats on every retry writes nothing more.
+ */
+export function refusedStatus(pe: ProjectEnvironment, reason: string, message: string, now: Date): ProjectEnvironmentStatus | undefined {
+  const prev = pe.status ?? {};
+  const stalled = prev.conditions?.find((c) => c.type === 'Stalled');
+  if (stalled?.status === 'True' && stalled.reason === reason && stalled.message === message) return undefined;
+  const keeps = prev.image ? `; ${prev.image} is still served` : '';
+  const ready: ConditionInput = { type: 'Ready', status: 'False', reason, message: `${message}${keeps}`.slice(0, 32_000) };
+  const conditions = mergeConditions(
+    prev.conditions,
+    [ready, { type: 'Reconciling', status: 'False', reason: 'Stalled', message: 'reconciliation is stalled: see the Stalled condition' }, { type: 'Stalled', status: 'True', reason, message }],
+    pe.metadata.generation,
+    now,
+  );
+  return { ...prev, ...(pe.metadata.generation !== undefined ? { observedGeneration: pe.metadata.generation } : {}), phase: 'Failed', conditions };
 }
 
 const building = (inputs: BuildInputs, job: string): string => `building the image for ${packageCount(inputs)} on ${inputs.baseImage} (Job ${job})`;
