@@ -87,7 +87,7 @@ test('a build Job refused by a quota fails the environment with the quota\'s wor
   }, { timeoutMs: 60_000 });
   assert.equal(refused?.phase, 'Failed');
   assert.equal(condition(refused, 'Ready')?.status, 'False');
-  assert.match(condition(refused, 'Ready')?.message ?? '', /the build Job churn-env-[0-9a-f]+ was refused: .*exceeded quota: no-jobs/);
+  assert.match(condition(refused, 'Ready')?.message ?? '', /the build Job churn-env-build-[0-9a-f]+ was refused: .*exceeded quota: no-jobs/);
   await eventually('a Warning event', async () => (await events(ns, 'churn-env')).some((e) => e.reason === 'BuildJobRefused'));
   // The retries (with back-off) are refused the same way: nothing more is written, no Event piles up.
   await new Promise((r) => setTimeout(r, 3000));
@@ -100,6 +100,40 @@ test('a build Job refused by a quota fails the environment with the quota\'s wor
   assert.equal(condition(building, 'Stalled')?.status, 'False');
   const jobs = await getJson<{ items: { metadata: { name: string } }[] }>(cluster, ['get', 'jobs', '-n', ns]);
   assert.equal(jobs.items.length, 1, 'the build Job exists now');
+});
+
+test('an API server that answers 500 to the build Job\'s create says so on the environment after a few attempts (ApiServerError)', async (t) => {
+  const ns = await testNamespace(t);
+  const hook = `unreachable-jobs-${ns}`;
+  t.after(() => cluster.kubectl(['delete', 'validatingwebhookconfiguration', hook, '--ignore-not-found']));
+  // A webhook nobody serves (a closed loopback port) with failurePolicy Fail: the API server answers 500.
+  await cluster.kubectl(['apply', '-f', '-'], JSON.stringify({
+    apiVersion: 'admissionregistration.k8s.io/v1', kind: 'ValidatingWebhookConfiguration', metadata: { name: hook },
+    webhooks: [{ name: 'unreachable.slipway.dev', clientConfig: { url: 'https://127.0.0.1:9/validate' }, failurePolicy: 'Fail', sideEffects: 'None', admissionReviewVersions: ['v1'], timeoutSeconds: 1,
+      rules: [{ apiGroups: ['batch'], apiVersions: ['v1'], operations: ['CREATE'], resources: ['jobs'] }],
+      namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': ns } } }],
+  }));
+  await eventually('the webhook to fail calls', async () => {
+    try {
+      await cluster.kubectl(['create', 'job', 'probe', '-n', ns, '--image=x', '--dry-run=server']);
+      return false;
+    } catch (err) {
+      return /failed calling webhook/.test(String(err));
+    }
+  });
+  await startController(t, cluster, ns, { args: [`--environment-builder-image=registry.example.com/slipway/environment-builder@sha256:${'c'.repeat(64)}`] });
+  await cluster.kubectl(['apply', '-n', ns, '-f', '-'], penv('churn-env', {
+    baseImage: `registry.example.com/slipway/python-base@sha256:${'b'.repeat(64)}`,
+    packages: { pip: ['scikit-learn==1.5.2'] },
+    build: { repository: 'registry.example.com/ml/churn-env' },
+  }));
+  const s = await eventually('Stalled: ApiServerError', async () => {
+    const st = (await getJson<Penv>(cluster, ['get', 'penv', 'churn-env', '-n', ns])).status;
+    return condition(st, 'Stalled')?.reason === 'ApiServerError' ? st : undefined;
+  }, { timeoutMs: 60_000 });
+  assert.equal(s?.phase, 'Failed');
+  assert.match(condition(s, 'Ready')?.message ?? '', /the API server keeps failing \(\d+ attempts in a row, retrying with backoff\): Internal error occurred: failed calling webhook "unreachable.slipway.dev"/);
+  await eventually('a Warning event', async () => (await events(ns, 'churn-env')).some((e) => e.reason === 'ApiServerError'));
 });
 
 test('a ProjectEnvironment builds its image in the cluster, a ModelDeployment serves from it, a package added rolls out and removed rolls back without a rebuild', { skip, timeout: 1_200_000 }, async (t) => {
