@@ -1,6 +1,6 @@
 // Where the API server is and how to prove who we are, as kubectl finds it: an explicit kubeconfig file, else
 // $KUBECONFIG, else the in-cluster service account (a pod), else ~/.kube/config. Read here for what a controller
-// needs — server, CA, client certificate, bearer token (inline or a file re-read on every request, as projected
+// needs — server, CA, client certificate, bearer token (inline or a file read again every minute, as projected
 // service-account tokens rotate), basic auth — so that the common cases (in a pod; client certificates; tokens)
 // do not load @kubernetes/client-node at all: its KubeConfig imports the whole generated API, about 80 MiB of
 // resident memory for a process that sends its own requests. What it does not read (exec credential plugins,
@@ -24,7 +24,7 @@ export interface Connection {
   /** The context's namespace (a pod's own), `default` when none is named. */
   namespace: string;
   tls: TlsOptions;
-  /** The authentication headers for the next request (a token file is read each time). */
+  /** The authentication headers for the next request (a token file is read again once a minute). */
   headers(): Promise<Record<string, string>>;
   /** Which way it was found, for the log: in-cluster, a file's path, or client-node's loader. */
   source: string;
@@ -44,43 +44,62 @@ export class UnsupportedKubeconfig extends Error {}
 export interface LoadOptions {
   kubeconfig?: string;
   context?: string;
-  /** For tests: the environment and the service-account directory. */
+  /** For tests: the environment, the service-account directory and the clock (ms) a token file is cached by. */
   env?: NodeJS.ProcessEnv;
   serviceAccountDir?: string;
+  now?: () => number;
 }
 
 /** The connection as kubectl would find it; throws UnsupportedKubeconfig for what client-node must read. */
 export function loadConnection(opts: LoadOptions = {}): Connection {
   const env = opts.env ?? process.env;
-  if (opts.kubeconfig) return fromFile(opts.kubeconfig, opts.context);
+  const now = opts.now ?? Date.now;
+  if (opts.kubeconfig) return fromFile(opts.kubeconfig, opts.context, now);
   const list = (env.KUBECONFIG ?? '').split(':').filter(Boolean);
   if (list.length > 1) throw new UnsupportedKubeconfig('several files in $KUBECONFIG (merged by client-node)');
-  if (list.length === 1 && list[0]) return fromFile(list[0], opts.context);
+  if (list.length === 1 && list[0]) return fromFile(list[0], opts.context, now);
   const saDir = opts.serviceAccountDir ?? SERVICE_ACCOUNT_DIR;
   if (env.KUBERNETES_SERVICE_HOST && env.KUBERNETES_SERVICE_PORT && existsSync(join(saDir, 'token'))) {
     if (opts.context) throw new UnsupportedKubeconfig('--context in a pod without a kubeconfig');
-    return inCluster(env.KUBERNETES_SERVICE_HOST, env.KUBERNETES_SERVICE_PORT, saDir);
+    return inCluster(env.KUBERNETES_SERVICE_HOST, env.KUBERNETES_SERVICE_PORT, saDir, now);
   }
   const home = join(env.HOME ?? homedir(), '.kube', 'config');
-  if (existsSync(home)) return fromFile(home, opts.context);
+  if (existsSync(home)) return fromFile(home, opts.context, now);
   throw new Error('no kubeconfig: not in a pod, $KUBECONFIG unset and no ~/.kube/config (or pass --kubeconfig)');
 }
 
-/** A bearer token kept in a file that is read again for every request (rotated tokens). */
-const bearerFromFile = (file: string): Promise<Record<string, string>> => Promise.resolve({ Authorization: `Bearer ${readFileSync(file, 'utf8').trim()}` });
+/**
+ * How long a token read from a file is used before the file is read again: a minute, as client-go's cached file
+ * token source. The kubelet renews a projected service-account token long before it expires (at 80% of a life of
+ * an hour or more), so a copy a minute old is still valid; reading the file for every request was a synchronous
+ * read on the event loop per request.
+ */
+export const TOKEN_FILE_PERIOD_MS = 60_000;
 
-function inCluster(host: string, port: string, dir: string): Connection {
+/** The headers of a bearer token kept in a file (rotated tokens), read again once a period has passed. */
+function bearerFromFile(file: string, now: () => number): () => Promise<Record<string, string>> {
+  let cached: { headers: Record<string, string>; readAt: number } | undefined;
+  return () => {
+    const t = now();
+    if (!cached || t - cached.readAt >= TOKEN_FILE_PERIOD_MS || t < cached.readAt) {
+      cached = { headers: { Authorization: `Bearer ${readFileSync(file, 'utf8').trim()}` }, readAt: t };
+    }
+    return Promise.resolve(cached.headers);
+  };
+}
+
+function inCluster(host: string, port: string, dir: string, now: () => number): Connection {
   const namespaceFile = join(dir, 'namespace');
   return {
     server: `https://${host.includes(':') ? `[${host}]` : host}:${port}`,
     namespace: existsSync(namespaceFile) ? readFileSync(namespaceFile, 'utf8').trim() : 'default',
     tls: { ca: readFileSync(join(dir, 'ca.crt')) },
-    headers: () => bearerFromFile(join(dir, 'token')),
+    headers: bearerFromFile(join(dir, 'token'), now),
     source: 'in-cluster',
   };
 }
 
-function fromFile(path: string, context: string | undefined): Connection {
+function fromFile(path: string, context: string | undefined, now: () => number): Connection {
   const doc = (yaml.load(readFileSync(path, 'utf8')) ?? {}) as KubeconfigFile;
   const name = context ?? doc['current-context'];
   if (!name) throw new Error(`${path}: no current-context (pass --context)`);
@@ -112,11 +131,11 @@ function fromFile(path: string, context: string | undefined): Connection {
     server: cluster.server.replace(/\/$/, ''),
     namespace: ctx.namespace ?? 'default',
     tls,
-    headers: () => {
-      if (token) return Promise.resolve({ Authorization: `Bearer ${token}` });
-      if (tokenFile) return bearerFromFile(resolve(tokenFile));
-      return Promise.resolve(basic ? { Authorization: basic } : {});
-    },
+    headers: token
+      ? () => Promise.resolve({ Authorization: `Bearer ${token}` })
+      : tokenFile
+        ? bearerFromFile(resolve(tokenFile), now)
+        : () => Promise.resolve(basic ? { Authorization: basic } : {}),
     source: path,
   };
 }

@@ -1,5 +1,5 @@
 // Finding the API server as kubectl does, without client-node for the common cases: a kubeconfig's certificates
-// (inline or by a path relative to the file), tokens (inline or a file re-read on every request), basic auth, the
+// (inline or by a path relative to the file), tokens (inline or a file read again every minute), basic auth, the
 // in-cluster service account (its token rotating), and client-node's loader for what is not read here.
 import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { after, test } from 'node:test';
 import yaml from 'js-yaml';
 import { KubeClient } from '../../src/kube/client.ts';
-import { loadConnection, loadWithClientNode, UnsupportedKubeconfig } from '../../src/kube/kubeconfig.ts';
+import { loadConnection, loadWithClientNode, TOKEN_FILE_PERIOD_MS, UnsupportedKubeconfig } from '../../src/kube/kubeconfig.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'slipway-kubeconfig-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -41,13 +41,17 @@ test('client certificates inline or by a path relative to the kubeconfig, the co
   assert.equal(byPath.namespace, 'default', 'a context without a namespace');
 });
 
-test('tokens: inline, a token file read again on every request, basic auth', async () => {
+test('tokens: inline, a token file read again once a minute, basic auth', async () => {
   assert.deepEqual(await loadConnection({ kubeconfig: kubeconfig('token', { token: 't0' }) }).headers(), { Authorization: 'Bearer t0' });
   writeFileSync(join(dir, 'token-file'), 'first\n');
-  const c = loadConnection({ kubeconfig: kubeconfig('tokenfile', { tokenFile: 'token-file' }) });
+  let now = 1_000_000;
+  const c = loadConnection({ kubeconfig: kubeconfig('tokenfile', { tokenFile: 'token-file' }), now: () => now });
   assert.deepEqual(await c.headers(), { Authorization: 'Bearer first' });
   writeFileSync(join(dir, 'token-file'), 'rotated\n');
-  assert.deepEqual(await c.headers(), { Authorization: 'Bearer rotated' });
+  now += TOKEN_FILE_PERIOD_MS - 1;
+  assert.deepEqual(await c.headers(), { Authorization: 'Bearer first' }, 'within the period: the copy read before');
+  now += 1;
+  assert.deepEqual(await c.headers(), { Authorization: 'Bearer rotated' }, 'a period later: read again');
   assert.deepEqual(await loadConnection({ kubeconfig: kubeconfig('basic', { username: 'a', password: 'b' }) }).headers(), { Authorization: `Basic ${Buffer.from('a:b').toString('base64')}` });
 });
 
@@ -58,13 +62,16 @@ test('in a pod: the service account\'s CA, namespace and token (rotating), the i
   writeFileSync(join(sa, 'namespace'), 'slipway-system');
   writeFileSync(join(sa, 'token'), 'pod-token-1');
   const env = { KUBERNETES_SERVICE_HOST: '10.96.0.1', KUBERNETES_SERVICE_PORT: '443', HOME: dir };
-  const c = loadConnection({ env, serviceAccountDir: sa });
+  let now = 5_000;
+  const c = loadConnection({ env, serviceAccountDir: sa, now: () => now });
   assert.equal(c.source, 'in-cluster');
   assert.equal(c.server, 'https://10.96.0.1:443');
   assert.equal(c.namespace, 'slipway-system');
   assert.equal(c.tls.ca?.toString(), 'POD-CA');
   assert.deepEqual(await c.headers(), { Authorization: 'Bearer pod-token-1' });
   writeFileSync(join(sa, 'token'), 'pod-token-2'); // the kubelet rotates it
+  assert.deepEqual(await c.headers(), { Authorization: 'Bearer pod-token-1' }, 'read at most once a minute');
+  now += TOKEN_FILE_PERIOD_MS;
   assert.deepEqual(await c.headers(), { Authorization: 'Bearer pod-token-2' });
   assert.equal(loadConnection({ env: { ...env, KUBERNETES_SERVICE_HOST: 'fd00::1' }, serviceAccountDir: sa }).server, 'https://[fd00::1]:443');
   // $KUBECONFIG wins over the pod's own account, as with kubectl.
