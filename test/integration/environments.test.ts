@@ -17,7 +17,7 @@ import { frameRequest, startModelStore, trainModel } from '../../local/mlserver.
 import { GATEWAY } from '../../local/podnet.ts';
 import { ensurePythonEnv } from '../../local/python.ts';
 import { startController, type ControllerProcess } from './controller-process.ts';
-import { getJson, onlyRoutesOf, testCluster, testNamespace } from './harness.ts';
+import { failingWebhook, getJson, onlyRoutesOf, testCluster, testNamespace } from './harness.ts';
 
 const cluster = testCluster();
 const registry = process.env.SLIPWAY_TEST_IMAGE_REGISTRY ?? '';
@@ -72,19 +72,32 @@ async function events(ns: string, name: string): Promise<{ reason: string; messa
   return (await getJson<{ items: { reason: string; message: string; involvedObject: { name: string; kind: string } }[] }>(cluster, ['get', 'events', '-n', ns])).items.filter((e) => e.involvedObject.kind === 'ProjectEnvironment' && e.involvedObject.name === name);
 }
 
-test('a build Job refused by a quota fails the environment with the quota\'s words and one Warning; once the quota is lifted the build starts', async (t) => {
-  const ns = await testNamespace(t);
-  await cluster.kubectl(['create', 'quota', 'no-jobs', '-n', ns, '--hard=count/jobs.batch=0']);
+/**
+ * The environment `churn-env` to be built by a controller whose builder image is never pulled: for what happens
+ * to the build Job before any pod runs (the API server refusing it).
+ */
+async function environmentWithoutBuilds(t: TestContext, ns: string): Promise<void> {
   await startController(t, cluster, ns, { args: [`--environment-builder-image=registry.example.com/slipway/environment-builder@sha256:${'c'.repeat(64)}`] });
   await cluster.kubectl(['apply', '-n', ns, '-f', '-'], penv('churn-env', {
     baseImage: `registry.example.com/slipway/python-base@sha256:${'b'.repeat(64)}`,
     packages: { pip: ['scikit-learn==1.5.2'] },
     build: { repository: 'registry.example.com/ml/churn-env' },
   }));
-  const refused = await eventually('Stalled: BuildJobRefused', async () => {
+}
+
+/** Waits until `churn-env` is Stalled for `reason`; its status then. */
+async function stalledFor(ns: string, reason: string): Promise<NonNullable<Penv['status']>> {
+  return eventually(`churn-env Stalled: ${reason}`, async () => {
     const s = (await getJson<Penv>(cluster, ['get', 'penv', 'churn-env', '-n', ns])).status;
-    return condition(s, 'Stalled')?.reason === 'BuildJobRefused' ? s : undefined;
+    return condition(s, 'Stalled')?.reason === reason ? s : undefined;
   }, { timeoutMs: 60_000 });
+}
+
+test('a build Job refused by a quota fails the environment with the quota\'s words and one Warning; once the quota is lifted the build starts', async (t) => {
+  const ns = await testNamespace(t);
+  await cluster.kubectl(['create', 'quota', 'no-jobs', '-n', ns, '--hard=count/jobs.batch=0']);
+  await environmentWithoutBuilds(t, ns);
+  const refused = await stalledFor(ns, 'BuildJobRefused');
   assert.equal(refused?.phase, 'Failed');
   assert.equal(condition(refused, 'Ready')?.status, 'False');
   assert.match(condition(refused, 'Ready')?.message ?? '', /the build Job churn-env-build-[0-9a-f]+ was refused: .*exceeded quota: no-jobs/);
@@ -104,33 +117,10 @@ test('a build Job refused by a quota fails the environment with the quota\'s wor
 
 test('an API server that answers 500 to the build Job\'s create says so on the environment after a few attempts (ApiServerError)', async (t) => {
   const ns = await testNamespace(t);
-  const hook = `unreachable-jobs-${ns}`;
-  t.after(() => cluster.kubectl(['delete', 'validatingwebhookconfiguration', hook, '--ignore-not-found']));
-  // A webhook nobody serves (a closed loopback port) with failurePolicy Fail: the API server answers 500.
-  await cluster.kubectl(['apply', '-f', '-'], JSON.stringify({
-    apiVersion: 'admissionregistration.k8s.io/v1', kind: 'ValidatingWebhookConfiguration', metadata: { name: hook },
-    webhooks: [{ name: 'unreachable.slipway.dev', clientConfig: { url: 'https://127.0.0.1:9/validate' }, failurePolicy: 'Fail', sideEffects: 'None', admissionReviewVersions: ['v1'], timeoutSeconds: 1,
-      rules: [{ apiGroups: ['batch'], apiVersions: ['v1'], operations: ['CREATE'], resources: ['jobs'] }],
-      namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': ns } } }],
-  }));
-  await eventually('the webhook to fail calls', async () => {
-    try {
-      await cluster.kubectl(['create', 'job', 'probe', '-n', ns, '--image=x', '--dry-run=server']);
-      return false;
-    } catch (err) {
-      return /failed calling webhook/.test(String(err));
-    }
-  });
-  await startController(t, cluster, ns, { args: [`--environment-builder-image=registry.example.com/slipway/environment-builder@sha256:${'c'.repeat(64)}`] });
-  await cluster.kubectl(['apply', '-n', ns, '-f', '-'], penv('churn-env', {
-    baseImage: `registry.example.com/slipway/python-base@sha256:${'b'.repeat(64)}`,
-    packages: { pip: ['scikit-learn==1.5.2'] },
-    build: { repository: 'registry.example.com/ml/churn-env' },
-  }));
-  const s = await eventually('Stalled: ApiServerError', async () => {
-    const st = (await getJson<Penv>(cluster, ['get', 'penv', 'churn-env', '-n', ns])).status;
-    return condition(st, 'Stalled')?.reason === 'ApiServerError' ? st : undefined;
-  }, { timeoutMs: 60_000 });
+  // The API server answers 500 to every Job created in the namespace.
+  await failingWebhook(t, cluster, ns, { apiGroup: 'batch', resource: 'jobs', operations: ['CREATE'] }, ['create', 'job', 'probe', '--image=x']);
+  await environmentWithoutBuilds(t, ns);
+  const s = await stalledFor(ns, 'ApiServerError');
   assert.equal(s?.phase, 'Failed');
   assert.match(condition(s, 'Ready')?.message ?? '', /the API server keeps failing \(\d+ attempts in a row, retrying with backoff\): Internal error occurred: failed calling webhook "unreachable.slipway.dev"/);
   await eventually('a Warning event', async () => (await events(ns, 'churn-env')).some((e) => e.reason === 'ApiServerError'));

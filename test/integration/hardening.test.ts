@@ -11,7 +11,7 @@ import { EventRecorder } from '../../src/kube/events.ts';
 import { apiServerMetrics, writesBetween } from '../support/apiserver-writes.ts';
 import { eventually } from '../../local/eventually.ts';
 import { startController } from './controller-process.ts';
-import { getJson, testCluster, testNamespace } from './harness.ts';
+import { failingWebhook, getJson, testCluster, testNamespace } from './harness.ts';
 
 const cluster = testCluster();
 
@@ -127,23 +127,7 @@ test('a refusal whose message changes with every write is retried with backoff, 
 
 test('an API server that answers 500 to every write ends in Stalled with its message, with bounded retries', async (t) => {
   const ns = await testNamespace(t);
-  const hook = `unreachable-${ns}`;
-  t.after(() => cluster.kubectl(['delete', 'validatingwebhookconfiguration', hook, '--ignore-not-found']));
-  // A webhook nobody serves (a closed loopback port) with failurePolicy Fail: the API server answers 500.
-  await cluster.kubectl(['apply', '-f', '-'], JSON.stringify({
-    apiVersion: 'admissionregistration.k8s.io/v1', kind: 'ValidatingWebhookConfiguration', metadata: { name: hook },
-    webhooks: [{ name: 'unreachable.slipway.dev', clientConfig: { url: 'https://127.0.0.1:9/validate' }, failurePolicy: 'Fail', sideEffects: 'None', admissionReviewVersions: ['v1'], timeoutSeconds: 1,
-      rules: [{ apiGroups: ['apps'], apiVersions: ['v1'], operations: ['CREATE', 'UPDATE'], resources: ['deployments'] }],
-      namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': ns } } }],
-  }));
-  await eventually('the webhook to fail calls', async () => {
-    try {
-      await cluster.kubectl(['create', 'deployment', 'probe', '-n', ns, '--image=x', '--dry-run=server']);
-      return false;
-    } catch (err) {
-      return /failed calling webhook/.test(String(err));
-    }
-  });
+  const hook = await failingWebhook(t, cluster, ns, { apiGroup: 'apps', resource: 'deployments', operations: ['CREATE', 'UPDATE'] }, ['create', 'deployment', 'probe', '--image=x']);
   const before = await apiServerMetrics(cluster.kubectl);
   await startController(t, cluster, ns);
   await apply(ns, 'churn', spec());

@@ -46,3 +46,28 @@ export async function onlyRoutesOf(cluster: TestCluster, namespace: string): Pro
     return list.items.every((r) => r.metadata.namespace === namespace);
   }, { timeoutMs: 180_000, intervalMs: 500 });
 }
+
+/**
+ * A validating webhook nobody serves (a closed loopback port) with failurePolicy Fail, for creates (and updates)
+ * of one resource in `namespace`: the API server answers 500 to them. Removed when the test ends; returns once
+ * the API server applies it (a dry run of `probe`, the kubectl create arguments of one such object, fails).
+ */
+export async function failingWebhook(t: TestContext, cluster: TestCluster, namespace: string, rule: { apiGroup: string; resource: string; operations: string[] }, probe: string[]): Promise<string> {
+  const name = `unreachable-${rule.resource}-${namespace}`;
+  t.after(() => cluster.kubectl(['delete', 'validatingwebhookconfiguration', name, '--ignore-not-found']));
+  await cluster.kubectl(['apply', '-f', '-'], JSON.stringify({
+    apiVersion: 'admissionregistration.k8s.io/v1', kind: 'ValidatingWebhookConfiguration', metadata: { name },
+    webhooks: [{ name: 'unreachable.slipway.dev', clientConfig: { url: 'https://127.0.0.1:9/validate' }, failurePolicy: 'Fail', sideEffects: 'None', admissionReviewVersions: ['v1'], timeoutSeconds: 1,
+      rules: [{ apiGroups: [rule.apiGroup], apiVersions: ['v1'], operations: rule.operations, resources: [rule.resource] }],
+      namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': namespace } } }],
+  }));
+  await eventually('the webhook to fail calls', async () => {
+    try {
+      await cluster.kubectl([...probe, '-n', namespace, '--dry-run=server']);
+      return false;
+    } catch (err) {
+      return /failed calling webhook/.test(String(err));
+    }
+  });
+  return name;
+}

@@ -94,16 +94,16 @@ export class ProjectEnvironmentReconciler implements Reconciler {
       });
     }
     if (p.statusChanged) await this.writeStatus(pe, p.status);
+    if (p.finished) {
+      // Counted once: the plan reports an outcome only until a status that records it is written (just above).
+      this.manager.metrics.environmentBuilds.inc({ namespace: ns, name: pe.metadata.name, result: p.finished.result });
+      if (p.finished.seconds !== undefined) this.manager.metrics.environmentBuildDuration.observe({ result: p.finished.result }, p.finished.seconds);
+    }
     // Only once the status holds the result: a crash before this line builds nothing twice.
     for (const job of p.delete) {
       await client.delete(Resources.Job, ns, job.name, { uid: job.uid, propagationPolicy: 'Background' }).catch((err: unknown) => {
         if (!isNotFound(err)) throw err;
       });
-    }
-    if (p.finished) {
-      // Counted once: the plan reports an outcome with its Event, and the status written above records it.
-      this.manager.metrics.environmentBuilds.inc({ namespace: ns, name: pe.metadata.name, result: p.finished.result });
-      if (p.finished.seconds !== undefined) this.manager.metrics.environmentBuildDuration.observe({ result: p.finished.result }, p.finished.seconds);
     }
     for (const e of p.events) await this.opts.events.record(pe, e);
   }
