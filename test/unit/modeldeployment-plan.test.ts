@@ -390,26 +390,6 @@ test('the revision changes with what pods run, not with scale or key order', () 
   assert.equal(rev(a), rev({ ...a, spec: { ...a.spec, resources: { requests: { cpu: '1000m', memory: '1024Mi' } } } }), 'the same quantities in another form');
 });
 
-test('a frozen ModelDeployment (the controller\'s cached parse) gets the same revisions as a fresh copy, per image', () => {
-  const freeze = <T,>(v: T): T => {
-    if (v !== null && typeof v === 'object') {
-      Object.freeze(v);
-      for (const x of Object.values(v)) freeze(x);
-    }
-    return v;
-  };
-  const fresh = md();
-  const frozen = freeze(structuredClone(fresh));
-  for (const [image, init] of [['img-a', undefined], ['img-b', undefined], ['img-a', 'init:2'], ['img-a', undefined]] as const) {
-    assert.equal(revisionOf(frozen, revisionTemplate(frozen.spec, image, init)), revisionOf(fresh, revisionTemplate(fresh.spec, image, init)), `${image} ${init ?? ''}`);
-  }
-  assert.notEqual(revisionOf(frozen, revisionTemplate(frozen.spec, 'img-a')), revisionOf(frozen, revisionTemplate(frozen.spec, 'img-b')));
-  // Another version of the model is another (frozen) object: its own revision.
-  const next = freeze(md(modelVersion('9')));
-  assert.notEqual(revisionOf(next, revisionTemplate(next.spec, 'img-a')), revisionOf(frozen, revisionTemplate(frozen.spec, 'img-a')));
-  assert.deepEqual(plan(observed(frozen), NOW).apply, plan(observed(fresh), NOW).apply, 'the planner reads a frozen ModelDeployment without changing it');
-});
-
 test('an upgrade of Slipway whose schema gains a defaulted field keeps every revision', () => {
   // The next version's schema: the same, with a new defaulted field in the runtime and one at the top.
   const nextSchema = modelDeploymentSpec.safeExtend({

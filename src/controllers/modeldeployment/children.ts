@@ -48,22 +48,8 @@ function partsOf(t: RevisionTemplate): RuntimeParts {
  * `500m` CPU are the same revision.
  */
 export function revisionOf(md: ModelDeployment, t: RevisionTemplate): string {
-  // A frozen ModelDeployment (the controller's parse of a cached object) cannot change: its revision for the
-  // same image is the same every time its children's events reconcile it.
-  const cacheable = Object.isFrozen(md) && t.model === md.spec.model && t.runtime === md.spec.runtime && t.resources === md.spec.resources;
-  const memo = cacheable ? revisions.get(md) : undefined;
-  const key = `${t.image}\n${t.storageInitializerImage}`;
-  const known = memo?.get(key);
-  if (known !== undefined) return known;
-  const revision = createHash('sha256').update(canonicalJson(podTemplate(md, t, ''))).digest('hex').slice(0, 10);
-  if (cacheable) {
-    if (!memo) revisions.set(md, new Map([[key, revision]]));
-    else memo.set(key, revision);
-  }
-  return revision;
+  return createHash('sha256').update(canonicalJson(podTemplate(md, t, ''))).digest('hex').slice(0, 10);
 }
-
-const revisions = new WeakMap<ModelDeployment, Map<string, string>>();
 
 export function ownerReference(md: ModelDeployment): OwnerReference {
   return { apiVersion: API_VERSION, kind: 'ModelDeployment', name: md.metadata.name, uid: md.metadata.uid ?? '', controller: true, blockOwnerDeletion: true };

@@ -18,7 +18,6 @@ import type { Notifier } from '../../notify/notifier.ts';
 import { Resources, type KubeObject, type ResourceType } from '../../kube/resources.ts';
 import { STALL_AFTER_FAILURES } from '../conditions.ts';
 
-
 export interface ModelDeploymentControllerOptions {
   events: EventRecorder;
   workers?: number;
@@ -88,7 +87,7 @@ export class ModelDeploymentReconciler implements Reconciler {
       }
       this.ownStatusOver.delete(key);
     }
-    const parsed = parseCached(raw);
+    const parsed = modelDeployment.safeParse(raw);
     if (!parsed.success) {
       // The CRD schema makes this impossible, unless an older CRD is installed.
       const message = `the spec does not match the ModelDeployment schema: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`;
@@ -178,34 +177,11 @@ export class ModelDeploymentReconciler implements Reconciler {
   async failed(key: string, err: unknown, failures: number): Promise<void> {
     if (failures < STALL_AFTER_FAILURES || classify(err) === 'Terminal') return;
     const raw = this.caches.get(key);
-    const parsed = raw && parseCached(raw);
+    const parsed = raw && modelDeployment.safeParse(raw);
     if (!parsed?.success) return;
     const message = `the API server keeps failing (${failures} attempts in a row, retrying with backoff): ${err instanceof KubeApiError ? err.statusMessage : errorMessage(err)}`;
     await this.actuator.recordFailure(parsed.data, 'ApiServerError', message);
   }
-}
-
-/**
- * The schema's reading of a cached ModelDeployment, once per cached object: the cache replaces an object when it
- * changes and never edits it, and its children's and pods' events reconcile the same object many times. Frozen,
- * so that no reconcile can change what the next one reads.
- */
-const parsedObjects = new WeakMap<KubeObject, ReturnType<typeof modelDeployment.safeParse>>();
-
-function parseCached(raw: KubeObject): ReturnType<typeof modelDeployment.safeParse> {
-  let parsed = parsedObjects.get(raw);
-  if (!parsed) {
-    parsed = modelDeployment.safeParse(raw);
-    if (parsed.success) deepFreeze(parsed.data);
-    parsedObjects.set(raw, parsed);
-  }
-  return parsed;
-}
-
-function deepFreeze(value: unknown): void {
-  if (value === null || typeof value !== 'object' || Object.isFrozen(value)) return;
-  Object.freeze(value);
-  for (const v of Object.values(value)) deepFreeze(v);
 }
 
 export function addModelDeploymentController(manager: Manager, opts: ModelDeploymentControllerOptions): Controller {
