@@ -76,13 +76,14 @@ async function events(ns: string, name: string): Promise<{ reason: string; messa
  * The environment `churn-env` to be built by a controller whose builder image is never pulled: for what happens
  * to the build Job before any pod runs (the API server refusing it).
  */
-async function environmentWithoutBuilds(t: TestContext, ns: string): Promise<void> {
-  await startController(t, cluster, ns, { args: [`--environment-builder-image=registry.example.com/slipway/environment-builder@sha256:${'c'.repeat(64)}`] });
+async function environmentWithoutBuilds(t: TestContext, ns: string): Promise<ControllerProcess> {
+  const controller = await startController(t, cluster, ns, { args: [`--environment-builder-image=registry.example.com/slipway/environment-builder@sha256:${'c'.repeat(64)}`] });
   await cluster.kubectl(['apply', '-n', ns, '-f', '-'], penv('churn-env', {
     baseImage: `registry.example.com/slipway/python-base@sha256:${'b'.repeat(64)}`,
     packages: { pip: ['scikit-learn==1.5.2'] },
     build: { repository: 'registry.example.com/ml/churn-env' },
   }));
+  return controller;
 }
 
 /** Waits until `churn-env` is Stalled for `reason`; its status then. */
@@ -96,14 +97,15 @@ async function stalledFor(ns: string, reason: string): Promise<NonNullable<Penv[
 test('a build Job refused by a quota fails the environment with the quota\'s words and one Warning; once the quota is lifted the build starts', async (t) => {
   const ns = await testNamespace(t);
   await cluster.kubectl(['create', 'quota', 'no-jobs', '-n', ns, '--hard=count/jobs.batch=0']);
-  await environmentWithoutBuilds(t, ns);
+  const controller = await environmentWithoutBuilds(t, ns);
   const refused = await stalledFor(ns, 'BuildJobRefused');
   assert.equal(refused?.phase, 'Failed');
   assert.equal(condition(refused, 'Ready')?.status, 'False');
   assert.match(condition(refused, 'Ready')?.message ?? '', /the build Job churn-env-build-[0-9a-f]+ was refused: .*exceeded quota: no-jobs/);
   await eventually('a Warning event', async () => (await events(ns, 'churn-env')).some((e) => e.reason === 'BuildJobRefused'));
   // The retries (with back-off) are refused the same way: nothing more is written, no Event piles up.
-  await new Promise((r) => setTimeout(r, 3000));
+  const retried = await controller.metric('slipway_workqueue_retries_total');
+  await eventually('two more refused retries', async () => (await controller.metric('slipway_workqueue_retries_total')) >= retried + 2, { timeoutMs: 30_000 });
   assert.equal((await events(ns, 'churn-env')).filter((e) => e.reason === 'BuildJobRefused').length, 1);
   await cluster.kubectl(['delete', 'quota', 'no-jobs', '-n', ns]);
   const building = await eventually('Building', async () => {
