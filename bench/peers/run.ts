@@ -1,6 +1,8 @@
 // Slipway beside Argo Rollouts on the same local control plane: the same create-then-edit scenario for each
 // controller in turn, each on a fresh cluster, at equal client limits; prints a table per run and the ratios.
-//   npm run bench:peers -- [--count 1000] [--concurrency 32] [--runs slipway,slipway-no-batch,argo-qps40,argo-qps200]
+//   npm run bench:peers -- [--count 1000] [--concurrency 32] [--runs slipway,slipway-no-batch,argo-qps40,argo-qps200] [--repeat N]
+// With --repeat N each run is made N times, one after the other, and the combined table gives each figure's median
+// over the N, with the spread (min–max) of the figures that move between runs.
 // Scenario: N objects created `concurrency` at a time, each to be Ready/Healthy with 1 replica on KWOK nodes; then
 // all N edited (a new version: a new pod template) and converged again. Measured at the source: create → Ready and
 // create → first child from watches of the API server; CPU and peak RSS of the controller's process from /proc;
@@ -18,7 +20,7 @@ import { ARGO_ROLLOUTS_VERSION, ensureBinaries, moduleDir, PEER_TOOLS } from '..
 import { KubeClient } from '../../src/kube/client.ts';
 import { ListWatch } from '../../src/kube/list-watch.ts';
 import { Resources, type KubeObject, type ResourceType } from '../../src/kube/resources.ts';
-import { apiServerMetrics } from '../../test/support/apiserver-writes.ts';
+import { apiServerMetrics, writesBetween } from '../../test/support/apiserver-writes.ts';
 import { scrape, total } from '../../test/support/prometheus-text.ts';
 import { benchIdentity, benchModelDeployment, cpuSeconds, dispatched, peakRssMiB, percentile, startBenchController } from '../support.ts';
 
@@ -31,9 +33,18 @@ const { values } = parseArgs({
     qps: { type: 'string', default: '200' },
     burst: { type: 'string', default: '400' },
     workers: { type: 'string', default: '10' },
+    repeat: { type: 'string', default: '1' },
   },
 });
 const COUNT = Number(values.count);
+/**
+ * The writes either controller makes, as the API server counts them (all clients: for Slipway, the ReplicaSets
+ * are the Deployment controller's; status subresources of children, the kube-controller-manager's, are left out).
+ */
+const WRITES = [
+  ...['modeldeployments', 'rollouts'].map((resource) => ({ resource, subresources: ['', 'status'] })),
+  ...['deployments', 'replicasets', 'services', 'cronjobs', 'controllerrevisions', 'events'].map((resource) => ({ resource, subresources: [''] })),
+];
 const CONCURRENCY = Number(values.concurrency);
 const NS = 'bench';
 
@@ -195,6 +206,9 @@ async function scenario(cluster: Cluster, peer: Peer, pid: number): Promise<Resu
       while (next < names.length) await fn(names[next++] ?? '');
     }));
   };
+  // The writes the API server counts, by verb and resource, per object: on create and on the edit.
+  const perObject = (m: Map<string, number>): string => [...m].sort((a, b) => b[1] - a[1]).map(([k, n]) => `${k} ${(n / COUNT).toFixed(2)}`).join(', ');
+  const scrape0 = await apiServerMetrics(cluster.kubectl);
   const cpu0 = cpuSeconds(pid);
   const t0 = performance.now();
   await inParallel(async (name) => {
@@ -203,7 +217,8 @@ async function scenario(cluster: Cluster, peer: Peer, pid: number): Promise<Resu
   });
   await eventually(`all ${COUNT} Ready`, () => ready.size >= COUNT, { timeoutMs: 60 * 60_000, intervalMs: 500 });
   const createConverged = (Math.max(...ready.values()) - t0) / 1000;
-  console.log(`  created and converged in ${createConverged.toFixed(1)} s; editing all ${COUNT}`);
+  const scrape1 = await apiServerMetrics(cluster.kubectl);
+  console.log(`  created and converged in ${createConverged.toFixed(1)} s; writes per object: ${perObject(writesBetween(scrape0, scrape1, WRITES))}; editing all ${COUNT}`);
   const t1 = performance.now();
   await inParallel(async (name) => {
     edited.set(name, performance.now());
@@ -211,7 +226,9 @@ async function scenario(cluster: Cluster, peer: Peer, pid: number): Promise<Resu
   });
   await eventually(`all ${COUNT} converged on the edit`, () => reconverged.size >= COUNT, { timeoutMs: 60 * 60_000, intervalMs: 500 });
   const editConverged = (Math.max(...reconverged.values()) - t1) / 1000;
-  const requests = dispatched(await apiServerMetrics(cluster.kubectl));
+  const scrape2 = await apiServerMetrics(cluster.kubectl);
+  console.log(`  edited and converged in ${editConverged.toFixed(1)} s; writes per object: ${perObject(writesBetween(scrape1, scrape2, WRITES))}`);
+  const requests = dispatched(scrape2);
   const since = (at: Map<string, number>): number[] => names.map((n) => ((at.get(n) ?? NaN) - (created.get(n) ?? NaN)) / 1000).sort((a, b) => a - b);
   const result = {
     label: peer.label,
@@ -230,31 +247,86 @@ async function scenario(cluster: Cluster, peer: Peer, pid: number): Promise<Resu
   return result;
 }
 
-const p = (xs: number[], q: number): string => percentile(xs, q).toFixed(1);
+/** One run's figures, or the median of several runs' figures. */
+interface Summary {
+  label: string;
+  readyP50: number;
+  readyP99: number;
+  createConverged: number;
+  editConverged: number;
+  childP50: number;
+  childP95: number;
+  rss: number;
+  cpu: number;
+  requests: number;
+  heap?: string;
+  /** With several runs: each figure's min–max, for the figures that move between runs. */
+  spread?: string;
+}
 
-function table(results: Result[]): string {
-  const rows: [string, (r: Result) => string][] = [
-    ['create → Ready p50 / p99 (s)', (r) => `${p(r.createReady, 50)} / ${p(r.createReady, 99)}`],
-    ['all created → converged (s)', (r) => r.createConverged.toFixed(1)],
-    ['all edited → converged (s)', (r) => r.editConverged.toFixed(1)],
-    ['controller\'s share: create → first child p50 / p95 (s)', (r) => `${p(r.createChild, 50)} / ${p(r.createChild, 95)}`],
+function summary(r: Result): Summary {
+  return {
+    label: r.label,
+    readyP50: percentile(r.createReady, 50),
+    readyP99: percentile(r.createReady, 99),
+    createConverged: r.createConverged,
+    editConverged: r.editConverged,
+    childP50: percentile(r.createChild, 50),
+    childP95: percentile(r.createChild, 95),
+    rss: r.rss,
+    cpu: r.cpu,
+    requests: r.requests,
+    ...(r.heap ? { heap: r.heap } : {}),
+  };
+}
+
+const median = (xs: number[]): number => percentile([...xs].sort((a, b) => a - b), 50);
+
+/** Each figure's median over the runs of one peer (a median of each figure, not the figures of a median run). */
+function medianOf(runs: Summary[]): Summary {
+  const first = runs[0];
+  if (!first || runs.length === 1) return first as Summary;
+  const m = (f: (s: Summary) => number): number => median(runs.map(f));
+  const range = (name: string, f: (s: Summary) => number, digits = 1): string => `${name} ${Math.min(...runs.map(f)).toFixed(digits)}–${Math.max(...runs.map(f)).toFixed(digits)}`;
+  return {
+    label: `${first.label} (median of ${runs.length})`,
+    readyP50: m((s) => s.readyP50),
+    readyP99: m((s) => s.readyP99),
+    createConverged: m((s) => s.createConverged),
+    editConverged: m((s) => s.editConverged),
+    childP50: m((s) => s.childP50),
+    childP95: m((s) => s.childP95),
+    rss: m((s) => s.rss),
+    cpu: m((s) => s.cpu),
+    requests: m((s) => s.requests),
+    spread: [range('create → Ready p50', (s) => s.readyP50), range('edited → converged', (s) => s.editConverged), range('RSS', (s) => s.rss, 0), range('CPU', (s) => s.cpu)].join(', '),
+  };
+}
+
+function table(results: Summary[]): string {
+  const f1 = (n: number): string => n.toFixed(1);
+  const rows: [string, (r: Summary) => string][] = [
+    ['create → Ready p50 / p99 (s)', (r) => `${f1(r.readyP50)} / ${f1(r.readyP99)}`],
+    ['all created → converged (s)', (r) => f1(r.createConverged)],
+    ['all edited → converged (s)', (r) => f1(r.editConverged)],
+    ['controller\'s share: create → first child p50 / p95 (s)', (r) => `${f1(r.childP50)} / ${f1(r.childP95)}`],
     ['controller peak RSS (MiB)', (r) => r.rss.toFixed(0)],
-    ['controller heap at the end (its own report; RSS above is from /proc)', (r) => r.heap ?? '(not a Node process)'],
-    ['controller CPU, create + edit (s)', (r) => r.cpu.toFixed(1)],
+    ['controller heap at the end (its own report; RSS above is from /proc)', (r) => r.heap ?? (r.spread ? '(see each run)' : '(not a Node process)')],
+    ['controller CPU, create + edit (s)', (r) => f1(r.cpu)],
     ['API requests (the API server\'s count, per object)', (r) => `${r.requests} (${(r.requests / COUNT).toFixed(1)})`],
   ];
   const head = `| | ${results.map((r) => r.label).join(' | ')} |\n|---|${results.map(() => '---').join('|')}|`;
   return `${head}\n${rows.map(([name, f]) => `| ${name} | ${results.map(f).join(' | ')} |`).join('\n')}`;
 }
 
-function ratios(results: Result[]): string {
+function ratios(results: Summary[]): string {
   const base = results.find((r) => r.label.includes('qps 200')) ?? results.find((r) => r.label.startsWith('Argo'));
   if (!base) return '';
   const lines = results.filter((r) => r.label.startsWith('Slipway')).map((r) => {
     const ratio = (a: number, b: number): string => `${(a / b).toFixed(2)}×`;
-    return `${r.label} ÷ ${base.label}: create → Ready p50 ${ratio(percentile(r.createReady, 50), percentile(base.createReady, 50))}, `
+    return `${r.label} ÷ ${base.label}: create → Ready p50 ${ratio(r.readyP50, base.readyP50)}, `
       + `all edited → converged ${ratio(r.editConverged, base.editConverged)}, peak RSS ${ratio(r.rss, base.rss)}, CPU ${ratio(r.cpu, base.cpu)}, `
-      + `first child p50 ${ratio(percentile(r.createChild, 50), percentile(base.createChild, 50))}`;
+      + `first child p50 ${ratio(r.childP50, base.childP50)}`;
   });
   return lines.join('\n');
 }
@@ -270,16 +342,24 @@ runScript(async () => {
     if (m) return argo(Number(m[1]), Number(m[1]) * 2, argoBin);
     throw new Error(`unknown run ${r}: slipway, slipway-no-batch, argo-qps<N>`);
   });
-  const results: Result[] = [];
+  const repeat = Math.max(1, Number(values.repeat));
+  const results: Summary[] = [];
+  const differences: string[] = [];
   for (const peer of peers) {
-    const r = await runOne(peer);
-    results.push(r);
-    // Each run's figures as soon as it ends: a later run that fails loses nothing.
-    console.log(table([r]));
+    const runs: Summary[] = [];
+    for (let i = 0; i < repeat; i++) {
+      const r = await runOne(peer);
+      runs.push(summary(r));
+      if (i === 0) differences.push(`${r.label}: ${r.differences}`);
+      // Each run's figures as soon as it ends: a later run that fails loses nothing.
+      console.log(table([summary(r)]));
+    }
+    results.push(medianOf(runs));
   }
   console.log(`\n${new Date().toISOString().slice(0, 10)} on ${hostname()} (${(await import('node:os')).cpus().length} cores): ${COUNT} objects created ${CONCURRENCY} at a time, then all edited; `
     + `1 replica each on KWOK nodes; Slipway with --workers=${values.workers} at --kube-api-qps=${values.qps} --kube-api-burst=${values.burst}, Argo Rollouts with its 10 rollout threads\n`);
   console.log(table(results));
+  for (const r of results.filter((x) => x.spread)) console.log(`\n${r.label}, spread over the runs (s, MiB): ${r.spread ?? ''}`);
   console.log(`\n${ratios(results)}`);
-  console.log(`\nWhat still differs: ${results.map((r) => `${r.label}: ${r.differences}`).join('; ')}. Slipway also writes Events and a status with conditions per step; Argo Rollouts' canary with no steps promotes at once.`);
+  console.log(`\nWhat still differs: ${differences.join('; ')}. Slipway also writes Events and a status with conditions per step; Argo Rollouts' canary with no steps promotes at once.`);
 });
