@@ -55,8 +55,14 @@ export class ImageStore {
       await unpackLayer(file, join(scratch, 'rootfs'), l.mediaType.endsWith('gzip'));
       rmSync(file);
     }
-    writeFileSync(join(scratch, 'manifest.json'), JSON.stringify(m));
+    writeFileSync(join(scratch, 'manifest.json'), JSON.stringify({ digest: m.digest, manifest: m.manifest, config: m.config }));
     writeFileSync(join(scratch, 'complete'), '');
+    // Another process (the pod runner, the data plane's setup) may have unpacked it meanwhile: its tree stays.
+    const meanwhile = this.cached(m.digest);
+    if (meanwhile) {
+      rmSync(scratch, { recursive: true, force: true });
+      return meanwhile;
+    }
     rmSync(home, { recursive: true, force: true });
     mkdirSync(dirname(home), { recursive: true });
     renameSync(scratch, home);

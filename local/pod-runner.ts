@@ -29,7 +29,7 @@ import { EventRecorder, type EventSpec } from '../src/kube/events.ts';
 import { Informer } from '../src/kube/informer.ts';
 import { Resources, type KubeObject } from '../src/kube/resources.ts';
 import { rfc3339 } from '../src/kube/time.ts';
-import { isRegistryImage, isRunnerImage, KNOWN_IMAGES, localImage, type LocalPrograms } from './images.ts';
+import { isRegistryImage, isRunnerImage, KNOWN_IMAGES, localImage, mirrorOf, repositoryOf, type LocalPrograms } from './images.ts';
 import { ImageStore } from './image-store.ts';
 import { startEgressProxy } from './egress-proxy.ts';
 import { cacheRoot } from './toolchain.ts';
@@ -115,6 +115,8 @@ class ContainerRun {
   restartCount: number;
   ready = false;
   started = false;
+  /** The image pulled for it, `repository@digest`, as a kubelet reports it. */
+  imageID = '';
   proc: ChildProcess | undefined;
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }> | undefined;
   startedAt = 0;
@@ -129,7 +131,7 @@ class ContainerRun {
     return {
       name: this.spec.name,
       image: this.spec.image,
-      imageID: '',
+      imageID: this.imageID,
       ...(this.proc?.pid ? { containerID: `local://${this.proc.pid}` } : {}),
       ready: this.ready,
       started: this.started,
@@ -353,7 +355,7 @@ class PodWorker {
     let argv: [string, string[]];
     let env: Record<string, string>;
     try {
-      ({ argv, env } = await this.commandFor(c.spec));
+      ({ argv, env } = await this.commandFor(c));
     } catch (err) {
       const e = err instanceof ConfigError ? err : new ConfigError('CreateContainerConfigError', String(err));
       c.state = { waiting: { reason: e.reason, message: e.message } };
@@ -529,8 +531,11 @@ class PodWorker {
   }
 
   /** The process to start for a container, and its environment, with mount paths turned into host directories. */
-  private async commandFor(spec: ContainerSpec): Promise<{ argv: [string, string[]]; env: Record<string, string> }> {
-    if (isRegistryImage(spec.image)) return this.imageCommand(spec);
+  private async commandFor(run: ContainerRun): Promise<{ argv: [string, string[]]; env: Record<string, string> }> {
+    const spec = run.spec;
+    if (isRegistryImage(spec.image)) return this.imageCommand(run, spec.image);
+    const mirror = mirrorOf(spec.image);
+    if (mirror) return this.imageCommand(run, mirror);
     const image = localImage(spec.image, this.runner.programs);
     if (!image) throw new ConfigError('ErrImagePull', `Failed to pull image "${spec.image}": not an image the local pod runner can run (it runs ${KNOWN_IMAGES.join(', ')})`);
     const mounts: [string, string][] = (spec.volumeMounts ?? []).map((m) => {
@@ -584,15 +589,18 @@ class PodWorker {
    * would (see the file's header), through a small shell script of this machine's that sets up the mounts in a
    * mount namespace of the container's own and then hands over to unshare (chroot, working directory, user).
    */
-  private async imageCommand(spec: ContainerSpec): Promise<{ argv: [string, string[]]; env: Record<string, string> }> {
+  private async imageCommand(run: ContainerRun, ref: string): Promise<{ argv: [string, string[]]; env: Record<string, string> }> {
+    const spec = run.spec;
     let image;
     try {
-      const had = this.runner.images.cachedRef(spec.image);
+      const had = this.runner.images.cachedRef(ref);
       if (!had) this.event('Normal', 'Pulling', `Pulling image "${spec.image}"`);
-      image = await this.runner.images.pull(spec.image);
+      image = await this.runner.images.pull(ref);
       if (!had) this.event('Normal', 'Pulled', `Successfully pulled image "${spec.image}" (${image.digest})`);
+      run.imageID = `${repositoryOf(spec.image)}@${image.digest}`;
     } catch (err) {
-      throw new ConfigError('ErrImagePull', `Failed to pull image "${spec.image}": ${err instanceof Error ? err.message : String(err)}`);
+      const mirrored = ref === spec.image ? '' : ` from the local registry's mirror ${ref} (\`npm run cluster:up -- --serve\` builds it)`;
+      throw new ConfigError('ErrImagePull', `Failed to pull image "${spec.image}"${mirrored}: ${err instanceof Error ? err.message : String(err)}`);
     }
     const c = image.config;
     const sc: SecurityContext = { ...this.pod.spec.securityContext, ...spec.securityContext };
@@ -617,7 +625,7 @@ class PodWorker {
       return [hostDir, m.mountPath.replace(/\/$/, ''), (m.readOnly ?? false) || this.imageVolumes.has(m.name)];
     });
     // The termination-message file, empty at each start, writable by the container's user.
-    const termination = this.terminationFile({ spec } as ContainerRun);
+    const termination = this.terminationFile(run);
     mkdirSync(dirname(termination), { recursive: true });
     writeFileSync(termination, '');
     chmodSync(termination, 0o666);
@@ -628,8 +636,13 @@ class PodWorker {
     mounts.push([termination, terminationPath, false]);
     const target = join(this.dir, 'rootfs', spec.name);
     mkdirSync(target, { recursive: true });
+    // A writable root is the container's own layer over the shared tree (overlayfs), new at each start, as a
+    // container runtime gives it: what one container writes, no other container of the image sees.
+    const writable = join(this.dir, 'rootfs-rw', spec.name);
+    rmSync(writable, { recursive: true, force: true });
+    for (const d of ['upper', 'work']) mkdirSync(join(writable, d), { recursive: true });
     const script = mountScript(this.runner.tools);
-    const params = [image.rootfs, target, sc.readOnlyRootFilesystem ? 'ro' : 'rw', String(uid), String(gid), c.WorkingDir || '/', String(mounts.length), ...mounts.flatMap(([h, p, ro]) => [h, p, ro ? 'ro' : 'rw'])];
+    const params = [image.rootfs, target, sc.readOnlyRootFilesystem ? 'ro' : 'rw', join(writable, 'upper'), join(writable, 'work'), String(uid), String(gid), c.WorkingDir || '/', String(mounts.length), ...mounts.flatMap(([h, p, ro]) => [h, p, ro ? 'ro' : 'rw'])];
     return { argv: [this.runner.tools.unshare, ['--mount', '--propagation', 'private', '--', this.runner.tools.sh, '-c', script, 'container', ...params, ...command, ...args]], env };
   }
 
@@ -745,18 +758,20 @@ interface HostTools {
 
 /**
  * Run by the host's sh inside a new mount namespace, with positional parameters: the image's tree, the mount point,
- * ro|rw (readOnlyRootFilesystem), uid, gid, working directory, the number of volume mounts, that many triples of
- * host directory, path and ro|rw, then the container's command. The image's tree is bound onto the mount point
- * (read-only after the rest is mounted, so the volumes' mount points exist), /proc, a /dev of a few devices, the
- * volumes; then unshare changes root and directory and drops to the user, after setpriv forbids new privileges.
+ * ro|rw (readOnlyRootFilesystem), the writable layer's upper and work directories, uid, gid, working directory, the
+ * number of volume mounts, that many triples of host directory, path and ro|rw, then the container's command. The
+ * image's tree is bound onto the mount point (read-only after the rest is mounted, so the volumes' mount points
+ * exist) or, for a writable root, mounted as the lower layer of an overlay whose upper layer is the container's;
+ * then /proc, a /dev of a few devices, the volumes; unshare changes root and directory and drops to the user,
+ * after setpriv forbids new privileges.
  */
 function mountScript(t: HostTools): string {
   const q = (s: string): string => `'${s.replace(/'/g, `'\\''`)}'`;
   const m = q(t.mount);
   return [
     'set -eu',
-    'img=$1 r=$2 ro=$3 uid=$4 gid=$5 wd=$6 n=$7; shift 7',
-    `${m} --bind "$img" "$r"`,
+    'img=$1 r=$2 ro=$3 up=$4 wk=$5 uid=$6 gid=$7 wd=$8 n=$9; shift 9',
+    `if [ "$ro" = ro ]; then ${m} --bind "$img" "$r"; else ${m} -t overlay overlay -o "lowerdir=$img,upperdir=$up,workdir=$wk" "$r"; fi`,
     `${m} -t proc -o nosuid,nodev,noexec proc "$r/proc"`,
     `${m} -t tmpfs -o mode=755,size=64k,nosuid,noexec tmpfs "$r/dev"`,
     `for d in null zero full random urandom; do : > "$r/dev/$d"; ${m} --bind "/dev/$d" "$r/dev/$d"; done`,
@@ -862,6 +877,9 @@ function takeMachineLock(file: string): void {
   writeFileSync(file, String(process.pid));
 }
 
+/** Where the runner unpacks images by default: under Slipway's cache, kept across runs. */
+export const podImagesDir = (): string => join(cacheRoot(), 'pod-runner', 'images');
+
 export interface PodRunnerOptions {
   client: KubeClient;
   dir: string;
@@ -893,7 +911,7 @@ export class PodRunner {
     this.dir = opts.dir;
     this.programs = opts.programs;
     this.log = opts.log ?? (() => {});
-    this.images = new ImageStore(opts.imageDir ?? join(cacheRoot(), 'pod-runner', 'images'));
+    this.images = new ImageStore(opts.imageDir ?? podImagesDir());
     this.tools = { unshare: hostProgram('unshare'), sh: hostProgram('sh'), mount: hostProgram('mount'), setpriv: hostProgram('setpriv') };
     this.events = new EventRecorder(opts.client, { component: 'slipway-pod-runner', instance: 'local', onError: (err) => this.log(`event: ${String(err)}`) });
     this.pods = new Informer<Pod>(opts.client, Resources.Pod);
