@@ -54,12 +54,16 @@ async function call(url: string, init: RequestInit, what: string): Promise<Respo
   return res;
 }
 
-/** Pushes the image of an OCI layout (its first manifest) as `ref`; returns the manifest's digest. */
-export async function pushLayout(layoutDir: string, ref: string): Promise<{ digest: string; pushed: number; present: number }> {
+/**
+ * Pushes an image of an OCI layout (its first manifest, or the one of `opts.manifest`) as `ref`; returns the
+ * manifest's digest. A blob the repository lacks is first mounted from `opts.mountFrom` (a repository of the same
+ * registry that has it: nothing is sent again), else uploaded.
+ */
+export async function pushLayout(layoutDir: string, ref: string, opts: { manifest?: string; mountFrom?: string } = {}): Promise<{ digest: string; pushed: number; present: number }> {
   const { r, base } = await repositoryBase(ref);
   const blob = (digest: string): Buffer => readFileSync(join(layoutDir, 'blobs', 'sha256', digest.replace(/^sha256:/, '')));
   const index = JSON.parse(readFileSync(join(layoutDir, 'index.json'), 'utf8')) as { manifests: { digest: string }[] };
-  const digest = index.manifests[0]?.digest;
+  const digest = opts.manifest ?? index.manifests[0]?.digest;
   if (!digest) throw new Error(`${layoutDir}: no manifest in index.json`);
   const manifestBytes = blob(digest);
   const manifest = JSON.parse(manifestBytes.toString('utf8')) as { config: { digest: string }; layers: { digest: string }[] };
@@ -70,7 +74,13 @@ export async function pushLayout(layoutDir: string, ref: string): Promise<{ dige
       present++;
       continue;
     }
-    const start = await call(`${base}/blobs/uploads/`, { method: 'POST' }, `start the upload of ${d}`);
+    const mount = opts.mountFrom ? `?mount=${d}&from=${encodeURIComponent(opts.mountFrom)}` : '';
+    const start = await call(`${base}/blobs/uploads/${mount}`, { method: 'POST' }, `start the upload of ${d}`);
+    // 201: mounted from the other repository; 202: an upload to make after all.
+    if (start.status === 201) {
+      present++;
+      continue;
+    }
     const location = start.headers.get('location');
     if (!location) throw new Error(`start the upload of ${d}: no Location`);
     const url = new URL(location, `http://${r.host}`);
@@ -85,7 +95,9 @@ export async function pushLayout(layoutDir: string, ref: string): Promise<{ dige
 
 export interface PulledManifest {
   digest: string;
-  manifest: { config: { digest: string }; layers: { digest: string; mediaType: string }[] };
+  /** The manifest's bytes, as the registry has them (its digest is of these). */
+  raw: Buffer;
+  manifest: { config: { digest: string }; layers: { digest: string; mediaType: string; size?: number }[] };
   config: { config?: { Entrypoint?: string[]; Cmd?: string[]; Env?: string[]; User?: string; WorkingDir?: string } };
 }
 
@@ -100,7 +112,7 @@ export async function fetchManifest(ref: string): Promise<PulledManifest> {
   if (type !== OCI_MANIFEST) throw new Error(`manifest of ${ref}: ${type || 'no media type'} (an OCI image manifest for linux/amd64 is needed)`);
   const manifest = JSON.parse(bytes.toString('utf8')) as PulledManifest['manifest'];
   const config = JSON.parse((await fetchBlob(ref, manifest.config.digest)).toString('utf8')) as PulledManifest['config'];
-  return { digest, manifest, config };
+  return { digest, raw: bytes, manifest, config };
 }
 
 /** A blob of the repository of `ref`, checked against its digest. */

@@ -14,11 +14,13 @@ import { freePorts, startComponent, stopProcess, type ComponentRecord, type Star
 import { startImageRegistry, type ImageRegistryInfo } from './image-registry.ts';
 import { cacheRoot, ensureBinaries, KUBE_VERSION, moduleDir } from './toolchain.ts';
 import { runnerPodSelectorKey } from './images.ts';
-import { KWOK_POD_CIDR } from './pod-runner.ts';
+import { KWOK_POD_CIDR, podImagesDir } from './pod-runner.ts';
 import { ensureBridge } from './podnet.ts';
 import { startGateway, type GatewayInfo } from './gateway.ts';
 import { startPrometheus, type PrometheusInfo } from './prometheus.ts';
 import { startRegistry, type RegistryInfo } from './registry.ts';
+import { ImageStore } from './image-store.ts';
+import { ensureMlserverImage } from './mlserver-image.ts';
 import { ensurePythonEnv } from './python.ts';
 
 const execFileAsync = promisify(execFile);
@@ -86,6 +88,8 @@ export interface ClusterState {
   /** With `serve`: the Gateway that routes to serving pods, and the Prometheus that scrapes them. */
   gateway?: GatewayInfo;
   prometheus?: PrometheusInfo;
+  /** With `serve`: the local registry's mirror of the MLServer image, by digest (local/mlserver-image.ts). */
+  mlserverImage?: string;
   /** With `serve`: the MLflow tracking server (model registry), reachable from the host and from pods. */
   registry?: RegistryInfo;
   /** The local image registry (data plane): the host to name images by, and its URL. */
@@ -258,9 +262,8 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
 
   const startDataPlane = async (): Promise<void> => {
     if (process.getuid?.() !== 0) throw new Error('the local data plane (serve) needs root: pods get network namespaces and a bridge');
-    const pythonBin = await ensurePythonEnv(log);
     await ensureBridge();
-    const runner = start('pod-runner', [join(import.meta.dirname, 'pod-runner-main.ts'), `--kubeconfig=${kubeconfig}`, `--dir=${join(opts.dir, 'pods')}`, `--python-bin=${pythonBin}`], process.execPath);
+    const runner = start('pod-runner', [join(import.meta.dirname, 'pod-runner-main.ts'), `--kubeconfig=${kubeconfig}`, `--dir=${join(opts.dir, 'pods')}`], process.execPath);
     await eventually('the pod runner', () => readFileSync(runner.log, 'utf8').includes('pod runner ready'), { abort: runner.exited, timeoutMs: 60_000, intervalMs: 100 });
     state.registry = await startRegistry({
       start,
@@ -270,6 +273,14 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
     const registryBin = (await ensureBinaries(log, 'registry')).binDir;
     state.imageRegistry = await startImageRegistry({ start, dir: opts.dir, binDir: registryBin });
     state.authImageRegistry = await startImageRegistry({ start, dir: opts.dir, binDir: registryBin }, { auth: true });
+    // MLServer's image, mirrored in the registry (built by an environment build Job the first time), beside the rest.
+    const imageRegistry = state.imageRegistry;
+    const mlserver = ensureMlserverImage(kubectl, imageRegistry.host, log).then(async (ref) => {
+      state.mlserverImage = ref;
+      // Unpacked now into the runner's image store, so the first MLServer pod starts as fast as the next.
+      await new ImageStore(podImagesDir()).pull(ref);
+    });
+    mlserver.catch(() => {});
     const tools = await ensureBinaries(log, 'dataplane');
     state.gateway = await startGateway({
       kubectl,
@@ -286,6 +297,7 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
       port: ((await freePorts(1)) as [number])[0],
       config: { server, caCert: pki.caCert, clientCert: pki.adminCert, clientKey: pki.adminKey, gatewayMetrics: state.gateway.metricsUrl },
     });
+    await mlserver;
     saveState();
   };
 

@@ -1,13 +1,22 @@
-// The images the local pod runner can run, and what each one runs on this machine instead of a container: the
-// image's entrypoint, default arguments and environment, resolved to local programs (the locked Python
-// environment's MLServer; the local storage initializer). An image of a known repository but an unknown tag is
-// refused as a kubelet refuses an image it cannot pull. Images in the local image registry are pulled and run as
-// they are, under chroot (image-store.ts, pod-runner.ts). Other images stay plain KWOK pods.
+// The images the local pod runner can run. Images in the local image registry are pulled and run as they are,
+// under chroot (image-store.ts, pod-runner.ts). A few public images are mirrored there: the runner pulls
+// `docker.io/seldonio/mlserver:1.7.1` from the local registry's `seldonio/mlserver:1.7.1`, an image built on this
+// machine from the same MLServer release (local/mlserver-image.ts), as a node with a registry mirror would. The
+// storage initializer still runs as a local program (its entrypoint resolved to storage-initializer.ts). An image
+// of a known repository but an unknown tag is refused as a kubelet refuses an image it cannot pull. Other images
+// stay plain KWOK pods.
 import { join } from 'node:path';
 import { IMAGE_REGISTRY } from './image-registry.ts';
 
-/** The MLServer image the mlserver preset's examples use; the local pod runs the same version from PyPI. */
+/** The MLServer image the mlserver preset's examples use; pods pull it from the local registry's mirror. */
 export const MLSERVER_IMAGE = 'docker.io/seldonio/mlserver:1.7.1';
+/** Where the local registry holds it: built by local/mlserver-image.ts from the same release's packages. */
+export const MLSERVER_MIRROR = `${IMAGE_REGISTRY}/seldonio/mlserver:1.7.1`;
+
+/** Public images the local registry mirrors: the reference pulled instead, or undefined. */
+export function mirrorOf(image: string): string | undefined {
+  return normalizeImage(image) === MLSERVER_IMAGE ? MLSERVER_MIRROR : undefined;
+}
 /** The controller's default storage initializer (DEFAULT_STORAGE_INITIALIZER_IMAGE). */
 export const STORAGE_INITIALIZER_IMAGE = 'docker.io/kserve/storage-initializer:v0.15.2';
 
@@ -58,16 +67,12 @@ export interface LocalImage {
 }
 
 export interface LocalPrograms {
-  pythonBin: string;
   node: string;
 }
 
-/** The local stand-in for an image, or undefined when the runner cannot run it. */
+/** The local program that stands in for an image, or undefined when the runner cannot run it so. */
 export function localImage(image: string, programs: LocalPrograms): LocalImage | undefined {
   switch (normalizeImage(image)) {
-    case MLSERVER_IMAGE:
-      // The image's CMD is `mlserver start $MLSERVER_MODELS_DIR`, with MLSERVER_MODELS_DIR=/mnt/models/.
-      return { entrypoint: [], cmd: ['mlserver', 'start', '/mnt/models/'], env: { MLSERVER_MODELS_DIR: '/mnt/models/' }, path: [programs.pythonBin] };
     case STORAGE_INITIALIZER_IMAGE:
       // ENTRYPOINT initializer-entrypoint, given `<uri> <dir>` as args.
       return { entrypoint: [programs.node, join(import.meta.dirname, 'storage-initializer.ts')], cmd: [], env: {}, path: [] };

@@ -58,3 +58,13 @@ export async function ensurePythonEnv(log: (line: string) => void = () => {}, en
   log(`Python environment ready in ${Math.round((Date.now() - t0) / 1000)} s: ${dir}`);
   return join(dir, 'bin');
 }
+
+/**
+ * The serving lock's packages as pinned requirements (`name==version`, PEP 503 names): what an environment image
+ * needs to serve exactly as the local environment does (a pickled model wants its scikit-learn; MLServer 1.7.1
+ * wants the uvloop it was released with).
+ */
+export function servingPins(): string[] {
+  const lock = readFileSync(LOCKS.serving, 'utf8');
+  return [...lock.matchAll(/^([A-Za-z0-9_.-]+==\S+)/gm)].map((m) => (m[1] ?? '').toLowerCase().replace(/[_.]+(?=[^=]*==)/g, '-'));
+}

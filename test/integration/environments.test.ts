@@ -15,7 +15,7 @@ import { eventually } from '../../local/eventually.ts';
 import { localHttpRoute } from '../../local/gateway.ts';
 import { frameRequest, startModelStore, trainModel } from '../../local/mlserver.ts';
 import { GATEWAY } from '../../local/podnet.ts';
-import { ensurePythonEnv } from '../../local/python.ts';
+import { ensurePythonEnv, servingPins } from '../../local/python.ts';
 import { startController, type ControllerProcess } from './controller-process.ts';
 import { failingWebhook, getJson, onlyRoutesOf, testCluster, testNamespace } from './harness.ts';
 
@@ -338,17 +338,19 @@ test('an environment with R and CRAN packages builds, and its R runs them; an R 
   assert.match(condition(failed, 'Ready')?.message ?? '', /Debian package r-cran-nosuchcranpackage is not in bookworm, bookworm-updates, bookworm-security/);
 });
 
-test('MLServer from an environment image: the mlserver preset serves a model trained on this machine, with the versions the training used', { skip, timeout: 1_200_000 }, async (t) => {
+test('MLServer from an environment image: the image the data plane built for this content is found, not rebuilt, and the mlserver preset serves from it a model trained on this machine', { skip, timeout: 1_200_000 }, async (t) => {
   const ns = await testNamespace(t);
   const { pythonBase } = await builderSetup(t, ns);
-  // The serving stack exactly as the local training environment has it (local/python/requirements.lock: a
-  // pickled model wants its scikit-learn, and MLServer 1.7.1 wants the uvloop it was released with).
-  const lock = readFileSync(join(import.meta.dirname, '..', '..', 'local', 'python', 'requirements.lock'), 'utf8');
-  const pins = [...lock.matchAll(/^([A-Za-z0-9_.-]+==\S+)/gm)].map((m) => (m[1] ?? '').toLowerCase().replace(/[_.]+(?=[^=]*==)/g, '-'));
+  // The serving stack exactly as the local training environment has it (local/python/requirements.lock): the
+  // content the data plane's MLServer image was built from (local/mlserver-image.ts), in the same repository.
+  const pins = servingPins();
   for (const name of ['mlserver', 'mlserver-sklearn', 'scikit-learn', 'uvloop']) assert.ok(pins.some((p) => p.startsWith(`${name}==`)), `${name} is in local/python/requirements.lock`);
-  await cluster.kubectl(['apply', '-n', ns, '-f', '-'], penv('mlserver-env', { baseImage: pythonBase, packages: { pip: pins }, build: { repository: `${registry}/${ns}/mlserver-env` } }));
+  const repository = `${registry}/slipway/mlserver-env`;
+  await cluster.kubectl(['apply', '-n', ns, '-f', '-'], penv('mlserver-env', { baseImage: pythonBase, packages: { pip: pins }, build: { repository } }));
   const env = await built(ns, 'mlserver-env');
   for (const pin of pins) assert.ok(env.lock?.includes(pin), `${pin} locked`);
+  assert.equal(env.image, `${repository}@${(await fetchManifest(`${repository}:${env.contentHash ?? ''}`)).digest}`, 'the image pushed for this content');
+  assert.ok((await events(ns, 'mlserver-env')).some((e) => e.reason === 'Built' && e.message.includes('already in the registry: not rebuilt')), 'found in the registry, not built again');
 
   const bin = await ensurePythonEnv((line) => t.diagnostic(line));
   const root = mkdtempSync(join(tmpdir(), 'slipway-models-'));

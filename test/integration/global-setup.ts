@@ -13,6 +13,7 @@ function dataPlaneEnv(state: ClusterState): void {
   if (state.prometheus) process.env.SLIPWAY_TEST_PROMETHEUS_URL = state.prometheus.url;
   if (state.registry) process.env.SLIPWAY_TEST_REGISTRY = JSON.stringify(state.registry);
   if (state.imageRegistry) process.env.SLIPWAY_TEST_IMAGE_REGISTRY = state.imageRegistry.host;
+  if (state.mlserverImage) process.env.SLIPWAY_TEST_MLSERVER_IMAGE = state.mlserverImage;
   if (state.authImageRegistry) {
     process.env.SLIPWAY_TEST_AUTH_REGISTRY = state.authImageRegistry.host;
     process.env.SLIPWAY_TEST_AUTH_REGISTRY_USERNAME = state.authImageRegistry.username ?? '';

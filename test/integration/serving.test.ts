@@ -6,7 +6,7 @@
 // the ModelDeployment's Ready condition while the stable revision keeps serving.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdtempSync, writeFileSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
@@ -34,7 +34,7 @@ interface Condition { type: string; status: string; reason: string; message: str
 interface Md { status?: { conditions?: Condition[]; stable?: { revision: string } } }
 interface Pod {
   metadata: { name: string; uid: string; labels: Record<string, string> };
-  status?: { podIP?: string; conditions?: Condition[]; containerStatuses?: { name: string; restartCount: number; ready: boolean }[] };
+  status?: { podIP?: string; conditions?: Condition[]; containerStatuses?: { name: string; restartCount: number; ready: boolean; imageID?: string }[] };
 }
 
 /** The model store for one test, closed when it ends. */
@@ -102,11 +102,16 @@ test('an mlserver ModelDeployment is Ready only once its server answers, predict
   assert.equal(answer.status, 200);
   assert.equal(answer.version, '1', 'the V2 response names the version the ModelDeployment serves');
   assert.deepEqual(answer.predictions, offline.predictions, 'the same predictions as the model gives offline on the same rows');
+  // The server is the MLServer image's, pulled from the local registry's mirror, and runs inside its tree.
+  const mirrored = process.env.SLIPWAY_TEST_MLSERVER_IMAGE ?? '';
+  assert.equal(pod.status.containerStatuses?.find((c) => c.name === 'model-server')?.imageID, `docker.io/seldonio/mlserver@${mirrored.slice(mirrored.indexOf('@') + 1)}`);
 
   // A killed server process is restarted and counted, and the pod is Ready again.
   const netns = namespaceOf(pod.metadata.uid);
   const [main] = await netnsPids(netns);
   assert.ok(main, 'the server runs in the pod\'s network namespace');
+  assert.notEqual(readlinkSync(`/proc/${main}/root`), '/', 'the server\'s root is the image\'s tree, not this machine\'s');
+  assert.ok(existsSync(`/proc/${main}/root/usr/local/lib/python3.11/dist-packages/mlserver`), 'MLServer is installed in the image');
   process.kill(main, 'SIGKILL');
   const restarted = await eventually('the server restarted and Ready', async () => {
     const [p] = await pods(ns);

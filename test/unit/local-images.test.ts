@@ -10,10 +10,10 @@ import { assertLocalRegistry, parseReference } from '../../image/distribution.ts
 import { tar, type TarEntry } from '../../image/oci.ts';
 import { IMAGE_REGISTRY } from '../../local/image-registry.ts';
 import { unpackLayer } from '../../local/image-store.ts';
-import { isRegistryImage, isRunnerImage, localImage, MLSERVER_IMAGE, normalizeImage, repositoryOf, runnerPodSelectorKey, STORAGE_INITIALIZER_IMAGE } from '../../local/images.ts';
+import { isRegistryImage, isRunnerImage, localImage, MLSERVER_IMAGE, MLSERVER_MIRROR, mirrorOf, normalizeImage, repositoryOf, runnerPodSelectorKey, STORAGE_INITIALIZER_IMAGE } from '../../local/images.ts';
 import { DEFAULT_STORAGE_INITIALIZER_IMAGE } from '../../src/controllers/modeldeployment/runtimes.ts';
 
-const programs = { pythonBin: '/py/bin', node: '/usr/bin/node' };
+const programs = { node: '/usr/bin/node' };
 
 test('image references are normalised as a container runtime does', () => {
   assert.equal(normalizeImage('seldonio/mlserver:1.7.1'), 'docker.io/seldonio/mlserver:1.7.1');
@@ -26,7 +26,12 @@ test('the runner takes pods of its repositories at any tag, and runs only the ta
   assert.ok(isRunnerImage('seldonio/mlserver:9.9.9'));
   assert.ok(!isRunnerImage('registry.example.com/mlserver:1.6.1'));
   assert.equal(localImage('seldonio/mlserver:9.9.9', programs), undefined);
-  assert.deepEqual(localImage(MLSERVER_IMAGE, programs)?.cmd, ['mlserver', 'start', '/mnt/models/']);
+  assert.equal(mirrorOf('seldonio/mlserver:9.9.9'), undefined);
+  // MLServer is pulled from the local registry's mirror, as the image it is (no local program stands in).
+  assert.equal(mirrorOf('seldonio/mlserver:1.7.1'), MLSERVER_MIRROR);
+  assert.equal(mirrorOf(MLSERVER_IMAGE), MLSERVER_MIRROR);
+  assert.ok(isRegistryImage(MLSERVER_MIRROR));
+  assert.equal(localImage(MLSERVER_IMAGE, programs), undefined);
   assert.equal(STORAGE_INITIALIZER_IMAGE, DEFAULT_STORAGE_INITIALIZER_IMAGE, 'the controller\'s default initializer is one the runner can run');
   assert.equal(localImage(STORAGE_INITIALIZER_IMAGE, programs)?.entrypoint[0], '/usr/bin/node');
 });
