@@ -280,7 +280,11 @@ function summary(r: Result): Summary {
   };
 }
 
-const median = (xs: number[]): number => percentile([...xs].sort((a, b) => a - b), 50);
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = Math.floor(s.length / 2);
+  return s.length % 2 ? (s[mid] ?? NaN) : ((s[mid - 1] ?? NaN) + (s[mid] ?? NaN)) / 2;
+}
 
 /** Each figure's median over the runs of one peer (a median of each figure, not the figures of a median run). */
 function medianOf(runs: Summary[]): Summary {
