@@ -6,8 +6,11 @@
 //   - image sizes: the environment's layer and the whole image, compressed, and how many packages the lock holds;
 //   - beside it, the same Python requirements installed the way a Dockerfile's `RUN pip install -r` does (no lock,
 //     no hashes, default bytecode, then the changed files tarred and gzipped as an image builder would), in a
-//     chroot of the same base image on this machine, twice: time, size, and whether the two layers are the same.
-//   npm run bench:environments [-- --python-only] [--skip-dockerfile]
+//     chroot of the same base image on this machine, twice: time, size, and whether the two layers are the same;
+//   - and the same 20 R packages the way a Dockerfile on Debian installs them (`FROM debian:12` and `RUN apt-get
+//     install r-base-core r-cran-…`: the same Debian builds the R environment takes, CRAN being out of reach),
+//     as mmdebstrap bootstraps it (apt, dpkg and the maintainer scripts run): the base alone, then base + R, twice.
+//   npm run bench:environments [-- --python-only] [--skip-dockerfile] [--dockerfile-only]   (mmdebstrap: apt-get install mmdebstrap)
 import { execFile, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -22,7 +25,7 @@ import { eventually } from '../local/eventually.ts';
 import { GATEWAY } from '../local/podnet.ts';
 import { freePorts } from '../local/processes.ts';
 
-const { values } = parseArgs({ options: { 'python-only': { type: 'boolean', default: false }, 'skip-dockerfile': { type: 'boolean', default: false } } });
+const { values } = parseArgs({ options: { 'python-only': { type: 'boolean', default: false }, 'skip-dockerfile': { type: 'boolean', default: false }, 'dockerfile-only': { type: 'boolean', default: false } } });
 const NS = 'bench';
 const root = join(import.meta.dirname, '..');
 const run = promisify(execFile);
@@ -44,6 +47,11 @@ interface Penv { status?: { image?: string; lock?: string[]; phase?: string; con
 
 async function main(): Promise<void> {
   if (process.getuid?.() !== 0) throw new Error('bench:environments needs root: the pod runner runs the build Jobs');
+  if (values['dockerfile-only']) {
+    await dockerfileStyle();
+    if (!values['python-only']) await dockerfileStyleR();
+    return;
+  }
   const dir = join(existsSync('/dev/shm') ? '/dev/shm' : tmpdir(), `slipway-bench-environments-${process.pid}`);
   const cluster = await startCluster({ dir, serve: true, audit: false, log: (l) => console.error(`  ${l}`) });
   const kubectl = cluster.kubectl;
@@ -105,7 +113,52 @@ async function main(): Promise<void> {
   console.log('| --- | --- | --- | --- | --- | --- | --- |');
   for (const r of rows) console.log(`| ${r.join(' | ')} |`);
 
-  if (!values['skip-dockerfile']) await dockerfileStyle();
+  if (!values['skip-dockerfile']) {
+    await dockerfileStyle();
+    if (!values['python-only']) await dockerfileStyleR();
+  }
+}
+
+/**
+ * `FROM debian:12` + `RUN apt-get update && apt-get install -y --no-install-recommends r-base-core r-cran-…` as a
+ * Debian bootstrap makes it (mmdebstrap, variant apt, from the machine's Debian mirror): the base alone, then the
+ * base with R and the 20 packages, twice. The RUN step's share is the difference; the image is the whole tree.
+ */
+async function dockerfileStyleR(): Promise<void> {
+  await run('mmdebstrap', ['--version']).catch(() => {
+    throw new Error('the R Dockerfile-style comparison needs mmdebstrap (apt-get install mmdebstrap)');
+  });
+  const packages = ['r-base-core', ...R_20.map((n) => `r-cran-${n.toLowerCase()}`)];
+  const bootstrap = async (include: string[]): Promise<{ seconds: number; tar: number; gz: number; digest: string; debs: number }> => {
+    const dir = mkdtempSync(join(tmpdir(), 'slipway-bench-debian-'));
+    try {
+      const tar = join(dir, 'root.tar');
+      const t0 = performance.now();
+      await run('mmdebstrap', ['--quiet', '--variant=apt', '--mode=root', ...(include.length ? [`--include=${include.join(',')}`] : []), 'bookworm', tar], { maxBuffer: 64 * 1024 * 1024 });
+      const seconds = (performance.now() - t0) / 1000;
+      const list = (await run('tar', ['-xOf', tar, './var/lib/dpkg/status'], { maxBuffer: 64 * 1024 * 1024 })).stdout;
+      await run('gzip', ['-k', '-6', tar]);
+      return {
+        seconds,
+        tar: readFileSync(tar).length,
+        gz: readFileSync(`${tar}.gz`).length,
+        digest: createHash('sha256').update(readFileSync(tar)).digest('hex'),
+        debs: (list.match(/^Package: /gm) ?? []).length,
+      };
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  };
+  const base = await bootstrap([]);
+  const withR = [await bootstrap(packages), await bootstrap(packages)];
+  const mib = (n: number): string => (n / 1048576).toFixed(1);
+  console.log(`
+The same ${R_20.length} R packages, Dockerfile-style on Debian 12 (\`FROM debian:12\`, \`RUN apt-get install r-base-core r-cran-…\`), bootstrapped by mmdebstrap on this machine`);
+  console.log('| tree | Debian packages | bootstrap, s | RUN step (minus the base), s | tree, MiB | gzip, MiB | tar sha256 |');
+  console.log('| --- | --- | --- | --- | --- | --- | --- |');
+  console.log(`| debian:12 (variant apt) | ${base.debs} | ${base.seconds.toFixed(1)} | – | ${mib(base.tar)} | ${mib(base.gz)} | ${base.digest.slice(0, 16)}… |`);
+  for (const [i, r] of withR.entries()) console.log(`| + R, run ${i + 1} | ${r.debs} | ${r.seconds.toFixed(1)} | ${(r.seconds - base.seconds).toFixed(1)} | ${mib(r.tar)} | ${mib(r.gz)} | ${r.digest.slice(0, 16)}… |`);
+  console.log(withR[0]?.digest === withR[1]?.digest ? 'The two runs gave the same tree.' : 'The two runs gave different trees (file times, maintainer scripts\' output): the same Dockerfile is not the same image.');
 }
 
 /**
