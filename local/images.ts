@@ -10,8 +10,9 @@ import { IMAGE_REGISTRY } from './image-registry.ts';
 
 /** The MLServer image the mlserver preset's examples use; pods pull it from the local registry's mirror. */
 export const MLSERVER_IMAGE = 'docker.io/seldonio/mlserver:1.7.1';
-/** Where the local registry holds it: built by local/mlserver-image.ts from the same release's packages. */
-export const MLSERVER_MIRROR = `${IMAGE_REGISTRY}/seldonio/mlserver:1.7.1`;
+/** Where the local registry holds it (its path there, then the reference): built by local/mlserver-image.ts. */
+export const MLSERVER_MIRROR_PATH = MLSERVER_IMAGE.slice('docker.io/'.length);
+export const MLSERVER_MIRROR = `${IMAGE_REGISTRY}/${MLSERVER_MIRROR_PATH}`;
 
 /** Public images the local registry mirrors: the reference pulled instead, or undefined. */
 export function mirrorOf(image: string): string | undefined {

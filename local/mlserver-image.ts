@@ -13,11 +13,11 @@ import { pushEnvironmentImages } from '../image/environment-images.ts';
 import { image, sha256, type Layer } from '../image/oci.ts';
 import { projectEnvironment } from '../src/api/projectenvironment.ts';
 import { BUILD_CONTAINER, buildJob, buildJobName } from '../src/environments/build-job.ts';
-import { buildInputs, contentHash } from '../src/environments/content.ts';
+import { buildInputs, contentHash, type BuildInputs } from '../src/environments/content.ts';
 import { parseBuildReport } from '../src/environments/report.ts';
 import { EGRESS_PROXY_PORT } from './egress-proxy.ts';
 import { eventually } from './eventually.ts';
-import { MLSERVER_IMAGE, MLSERVER_MIRROR } from './images.ts';
+import { MLSERVER_IMAGE, MLSERVER_MIRROR_PATH, repositoryOf } from './images.ts';
 import { GATEWAY } from './podnet.ts';
 import { servingPins } from './python.ts';
 import { cacheRoot } from './toolchain.ts';
@@ -28,6 +28,8 @@ const ENVIRONMENT = 'mlserver';
 /** The upstream image's command and models directory. */
 const MODELS_DIR = '/mnt/models/';
 const GZIP_LAYER = 'application/vnd.oci.image.layer.v1.tar+gzip';
+/** The MLServer release the mirrored image is (its tag). */
+const MLSERVER_VERSION = MLSERVER_IMAGE.slice(MLSERVER_IMAGE.lastIndexOf(':') + 1);
 
 type Kubectl = (args: string[], input?: string) => Promise<string>;
 
@@ -44,9 +46,8 @@ interface PodView {
  * have it: needs the pod runner, its egress proxy and the registry); returns the reference by digest.
  */
 export async function ensureMlserverImage(kubectl: Kubectl, host: string, log: (line: string) => void = () => {}): Promise<string> {
-  const tag = MLSERVER_IMAGE.slice(MLSERVER_IMAGE.lastIndexOf(':') + 1);
   const pins = servingPins();
-  if (!pins.includes(`mlserver==${tag}`)) throw new Error(`local/python/requirements.lock does not pin mlserver==${tag}, the release ${MLSERVER_IMAGE} names`);
+  if (!pins.includes(`mlserver==${MLSERVER_VERSION}`)) throw new Error(`local/python/requirements.lock does not pin mlserver==${MLSERVER_VERSION}, the release ${MLSERVER_IMAGE} names`);
   const refs = await pushEnvironmentImages(host, log, ['python']);
   const repository = `${host}/slipway/mlserver-env`;
   const pe = projectEnvironment.parse({
@@ -64,12 +65,12 @@ export async function ensureMlserverImage(kubectl: Kubectl, host: string, log: (
   if (!existsSync(join(dir, 'built.json'))) {
     const t0 = Date.now();
     log(`building ${MLSERVER_IMAGE} for the local registry (${pins.length} packages, once per content)`);
-    const built = await runBuild(kubectl, pe, hash, { builder: refs.builder, host });
+    const built = await runBuild(kubectl, pe, inputs, hash, { builder: refs.builder, host });
     rmSync(dir, { recursive: true, force: true });
     await saveLayout(layout, built, `${repository}:${hash}.sbom`, {
       env: `${envRepository}:${hash}`,
       sbom: `${envRepository}:${hash}.sbom`,
-      mirror: `seldonio/mlserver:${tag}`,
+      mirror: MLSERVER_MIRROR_PATH,
     });
     writeFileSync(join(dir, 'built.json'), JSON.stringify({ built, seconds: Math.round((Date.now() - t0) / 1000) }));
     log(`built ${MLSERVER_IMAGE} (${built}) in ${Math.round((Date.now() - t0) / 1000)} s`);
@@ -80,15 +81,13 @@ export async function ensureMlserverImage(kubectl: Kubectl, host: string, log: (
   for (const m of index.manifests) {
     const name = m.annotations['org.opencontainers.image.ref.name'] ?? '';
     const pushed = await pushLayout(layout, `${host}/${name}`, { manifest: m.digest, mountFrom: envRepository });
-    if (`${host}/${name}` === MLSERVER_MIRROR) mirror = pushed.digest;
+    if (name === MLSERVER_MIRROR_PATH) mirror = pushed.digest;
   }
-  return `${MLSERVER_MIRROR.slice(0, MLSERVER_MIRROR.lastIndexOf(':'))}@${mirror}`;
+  return `${repositoryOf(`${host}/${MLSERVER_MIRROR_PATH}`)}@${mirror}`;
 }
 
 /** The build Job for the environment, as the ProjectEnvironment controller makes it; the image it pushed. */
-async function runBuild(kubectl: Kubectl, pe: ReturnType<typeof projectEnvironment.parse>, hash: string, opts: { builder: string; host: string }): Promise<string> {
-  const inputs = buildInputs(pe.spec);
-  if (!inputs) throw new Error('no build inputs');
+async function runBuild(kubectl: Kubectl, pe: ReturnType<typeof projectEnvironment.parse>, inputs: BuildInputs, hash: string, opts: { builder: string; host: string }): Promise<string> {
   const ns = IMAGES_NAMESPACE;
   const ca = readFileSync('/etc/ssl/certs/ca-certificates.crt', 'utf8');
   await kubectl(['apply', '--server-side', '--field-manager=slipway-local', '-f', '-'], [
@@ -172,6 +171,6 @@ async function withCommand(ref: string): Promise<ReturnType<typeof image>> {
     env: [...(c.Env ?? []).filter((e) => !e.startsWith('MLSERVER_MODELS_DIR=')), `MLSERVER_MODELS_DIR=${MODELS_DIR}`],
     user: c.User ?? '65532:65532',
     workingDir: c.WorkingDir ?? '/home/nonroot',
-    labels: { ...c.Labels, 'org.opencontainers.image.title': 'mlserver', 'org.opencontainers.image.version': MLSERVER_IMAGE.slice(MLSERVER_IMAGE.lastIndexOf(':') + 1), 'dev.slipway.built-from': ref },
+    labels: { ...c.Labels, 'org.opencontainers.image.title': 'mlserver', 'org.opencontainers.image.version': MLSERVER_VERSION, 'dev.slipway.built-from': ref },
   });
 }

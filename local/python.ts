@@ -1,6 +1,8 @@
 // The local environment's Python: one virtual environment per hash-locked requirements file, in the cache like
-// the control plane's binaries. `pip install --require-hashes` from local/python/requirements.lock, so the model
-// servers that run locally are exactly the locked packages, on every machine; a changed lock is a new directory.
+// the control plane's binaries. `pip install --require-hashes` from local/python/requirements.lock, so the models
+// trained here and the MLServer the tests start on the host are exactly the locked packages, on every machine; a
+// changed lock is a new directory. The data plane's pods run MLServer from an image of the same lock
+// (mlserver-image.ts).
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
