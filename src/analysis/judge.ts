@@ -5,8 +5,9 @@
 //     noise alone does not cross them; compare uses the anytime-valid confidence sequence of the difference, so
 //     measuring at every interval does not inflate false alarms. Fail only when the evidence says worse.
 //   histogram (latency buckets): the Mann-Whitney rank test, one-sided (canary slower), with an effect size (the
-//     chance a canary request is slower than a stable one) and the medians; fail when significant and the median
-//     grew by more than maxIncrease.
+//     chance a canary request is slower than a stable one); fail when significant and the mean (exact, from the
+//     sum of the observed values) grew by more than maxIncrease. Without a sum, the median's bucket bound stands in
+//     for the mean: coarse (the default buckets are 2-2.5x apart), so the presets always give the sum.
 //   value (one number per revision): bounds and a plain relative comparison.
 // Too few samples, no data or a provider error is never a Pass.
 import type { ModelDeploymentSpec } from '../api/modeldeployment.ts';
@@ -18,8 +19,9 @@ export type MetricSpec = NonNullable<NonNullable<ModelDeploymentSpec['rollout']>
 
 export type MetricValue =
   | { kind: 'counts'; events: number; trials: number }
-  /** Cumulative bucket counts by upper bound, as Prometheus gives them (le = Infinity for +Inf). */
-  | { kind: 'histogram'; buckets: { le: number; count: number }[] }
+  /** Cumulative bucket counts by upper bound, as Prometheus gives them (le = Infinity for +Inf), and the sum of the
+   *  observed values when known. */
+  | { kind: 'histogram'; buckets: { le: number; count: number }[]; sum?: number }
   | { kind: 'value'; value: number }
   /** A Job metric's Job, finished: it succeeded or failed (with the reason the Job gives). */
   | { kind: 'job'; job: string; succeeded: boolean; detail: string };
@@ -51,7 +53,8 @@ function describe(v: MetricValue | undefined): string | undefined {
   if (v.kind === 'counts') return `${pct(v.trials ? v.events / v.trials : 0)} (${v.events}/${v.trials})`;
   if (v.kind === 'job') return `Job ${v.job} ${v.succeeded ? 'succeeded' : 'failed'}`;
   if (v.kind === 'histogram') {
-    return `median ≤ ${fmt(median(v))} (${Math.round(total(v))} observations)`;
+    const m = mean(v);
+    return `${m !== undefined ? `mean ${fmt(m)}, ` : ''}median ≤ ${fmt(median(v))} (${Math.round(total(v))} observations)`;
   }
   return fmt(v.value);
 }
@@ -82,6 +85,12 @@ function median(h: { buckets: { le: number; count: number }[] }): number {
   const finite = sorted.filter((b) => Number.isFinite(b.le));
   for (const b of sorted) if (b.count >= half) return Number.isFinite(b.le) ? b.le : (finite[finite.length - 1]?.le ?? NaN);
   return NaN;
+}
+
+/** The mean of the observed values, when the sum is known and there is at least one observation. */
+function mean(h: { buckets: { le: number; count: number }[]; sum?: number }): number | undefined {
+  const n = total(h);
+  return h.sum !== undefined && Number.isFinite(h.sum) && n > 0 ? h.sum / n : undefined;
 }
 
 export function judgeMetric(spec: MetricSpec, m: MetricMeasurement, alpha: number): MetricJudgement {
@@ -125,13 +134,16 @@ export function judgeMetric(spec: MetricSpec, m: MetricMeasurement, alpha: numbe
     if (spec.max !== undefined && mc > spec.max) return { ...base, verdict: 'Fail', message: `the canary's median ${fmt(mc)} is above ${fmt(spec.max)}` };
     if (spec.min !== undefined && mc < spec.min) return { ...base, verdict: 'Fail', message: `the canary's median ${fmt(mc)} is below ${fmt(spec.min)}` };
     if (spec.compare && sh) {
-      const ms = median(sh);
       const r = mannWhitneyWeighted(perBucket(c), perBucket(sh), { alternative: 'greater' });
-      const allowed = ms * (1 + ratio(spec.compare.maxIncrease));
-      if (r.pValue < alpha && mc > allowed) {
-        return { ...base, verdict: 'Fail', message: `the canary is slower: median ${fmt(mc)} vs ${fmt(ms)} (allowed ${fmt(allowed)}); a canary request is slower than a stable one with probability ${r.effect.toFixed(2)} (Mann-Whitney p ${pValue(r.pValue)}, below ${alpha})` };
+      // The mean when both sums are known (exact at any bucket layout); else the median's bucket bound.
+      const meanC = mean(c);
+      const meanS = mean(sh);
+      const [what, vc, vs] = meanC !== undefined && meanS !== undefined ? ['mean', meanC, meanS] : ['median', mc, median(sh)];
+      const allowed = vs * (1 + ratio(spec.compare.maxIncrease));
+      if (r.pValue < alpha && vc > allowed) {
+        return { ...base, verdict: 'Fail', message: `the canary is slower: ${what} ${fmt(vc)} vs ${fmt(vs)} (allowed ${fmt(allowed)}); a canary request is slower than a stable one with probability ${r.effect.toFixed(2)} (Mann-Whitney p ${pValue(r.pValue)}, below ${alpha})` };
       }
-      return { ...base, verdict: 'Pass', message: `median ${fmt(mc)} vs ${fmt(ms)}; P(canary slower) ${r.effect.toFixed(2)}, p ${pValue(r.pValue)}` };
+      return { ...base, verdict: 'Pass', message: `${what} ${fmt(vc)} vs ${fmt(vs)} (allowed ${fmt(allowed)}); P(canary slower) ${r.effect.toFixed(2)}, p ${pValue(r.pValue)}` };
     }
     return { ...base, verdict: 'Pass', message: `the canary's median ${fmt(mc)} is within bounds` };
   }

@@ -1,6 +1,7 @@
 // The Prometheus metric provider: instant queries over the HTTP API (/api/v1/query), templated for each revision,
-// read as one number, as counts (events and trials) or as a histogram (bucket counts by `le`). A query that
-// returns nothing is "no data", never zero trials passed off as a result.
+// read as one number, as counts (events and trials) or as a histogram (bucket counts by `le`, and the sum of the
+// observed values when a sum query is given). A query that returns nothing is "no data", never zero trials passed
+// off as a result.
 import { send, type Credentials, type HttpAnswer } from '../runtime/http.ts';
 import type { MetricSpec, MetricValue } from './judge.ts';
 
@@ -32,7 +33,10 @@ export function presetQueries(preset: NonNullable<MetricSpec['preset']>): NonNul
         trials: `sum(increase(rest_server_requests_total{${sel}}[{{window}}]))`,
       };
     case 'mlserver-latency':
-      return { histogram: `sum by (le) (increase(rest_server_request_duration_seconds_bucket{${sel}}[{{window}}]))` };
+      return {
+        histogram: `sum by (le) (increase(rest_server_request_duration_seconds_bucket{${sel}}[{{window}}]))`,
+        sum: `sum(increase(rest_server_request_duration_seconds_sum{${sel}}[{{window}}]))`,
+      };
     // Traefik as the Gateway API implementation: what the gateway saw of each revision's Service (a 502 of a pod
     // that died counts too), named <namespace>-<service>-<port name>-<port>@kubernetesgateway.
     case 'traefik-gateway-error-rate':
@@ -41,7 +45,10 @@ export function presetQueries(preset: NonNullable<MetricSpec['preset']>): NonNul
         trials: `sum(increase(traefik_service_requests_total{${gw}}[{{window}}]))`,
       };
     case 'traefik-gateway-latency':
-      return { histogram: `sum by (le) (increase(traefik_service_request_duration_seconds_bucket{${gw}}[{{window}}]))` };
+      return {
+        histogram: `sum by (le) (increase(traefik_service_request_duration_seconds_bucket{${gw}}[{{window}}]))`,
+        sum: `sum(increase(traefik_service_request_duration_seconds_sum{${gw}}[{{window}}]))`,
+      };
   }
 }
 
@@ -86,9 +93,10 @@ export async function measureRevision(address: string, q: NonNullable<MetricSpec
     return { kind: 'counts', events: Math.min(t, Math.round(events ?? 0)), trials: t };
   }
   if (q.histogram) {
-    const r = await instantQuery(address, fillTemplate(q.histogram, vars), { credentials });
+    const [r, sum] = await Promise.all([instantQuery(address, fillTemplate(q.histogram, vars), { credentials }), q.sum ? one(q.sum) : undefined]);
     if (r.length === 0) return undefined;
-    return { kind: 'histogram', buckets: r.map((x) => ({ le: x.labels.le === '+Inf' ? Infinity : Number(x.labels.le), count: x.value })) };
+    const buckets = r.map((x) => ({ le: x.labels.le === '+Inf' ? Infinity : Number(x.labels.le), count: x.value }));
+    return { kind: 'histogram', buckets, ...(sum !== undefined ? { sum } : {}) };
   }
   const v = q.query ? await one(q.query) : undefined;
   return v === undefined ? undefined : { kind: 'value', value: v };

@@ -170,11 +170,13 @@ const metric = cel(
         events: z.string().min(1).max(8192).optional().meta({ description: 'With trials: the count of bad events (e.g. errors) of one revision in the window.' }),
         trials: z.string().min(1).max(8192).optional().meta({ description: 'With events: the count of trials (e.g. requests) of one revision in the window.' }),
         histogram: z.string().min(1).max(8192).optional().meta({ description: 'Bucket counts of one revision in the window, by le (e.g. sum by (le) (increase(x_bucket{...}[{{window}}]))).' }),
+        sum: z.string().min(1).max(8192).optional().meta({ description: 'With histogram: the sum of the observed values of one revision in the window (e.g. sum(increase(x_sum{...}[{{window}}]))). compare then judges the mean, which the sum gives exactly, instead of a median known only to its bucket.' }),
       }),
       {
         rule: '[has(self.query), has(self.events) && has(self.trials), has(self.histogram)].filter(x, x).size() == 1 && has(self.events) == has(self.trials)',
         message: 'a prometheus metric is one of: query (one number), events and trials (counts), or histogram (buckets)',
       },
+      { rule: '!has(self.sum) || has(self.histogram)', message: 'sum goes with histogram (the sum of the values the buckets count)', fieldPath: '.sum' },
     ).optional().meta({ description: 'Queries; {{namespace}}, {{name}}, {{revision}}, {{role}} (canary or stable), {{service}} (<name> or <name>-canary) and {{window}} (the analysis so far, e.g. 95s) are filled in for each revision.' }),
     web: z.object({
       url: z.string().min(1).max(2048).regex(/^https?:\/\//, 'must be an http:// or https:// URL').meta({ description: 'Fetched with GET for each revision; {{namespace}}, {{name}}, {{revision}}, {{role}}, {{service}} and {{window}} are filled in.' }),

@@ -21,6 +21,28 @@ test('latency: a canary shifted to slower buckets fails; the same distribution p
   assert.equal(judgeMetric(s, { name: 'm', canary: hist([60, 340, 30, 0, 0]), stable: hist([140, 260, 30, 0, 0]) }, 0.01).verdict, 'Pass');
 });
 
+test('latency with the sum of the observations: the mean decides, not a median known only to its bucket', () => {
+  const s = spec({ compare: { baseline: 'stable', maxIncrease: '20%' } });
+  const withSum = (counts: number[], sum: number) => ({ ...hist(counts), sum });
+  // Stable's median just under 10 ms, a canary 12% slower whose median crosses the 10 ms bound: the medians' buckets
+  // (<= 0.025 against <= 0.01) would say 150% slower; the means say 12%.
+  const stable = withSum([60, 340, 30, 0, 0], 430 * 0.0085);
+  const canary = withSum([20, 190, 220, 0, 0], 430 * 0.0095);
+  const ok = judgeMetric(s, { name: 'm', canary, stable }, 0.01);
+  assert.equal(ok.verdict, 'Pass');
+  assert.match(ok.message, /^mean 0\.0095 vs 0\.0085 \(allowed 0\.0102\)/);
+  assert.match(ok.canary ?? '', /^mean 0\.0095, median ≤ 0\.025 \(430 observations\)$/);
+  const { sum: _c, ...canaryBuckets } = canary;
+  const { sum: _s, ...stableBuckets } = stable;
+  assert.equal(judgeMetric(s, { name: 'm', canary: canaryBuckets, stable: stableBuckets }, 0.01).verdict, 'Fail', 'without the sums, the bucket bounds judge');
+  // Twice as slow within the neighbouring bucket: the mean doubled, the ranks agree.
+  const slow = judgeMetric(s, { name: 'm', canary: withSum([0, 60, 370, 0, 0], 430 * 0.017), stable }, 0.01);
+  assert.equal(slow.verdict, 'Fail');
+  assert.match(slow.message, /the canary is slower: mean 0\.017 vs 0\.0085 \(allowed 0\.0102\)/);
+  // A mean pushed up by a few slow requests while the ranks do not move: not significant, no rollback.
+  assert.equal(judgeMetric(s, { name: 'm', canary: withSum([60, 340, 28, 2, 0], 430 * 0.011), stable }, 0.01).verdict, 'Pass');
+});
+
 test('too few samples, no data and provider errors are never a pass', () => {
   const rate = spec({ compare: { baseline: 'stable', maxIncrease: '0%' } });
   assert.equal(judgeMetric(rate, { name: 'm', canary: { kind: 'counts', events: 0, trials: 99 }, stable: { kind: 'counts', events: 0, trials: 1000 } }, 0.01).verdict, 'Inconclusive');

@@ -46,4 +46,7 @@ test('the gateway presets ask for each revision\'s Service as Traefik names it',
   assert.equal(fillTemplate(q.trials ?? '', vars('canary')), 'sum(increase(traefik_service_requests_total{service="ml-churn-canary-http-80@kubernetesgateway"}[60s]))');
   assert.equal(fillTemplate(q.events ?? '', vars('stable')), 'sum(increase(traefik_service_requests_total{service="ml-churn-http-80@kubernetesgateway",code=~"5.."}[60s]))');
   assert.match(presetQueries('traefik-gateway-latency').histogram ?? '', /^sum by \(le\) \(increase\(traefik_service_request_duration_seconds_bucket\{service="\{\{namespace\}\}-\{\{service\}\}-http-80@kubernetesgateway"\}\[\{\{window\}\}\]\)\)$/);
+  // The sum of the observed values over the same series and window, so that compare judges the mean.
+  assert.equal(fillTemplate(presetQueries('traefik-gateway-latency').sum ?? '', vars('canary')), 'sum(increase(traefik_service_request_duration_seconds_sum{service="ml-churn-canary-http-80@kubernetesgateway"}[60s]))');
+  assert.equal(fillTemplate(presetQueries('mlserver-latency').sum ?? '', vars('stable')), 'sum(increase(rest_server_request_duration_seconds_sum{namespace="ml",model_deployment="churn",revision="r",path=~".*/infer"}[60s]))');
 });
