@@ -178,10 +178,8 @@ async function main(): Promise<void> {
   });
   const metrics = new ControllerMetrics();
   faultInjection(client);
-  const events = new EventRecorder(client, { instance: identity, onError: (err) => log.warn({ err: errorMessage(err) }, 'could not record an Event') });
   const manager = new Manager({
     client,
-    drain: () => events.flush(),
     logger: log,
     metrics,
     port: Number(args['metrics-port']),
@@ -193,6 +191,7 @@ async function main(): Promise<void> {
   });
   const secrets = new SecretReader(client);
   const notifier = new Notifier({ secrets, log: log.child({ component: 'notifier' }), metrics, defaultSecret: secretName(args['notifications-secret']) });
+  const events = new EventRecorder(client, { instance: identity, onError: (err) => log.warn({ err: errorMessage(err) }, 'could not record an Event') });
   addModelDeploymentController(manager, {
     events,
     workers: Number(args.workers),

@@ -92,7 +92,7 @@ export class GitOpsWriteBack {
         this.failures.set(k, n);
         const message = `the write-back of the rollback to ${obj.spec.gitOps?.repository} failed (attempt ${n}, retrying): ${errorMessage(err)}`;
         this.opts.log.warn({ key: k, err: errorMessage(err) }, 'write-back failed');
-        if (n === 1 || n % 10 === 0) this.opts.events.record(obj, { type: 'Warning', reason: 'WriteBackFailed', message });
+        if (n === 1 || n % 10 === 0) await this.opts.events.record(obj, { type: 'Warning', reason: 'WriteBackFailed', message }).catch(() => undefined);
         const t = setTimeout(() => {
           this.timers.delete(t);
           if (this.active) this.enqueue(k);
@@ -148,7 +148,7 @@ export class GitOpsWriteBack {
       ? { revision: rolledBack, state: 'UpToDate' as const, branch: g.branch, message: `${g.path} on ${g.branch} already says what runs (model ${kept.modelVersion})`, at }
       : { revision: rolledBack, state: 'Pushed' as const, commit: result.commit, branch: target, message: `${g.path} now names model ${kept.modelVersion} on ${target}${g.mode === 'branch' ? ' (for review)' : ''}`, at };
     await this.opts.client.mergePatch(Resources.ModelDeployment, ns, md.metadata.name, { status: { writeBack } }, 'status');
-    this.opts.events.record(md, { type: 'Normal', reason: 'WrittenBack', message: `${writeBack.message}${result.commit ? ` (commit ${result.commit.slice(0, 12)})` : ''}` });
+    await this.opts.events.record(md, { type: 'Normal', reason: 'WrittenBack', message: `${writeBack.message}${result.commit ? ` (commit ${result.commit.slice(0, 12)})` : ''}` }).catch(() => undefined);
     this.opts.log.info({ key: key(md as unknown as KubeObject), ...writeBack }, 'write-back done');
   }
 }

@@ -24,8 +24,6 @@ export interface ManagerOptions {
   resyncMs?: number;
   /** Called when leadership is lost: the safe answer is to exit and let the replica restart as a standby. */
   onLeadershipLost?: (reason: string) => void;
-  /** What must still be written through the client when the controllers have stopped (the queued Events). */
-  drain?: () => Promise<void>;
 }
 
 interface Primary {
@@ -193,7 +191,6 @@ export class Manager {
     clearTimeout(this.resyncTimer);
     await Promise.all(this.controllers.map((c) => c.stop()));
     if (this.controllersRunning) await Promise.all(this.leaderTasks.map((t) => t.stop().catch(() => undefined)));
-    await this.opts.drain?.().catch(() => undefined);
     // Give the lease up only after the last reconcile finished: the next leader must not overlap with us.
     await this.elector?.stop();
     await this.electing;

@@ -30,8 +30,8 @@ export class ModelDeploymentActuator {
     await this.writeChildren(md, p);
     if (!p.routesFirst) await this.writeRoutes(p);
     if (p.statusChanged) await this.writeStatus(md, p.status);
-    // Best effort, never a failure: queued, written by the recorder while the worker goes on.
-    for (const e of p.events) this.events.record(md, e);
+    // Independent of each other (best effort, never a failure): written concurrently, one round trip.
+    await Promise.all(p.events.map((e) => this.events.record(md, e)));
     // Decisions are announced once their status is written: a conflict above plans (and decides) again.
     for (const e of p.events) if (e.notify) this.notifier?.notify({ ...md, status: p.status }, { ...e, kind: e.notify });
   }
@@ -91,7 +91,7 @@ export class ModelDeploymentActuator {
     const status = stalledStatus(md, reason, message, p?.status, this.now());
     if (!status) return; // exactly this failure is recorded already: a failing spec must not become a write storm
     await this.writeStatus(md, status);
-    this.events.record(md, { type: 'Warning', reason, message });
+    await this.events.record(md, { type: 'Warning', reason, message });
     this.notifier?.notify({ ...md, status }, { kind: 'Failed', type: 'Warning', reason, message });
   }
 }

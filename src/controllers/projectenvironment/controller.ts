@@ -105,7 +105,7 @@ export class ProjectEnvironmentReconciler implements Reconciler {
         if (!isNotFound(err)) throw err;
       });
     }
-    for (const e of p.events) this.opts.events.record(pe, e);
+    for (const e of p.events) await this.opts.events.record(pe, e);
   }
 
   /** The status, written only over the version of the environment it was planned from (a conflict plans again). */
@@ -119,7 +119,7 @@ export class ProjectEnvironmentReconciler implements Reconciler {
     const status = refusedStatus(pe, reason, message, this.now());
     if (!status) return;
     await this.writeStatus(pe, status);
-    this.opts.events.record(pe, { type: 'Warning', reason, message });
+    await this.opts.events.record(pe, { type: 'Warning', reason, message });
   }
 
   /**
