@@ -74,8 +74,10 @@ export function advanceAnalysis(spec: AnalysisSpec, previous: AnalysisStatus | u
   if (!m || a.verdict !== 'Running') return a;
   const pending = m.metrics.find((x) => x.pending);
   if (pending) {
-    // A Job still running: nothing is counted; look again shortly.
-    return { ...a, nextAt: rfc3339(new Date(m.at.getTime() + JOB_POLL_MS)), message: `${pending.name}: ${pending.pending ?? ''}; measurements wait for it` };
+    // A Job still running: nothing is counted and nothing in status moves (nextAt stays due), so looking again
+    // writes nothing; the planner requeues the look (JOB_POLL_MS).
+    const message = `${pending.name}: ${pending.pending ?? ''}; measurements wait for it`;
+    return a.message === message ? a : { ...a, message };
   }
   const judged = spec.metrics.map((metric) => judgeMetric(metric, m.metrics.find((x) => x.name === metric.name) ?? { name: metric.name, error: 'not measured' }, spec.alpha));
   const verdict = worst(judged.map((j) => j.verdict));

@@ -45,7 +45,7 @@ async function measureJob(md: ModelDeployment, m: MetricSpec, ctx: MeasureContex
   const job = await ctx.jobs.get(ns, desired.metadata.name);
   if (!job) {
     await ctx.jobs.create(desired);
-    return { name: m.name, pending: `Job ${desired.metadata.name} started` };
+    return { name: m.name, pending: `Job ${desired.metadata.name} is running` };
   }
   const outcome = jobOutcome(job);
   return outcome ? { name: m.name, canary: outcome } : { name: m.name, pending: `Job ${desired.metadata.name} is running` };

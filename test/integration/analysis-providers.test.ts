@@ -28,7 +28,7 @@ interface Md {
     phase?: string;
     stable?: { modelVersion: string };
     aborted?: { reason: string; message: string };
-    analysis?: { taken: number; measurements: { verdict: string; metrics: { name: string; verdict: string; canary?: string; stable?: string; message: string }[] }[] };
+    analysis?: { message?: string; nextAt?: string; taken: number; measurements: { verdict: string; metrics: { name: string; verdict: string; canary?: string; stable?: string; message: string }[] }[] };
   };
 }
 
@@ -184,8 +184,17 @@ test('a Job metric: the Job of the step runs once with the canary in its env; it
 
   // Version 3's backtest never finishes: its deadline fails the Job, and the canary is rolled back.
   await cluster.kubectl(['patch', 'mdep', 'churn', '-n', ns, '--type=merge', '-p', JSON.stringify({
-    spec: { model: { version: '3', uri: 's3://models/churn/3/' }, rollout: { analysis: { metrics: [backtest(NEVER_READY_IMAGE, { activeDeadlineSeconds: 3 })] } } },
+    spec: { model: { version: '3', uri: 's3://models/churn/3/' }, rollout: { analysis: { metrics: [backtest(NEVER_READY_IMAGE, { activeDeadlineSeconds: 25 })] } } },
   })]);
+  // While it runs, the analysis in status stands still: the controller reads the Job, and writes nothing.
+  const waiting = await eventually('waiting for the Job', async () => {
+    const x = await getMd(ns);
+    return /^backtest: Job churn-analysis-\w+ is running; measurements wait for it$/.test(x.status?.analysis?.message ?? '') ? x : undefined;
+  }, { timeoutMs: 60_000, intervalMs: 250 });
+  await new Promise((r) => setTimeout(r, 12_000)); // two looks or more
+  const later = await getMd(ns);
+  assert.equal(later.status?.phase, 'Progressing', 'still waiting for the Job');
+  assert.deepEqual(later.status?.analysis, waiting.status?.analysis, 'the analysis in status did not move while the Job ran');
   const m = await eventually('rolled back', async () => {
     const x = await getMd(ns);
     return x.status?.phase === 'RolledBack' ? x : undefined;

@@ -604,25 +604,24 @@ test('analysis: too few samples is inconclusive, never a pass; onFailure pause h
   assert.deepEqual(notify.notifications(), ['Failed/AnalysisFailed', 'Promoted/Promoted'], 'the dry run announces the failure, then the promotion');
 });
 
-test('analysis: a Job metric holds the measurements while its Job runs (nothing counted, a look every 5 s); its failure rolls back with the Job\'s reason', () => {
+test('analysis: a Job metric holds the measurements while its Job runs (nothing counted, one status write, a look every 5 s); its failure rolls back with the Job\'s reason', () => {
   const { w } = rolledTo9(analysisRollout({ metrics: [{ name: 'backtest', job: { spec: { template: { spec: { containers: [{ name: 'b', image: 'backtest:1' }] } } } } }] }), route([splitRule()]));
-  const asked: number[] = [];
-  w.provider = (_win, now) => {
-    asked.push(now.getTime());
-    return asked.length <= 3
-      ? [{ name: 'backtest', pending: 'Job churn-analysis-x is running' }]
-      : [{ name: 'backtest', canary: { kind: 'job', job: 'churn-analysis-x', succeeded: false, detail: 'Job churn-analysis-x failed: BackoffLimitExceeded: Job has reached the specified backoff limit (kubectl logs job/churn-analysis-x)' } }];
-  };
-  let pendingSeen = false;
-  for (let s = 0; s <= 120 && w.md.status?.phase !== 'RolledBack'; s += 1) {
-    w.reconcile(at(s));
-    if (/backtest: Job churn-analysis-x is running; measurements wait for it/.test(w.md.status?.analysis?.message ?? '')) {
-      pendingSeen = true;
-      assert.equal(w.md.status?.analysis?.taken, 0, 'a running Job is not a measurement');
-    }
+  let running = true;
+  w.provider = () => running
+    ? [{ name: 'backtest', pending: 'Job churn-analysis-x is running' }]
+    : [{ name: 'backtest', canary: { kind: 'job', job: 'churn-analysis-x', succeeded: false, detail: 'Job churn-analysis-x failed: BackoffLimitExceeded: Job has reached the specified backoff limit (kubectl logs job/churn-analysis-x)' } }];
+  let s = 0;
+  while (!/measurements wait for it/.test(w.md.status?.analysis?.message ?? '') && s < 120) w.reconcile(at(++s));
+  assert.match(w.md.status?.analysis?.message ?? '', /^backtest: Job churn-analysis-x is running; measurements wait for it$/);
+  assert.equal(w.md.status?.analysis?.taken, 0, 'a running Job is not a measurement');
+  // While the Job runs: each look writes nothing, and the next one is 5 s away, with its reason.
+  for (let i = 1; i <= 4; i++) {
+    const p = w.reconcile(at(s + 5 * i));
+    assert.equal(p.statusChanged, false, 'no status write while the Job runs');
+    assert.deepEqual(p.requeue, { afterMs: 5000, reason: 'AnalysisJobRunning' });
   }
-  assert.ok(pendingSeen);
-  assert.deepEqual(asked.slice(1, 3).map((t, i) => (t - (asked[i] ?? 0)) / 1000), [5, 5], 'looked again every 5 s while the Job ran');
+  running = false;
+  w.reconcile(at(s + 25));
   assert.equal(w.md.status?.phase, 'RolledBack');
   assert.match(w.md.status?.aborted?.message ?? '', /backtest: Job churn-analysis-x failed: BackoffLimitExceeded/);
 });

@@ -44,7 +44,7 @@ import { replicaSplit, type ReplicaSplit } from './routers/replica-ratio.ts';
 import { shareOf, type TrafficRouter } from './routers/router.ts';
 import { describeStep, durationMs, evaluateSteps, type Step, type StepProgress } from './steps.ts';
 import type { NotificationKind } from '../../notify/payload.ts';
-import { advanceAnalysis, analysisContext, type AnalysisStatus, type Measurement } from '../../analysis/analysis.ts';
+import { advanceAnalysis, analysisContext, JOB_POLL_MS, type AnalysisStatus, type Measurement } from '../../analysis/analysis.ts';
 
 export type EnvironmentObservation =
   | { found: false }
@@ -490,7 +490,10 @@ export function plan(o: Observed, now: Date): Plan {
       state.pause = { by: `analysis (${where} inconclusive: ${analysis.message ?? ''})`, at };
       events.push({ type: 'Warning', reason: 'AnalysisInconclusive', message: `${where} is inconclusive; the rollout is paused for a person (kubectl slipway resume starts the analysis again, promote passes it): ${analysis.message ?? ''}`, notify: 'Paused' });
     } else if (analysis.verdict === 'Running' && analysis.nextAt && !state.pause) {
-      requeueAt(Date.parse(analysis.nextAt) - now.getTime(), 'AnalysisInterval');
+      // A measurement due and not taken is one that waits for its Job: look again in a while, not at once.
+      const wait = Date.parse(analysis.nextAt) - now.getTime();
+      if (wait > 0) requeueAt(wait, 'AnalysisInterval');
+      else requeueAt(JOB_POLL_MS, 'AnalysisJobRunning');
     }
   }
 
