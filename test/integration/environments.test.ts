@@ -124,7 +124,7 @@ test('an API server that answers 500 to the build Job\'s create says so on the e
   await environmentWithoutBuilds(t, ns);
   const s = await stalledFor(ns, 'ApiServerError');
   assert.equal(s?.phase, 'Failed');
-  assert.match(condition(s, 'Ready')?.message ?? '', /the API server keeps failing \(\d+ attempts in a row, retrying with backoff\): Internal error occurred: failed calling webhook "unreachable.slipway.dev"/);
+  assert.match(condition(s, 'Ready')?.message ?? '', /the API server keeps failing \(5 attempts in a row or more, retrying with backoff\): Internal error occurred: failed calling webhook "unreachable.slipway.dev"/);
   await eventually('a Warning event', async () => (await events(ns, 'churn-env')).some((e) => e.reason === 'ApiServerError'));
 });
 

@@ -132,11 +132,15 @@ test('an API server that answers 500 to every write ends in Stalled with its mes
   await startController(t, cluster, ns);
   await apply(ns, 'churn', spec());
   const md = await stalledFor(ns, 'ApiServerError');
-  assert.match(condition(md, 'Stalled')?.message ?? '', /the API server keeps failing \(\d+ attempts in a row, retrying with backoff\): Internal error occurred: failed calling webhook "unreachable.slipway.dev"/);
+  assert.match(condition(md, 'Stalled')?.message ?? '', /the API server keeps failing \(5 attempts in a row or more, retrying with backoff\): Internal error occurred: failed calling webhook "unreachable.slipway.dev"/);
   await eventually('a Warning event', async () => (await warnings(ns, 'ApiServerError')).length >= 1);
   await new Promise((r) => setTimeout(r, 8_000));
   const applies = writesBetween(before, await apiServerMetrics(cluster.kubectl)).get('APPLY deployments') ?? 0;
   assert.ok(applies <= 12, `Deployment applies in ~12 s: ${applies}`);
+  // The retries went on (the applies above), the failure stayed the same: told once, not at each retry.
+  const still = await getMd(ns);
+  assert.equal(still.metadata.resourceVersion, md.metadata.resourceVersion, 'the status was not written again for the same failure');
+  assert.deepEqual((await warnings(ns, 'ApiServerError')).map((e) => e.count), [1], 'one Warning, counted once');
 
   // The cause goes away: the ModelDeployment recovers on its next retry.
   await cluster.kubectl(['delete', 'validatingwebhookconfiguration', hook]);

@@ -2,8 +2,8 @@
 import { modelDeployment, type ModelDeployment } from '../../api/modeldeployment.ts';
 import type { EventRecorder } from '../../kube/events.ts';
 import { Controller, type ReconcileResult, type Reconciler } from '../../runtime/controller.ts';
-import { classify, isAlreadyExists, isNotFound, KubeApiError } from '../../kube/errors.ts';
-import { errorMessage, type Logger } from '../../runtime/log.ts';
+import { classify, isAlreadyExists, isNotFound } from '../../kube/errors.ts';
+import type { Logger } from '../../runtime/log.ts';
 import type { Manager } from '../../runtime/manager.ts';
 import { ModelDeploymentActuator } from './act.ts';
 import { ModelDeploymentCaches } from './observe.ts';
@@ -16,7 +16,7 @@ import type { KubeClient } from '../../kube/client.ts';
 import { SecretReader } from '../../kube/secrets.ts';
 import type { Notifier } from '../../notify/notifier.ts';
 import { Resources, type KubeObject, type ResourceType } from '../../kube/resources.ts';
-import { STALL_AFTER_FAILURES } from '../conditions.ts';
+import { apiServerFailure, STALL_AFTER_FAILURES } from '../conditions.ts';
 
 export interface ModelDeploymentControllerOptions {
   events: EventRecorder;
@@ -179,8 +179,7 @@ export class ModelDeploymentReconciler implements Reconciler {
     const raw = this.caches.get(key);
     const parsed = raw && modelDeployment.safeParse(raw);
     if (!parsed?.success) return;
-    const message = `the API server keeps failing (${failures} attempts in a row, retrying with backoff): ${err instanceof KubeApiError ? err.statusMessage : errorMessage(err)}`;
-    await this.actuator.recordFailure(parsed.data, 'ApiServerError', message);
+    await this.actuator.recordFailure(parsed.data, 'ApiServerError', apiServerFailure(err));
   }
 }
 

@@ -13,7 +13,7 @@ import { errorMessage, type Logger } from '../../runtime/log.ts';
 import type { Manager } from '../../runtime/manager.ts';
 import { onlyStatusChanged } from '../compare.ts';
 import { plan, refusedStatus, type JobLike, type PodLike } from './plan.ts';
-import { STALL_AFTER_FAILURES } from '../conditions.ts';
+import { apiServerFailure, STALL_AFTER_FAILURES } from '../conditions.ts';
 
 /** Build Jobs and their pods carry this label (and the environment's name): one list-watch each, few objects. */
 const BUILD_SELECTOR = 'app.kubernetes.io/component=environment-build';
@@ -130,8 +130,7 @@ export class ProjectEnvironmentReconciler implements Reconciler {
     if (failures < STALL_AFTER_FAILURES || classify(err) === 'Terminal') return;
     const parsed = projectEnvironment.safeParse(this.environments.store.get(key));
     if (!parsed.success) return;
-    const message = `the API server keeps failing (${failures} attempts in a row, retrying with backoff): ${err instanceof KubeApiError ? err.statusMessage : errorMessage(err)}`;
-    await this.recordFailure(parsed.data, 'ApiServerError', message);
+    await this.recordFailure(parsed.data, 'ApiServerError', apiServerFailure(err));
   }
 }
 
