@@ -9,6 +9,7 @@ import { addProjectEnvironmentController } from './controllers/projectenvironmen
 import type { BuildConfig } from './environments/build-job.ts';
 import { KubeClient } from './kube/client.ts';
 import { EventRecorder } from './kube/events.ts';
+import { VERSION } from './version.ts';
 import { SecretReader } from './kube/secrets.ts';
 import { Resources } from './kube/resources.ts';
 import { AuditRepository, remoteCredentialsOf } from './audit/repository.ts';
@@ -63,7 +64,6 @@ const { values: args } = parseArgs({
   },
 });
 
-const VERSION = '0.1.0';
 if (args.version) {
   console.log(VERSION);
   process.exit(0);

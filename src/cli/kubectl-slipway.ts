@@ -23,6 +23,7 @@ import { ANNOTATION_REQUEST, requestBody, type Verb } from '../controllers/model
 import type { ModelDeploymentStatus } from '../api/modeldeployment.ts';
 import type { PodStatusView } from '../controllers/modeldeployment/pods.ts';
 import { colour, plain, renderHistory, renderList, renderStatus, type EventView, type MdView, type RevisionView } from './render.ts';
+import { VERSION } from '../version.ts';
 
 const USAGE = `kubectl slipway: ModelDeployments at a glance
 
@@ -136,7 +137,7 @@ async function run(args: Args): Promise<void> {
     process.stdout.write(USAGE);
     return;
   }
-  const client = await KubeClient.load({ ...(args.kubeconfig ? { kubeconfig: args.kubeconfig } : {}), ...(args.context ? { context: args.context } : {}), userAgent: 'kubectl-slipway/0.1.0' });
+  const client = await KubeClient.load({ ...(args.kubeconfig ? { kubeconfig: args.kubeconfig } : {}), ...(args.context ? { context: args.context } : {}), userAgent: `kubectl-slipway/${VERSION}` });
   const ns = args.namespace ?? client.namespace;
   args.namespace = ns; // for the error message
   const style = args.color ? colour : plain;
