@@ -98,7 +98,7 @@ export interface PulledManifest {
   /** The manifest's bytes, as the registry has them (its digest is of these). */
   raw: Buffer;
   manifest: { config: { digest: string }; layers: { digest: string; mediaType: string; size?: number }[] };
-  config: { config?: { Entrypoint?: string[]; Cmd?: string[]; Env?: string[]; User?: string; WorkingDir?: string } };
+  config: { config?: { Entrypoint?: string[]; Cmd?: string[]; Env?: string[]; User?: string; WorkingDir?: string; Labels?: Record<string, string> }; rootfs?: { diff_ids?: string[] } };
 }
 
 /** The manifest and config of `ref` (by digest, or the digest its tag names now), checked against their digests. */

@@ -8,7 +8,7 @@
 // of the same content finds it (the builder reuses an image already pushed for its hash).
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { fetchBlob, fetchManifest, OCI_MANIFEST, pushLayout } from '../image/distribution.ts';
+import { fetchBlob, fetchManifest, OCI_MANIFEST, pushLayout, type PulledManifest } from '../image/distribution.ts';
 import { pushEnvironmentImages } from '../image/environment-images.ts';
 import { image, sha256, type Layer } from '../image/oci.ts';
 import { projectEnvironment } from '../src/api/projectenvironment.ts';
@@ -135,27 +135,27 @@ async function saveLayout(dir: string, built: string, sbomRef: string, names: { 
     return `sha256:${digest}`;
   };
   const manifests: { mediaType: string; digest: string; size: number; annotations: Record<string, string> }[] = [];
-  const keep = async (ref: string, name: string): Promise<void> => {
+  const keep = async (ref: string, name: string): Promise<PulledManifest> => {
     const m = await fetchManifest(ref);
     for (const d of [m.manifest.config.digest, ...m.manifest.layers.map((l) => l.digest)]) put(await fetchBlob(ref, d));
     manifests.push({ mediaType: OCI_MANIFEST, digest: put(m.raw), size: m.raw.length, annotations: { 'org.opencontainers.image.ref.name': name } });
+    return m;
   };
-  await keep(built, names.env);
+  const env = await keep(built, names.env);
   if (await fetchManifest(sbomRef).then(() => true, () => false)) await keep(sbomRef, names.sbom);
-  const mirror = await withCommand(built);
+  const mirror = withCommand(built, env);
   for (const b of [mirror.config, mirror.manifest]) put(b);
   manifests.push({ mediaType: OCI_MANIFEST, digest: mirror.manifestDigest, size: mirror.manifest.length, annotations: { 'org.opencontainers.image.ref.name': names.mirror } });
   writeFileSync(join(dir, 'oci-layout'), JSON.stringify({ imageLayoutVersion: '1.0.0' }));
   writeFileSync(join(dir, 'index.json'), JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.index.v1+json', manifests }));
 }
 
-/** The built environment image with the upstream MLServer image's command and MLSERVER_MODELS_DIR in its config. */
-async function withCommand(ref: string): Promise<ReturnType<typeof image>> {
-  const m = await fetchManifest(ref);
-  const config = JSON.parse((await fetchBlob(ref, m.manifest.config.digest)).toString('utf8')) as {
-    config?: { Env?: string[]; User?: string; WorkingDir?: string; Labels?: Record<string, string> };
-    rootfs?: { diff_ids?: string[] };
-  };
+/**
+ * The built environment image (`ref`, as fetched) with the upstream MLServer image's command and
+ * MLSERVER_MODELS_DIR in its config.
+ */
+function withCommand(ref: string, m: PulledManifest): ReturnType<typeof image> {
+  const config = m.config;
   const layers: Layer[] = [];
   for (const [i, l] of m.manifest.layers.entries()) {
     const diffId = config.rootfs?.diff_ids?.[i];

@@ -8,6 +8,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { cacheRoot } from './toolchain.ts';
+import { canonicalName } from '../src/environments/content.ts';
 
 /** One environment per lock: MLServer and its runtimes (serving), MLflow's tracking server and client (registry). */
 const LOCKS = {
@@ -68,5 +69,5 @@ export async function ensurePythonEnv(log: (line: string) => void = () => {}, en
  */
 export function servingPins(): string[] {
   const lock = readFileSync(LOCKS.serving, 'utf8');
-  return [...lock.matchAll(/^([A-Za-z0-9_.-]+==\S+)/gm)].map((m) => (m[1] ?? '').toLowerCase().replace(/[_.]+(?=[^=]*==)/g, '-'));
+  return [...lock.matchAll(/^([A-Za-z0-9_.-]+)==(\S+)/gm)].map((m) => `${canonicalName(m[1] ?? '')}==${m[2] ?? ''}`);
 }
