@@ -182,7 +182,7 @@ test('the new revision is promoted once available: the Service switches, and the
   assert.deepEqual(p.delete, [], 'the old revision still finishes its in-flight requests');
   assert.deepEqual(p.status.retiring, [{ revision: stableRev, since: LATER.toISOString() }]);
   assert.deepEqual(p.requeue, { afterMs: 30_000, reason: 'Draining' });
-  assert.ok(p.events.some((e) => e.reason === 'Promoted'));
+  assert.deepEqual(p.events.map((e) => e.reason), ['Promoted'], 'the promotion is announced once: Ready turns True beside it without an Event of its own');
   assert.equal(condition(p, 'Ready')?.status, 'True');
 
   // A restart during the drain neither restarts the clock nor deletes early.

@@ -802,7 +802,9 @@ export function plan(o: Observed, now: Date): Plan {
   };
   if (canaryStatus) stripUndefined(canaryStatus);
   stripUndefined(status);
-  events.push(...transitionEvents(previous.conditions, conditions));
+  // A promotion's Event already says the new revision serves: a Ready Event beside it would say it twice.
+  const promoted = events.some((e) => e.reason === 'Promoted');
+  events.push(...transitionEvents(previous.conditions, conditions).filter((e) => !(promoted && e.reason === 'Ready')));
 
   if (foreign.length > 0) {
     return { apply: [], create: [], delete: [], routes: [], routesFirst: false, status, statusChanged: !jsonEqual(status, md.status ?? {}), events, requeue: { afterMs: NOT_OWNED_RETRY_MS, reason: 'ObjectNotOwned' } };
