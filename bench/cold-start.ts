@@ -2,22 +2,25 @@
 // on a fresh local control plane, then new controller processes started on it one at a time, each until it has
 // listed everything and done one full pass; its peak RSS from /proc (VmHWM). Variants compare builds or flags on
 // the same fleet:
-//   npm run bench:cold-start -- [--count 3000] [--runs 3] [--variant NAME=MAIN_TS[,--node-flag…]] …
+//   npm run bench:cold-start -- [--count 3000] [--runs 3] [--variant NAME=MAIN_TS[,--node-flag…][,ENV_VAR=VALUE…]] …
 // MAIN_TS is the controller's entry point (e.g. src/main.ts of another checkout: a git worktree of an earlier
-// commit); without a variant, this checkout's.
+// commit); without a variant, this checkout's. An upper-case NAME=VALUE is set in the controller's environment
+// (e.g. MALLOC_ARENA_MAX=2).
 import { parseArgs } from 'node:util';
 import { eventually } from '../local/eventually.ts';
 import { KubeClient } from '../src/kube/client.ts';
 import { Resources } from '../src/kube/resources.ts';
-import { benchModelDeployment, peakRssMiB, rssMiB, runBench, startBenchController, untilFullPass } from './support.ts';
+import { benchModelDeployment, peakRssMiB, rssMiB, rssSplit, runBench, startBenchController, untilFullPass } from './support.ts';
 
 const { values } = parseArgs({ options: { count: { type: 'string', default: '3000' }, runs: { type: 'string', default: '3' }, variant: { type: 'string', multiple: true, default: [] } } });
 const COUNT = Number(values.count);
 const NS = 'fleet';
 const variants = (values.variant.length ? values.variant : ['this checkout=']).map((v) => {
   const [name = '', rest = ''] = v.split(/=(.*)/s);
-  const [main = '', ...flags] = rest.split(',');
-  return { name, main, flags };
+  const [main = '', ...more] = rest.split(',');
+  const isEnv = (f: string): boolean => /^[A-Z_][A-Z0-9_]*=/.test(f);
+  const env = Object.fromEntries(more.filter(isEnv).map((f) => f.split(/=(.*)/s).slice(0, 2) as [string, string]));
+  return { name, main, flags: more.filter((f) => !isEnv(f)), env };
 });
 
 runBench({ namespace: NS, upstreamCrds: false, workers: '8', nodes: Math.ceil(COUNT / 1000) + 1 }, async ({ cluster, controller, kubeconfig }) => {
@@ -42,12 +45,12 @@ runBench({ namespace: NS, upstreamCrds: false, workers: '8', nodes: Math.ceil(CO
     const peaks: number[] = [];
     for (let run = 0; run < Number(values.runs); run++) {
       const t = performance.now();
-      const c = await startBenchController(kubeconfig, NS, '8', [], { main: v.main || undefined, nodeFlags: v.flags });
+      const c = await startBenchController(kubeconfig, NS, '8', [], { main: v.main || undefined, nodeFlags: v.flags, env: v.env });
       await untilFullPass(c.metricsUrl, COUNT);
       const pass = (performance.now() - t) / 1000;
       await new Promise((r) => setTimeout(r, 3000));
       peaks.push(peakRssMiB(c.pid));
-      console.log(`  ${v.name} run ${run + 1}: listed and one full pass in ${pass.toFixed(1)} s; peak RSS ${peakRssMiB(c.pid).toFixed(0)} MiB, RSS 3 s later ${rssMiB(c.pid).toFixed(0)} MiB`);
+      console.log(`  ${v.name} run ${run + 1}: listed and one full pass in ${pass.toFixed(1)} s; peak RSS ${peakRssMiB(c.pid).toFixed(0)} MiB, RSS 3 s later ${rssMiB(c.pid).toFixed(0)} MiB (${rssSplit(c.pid)})`);
       if (process.env.SLIPWAY_BENCH_HEAP_SNAPSHOTS && run === 0) {
         // A heap snapshot of the first process of each variant, after its peak was read.
         c.process.kill('SIGUSR2');

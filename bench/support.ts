@@ -11,7 +11,7 @@ import { writeTokenKubeconfig } from '../local/pki.ts';
 import { freePorts, runScript } from '../local/processes.ts';
 import { scrape, total, type Samples } from '../test/support/prometheus-text.ts';
 import type { KubeObject } from '../src/kube/resources.ts';
-import { NODE_FLAGS } from '../src/runtime/node-flags.ts';
+import { NODE_FLAGS, PROCESS_ENV } from '../src/runtime/node-flags.ts';
 import { stripTypes } from '../image/build.ts';
 
 export const percentile = (sorted: number[], p: number): number => sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)] ?? NaN;
@@ -28,7 +28,7 @@ export function cpuSeconds(pid: number): number {
   return (Number(fields[11]) + Number(fields[12])) / 100;
 }
 
-const procStatusMiB = (pid: number, field: 'VmHWM' | 'VmRSS'): number =>
+const procStatusMiB = (pid: number, field: 'VmHWM' | 'VmRSS' | 'RssAnon' | 'RssFile'): number =>
   Number(new RegExp(`${field}:\\s+(\\d+) kB`).exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? NaN) / 1024;
 
 /** A process's peak resident memory so far (since it started, or since resetPeakRss). */
@@ -36,6 +36,9 @@ export const peakRssMiB = (pid: number): number => procStatusMiB(pid, 'VmHWM');
 
 /** A process's resident memory now. */
 export const rssMiB = (pid: number): number => procStatusMiB(pid, 'VmRSS');
+
+/** What of a process's resident memory is anonymous (heaps: V8's and malloc's) and what is mapped files (code). */
+export const rssSplit = (pid: number): string => `anonymous ${procStatusMiB(pid, 'RssAnon').toFixed(0)} MiB, files ${procStatusMiB(pid, 'RssFile').toFixed(0)} MiB`;
 
 /** Until the controller has reconciled `count` keys and its queue is empty and idle: one full pass over a fleet. */
 export async function untilFullPass(metricsUrl: string, count: number): Promise<void> {
@@ -117,16 +120,16 @@ function asImageRuns(main: string): string {
 }
 
 /** The controller (src/main.ts) in a process of its own, dying with this one; ready when it returns. */
-export async function startBenchController(kubeconfig: string, namespace: string, workers: string, extraArgs: string[] = [], opts: { main?: string | undefined; nodeFlags?: string[] } = {}): Promise<{ process: ChildProcess; pid: number; metricsUrl: string }> {
+export async function startBenchController(kubeconfig: string, namespace: string, workers: string, extraArgs: string[] = [], opts: { main?: string | undefined; nodeFlags?: string[]; env?: Record<string, string> } = {}): Promise<{ process: ChildProcess; pid: number; metricsUrl: string }> {
   const [port] = (await freePorts(1)) as [number];
-  // As JavaScript and with the V8 flags the image runs it with (NODE_FLAGS), so that its memory is what a pod's would be; with
+  // As JavaScript and with the V8 flags and environment the image runs it with (NODE_FLAGS, PROCESS_ENV), so that its memory is what a pod's would be; with
   // SLIPWAY_BENCH_HEAP_SNAPSHOTS=DIR, SIGUSR2 writes a heap snapshot there; SLIPWAY_BENCH_NODE_FLAGS adds flags
   // (e.g. `--cpu-prof --cpu-prof-dir=DIR`: a CPU profile written when the controller exits).
   const snapshots = process.env.SLIPWAY_BENCH_HEAP_SNAPSHOTS ? ['--heapsnapshot-signal=SIGUSR2', `--diagnostic-dir=${process.env.SLIPWAY_BENCH_HEAP_SNAPSHOTS}`] : [];
   const child = spawn('setpriv', ['--pdeathsig', 'KILL', '--', process.execPath, ...NODE_FLAGS, ...(opts.nodeFlags ?? []), ...(process.env.SLIPWAY_BENCH_NODE_FLAGS?.split(' ').filter(Boolean) ?? []), ...snapshots, asImageRuns(opts.main ?? join(import.meta.dirname, '..', 'src', 'main.ts')),
     `--kubeconfig=${kubeconfig}`, `--namespace=${namespace}`, '--no-leader-elect', `--metrics-port=${port}`, '--metrics-host=127.0.0.1',
     // No client-side rate limit unless a bench asks for one: the figures are what the API server allows.
-    `--workers=${workers}`, '--resync-seconds=0', '--kube-api-qps=0', ...extraArgs], { stdio: ['ignore', process.env.SLIPWAY_BENCH_LOG_LEVEL ? 'inherit' : 'ignore', 'inherit'], env: { ...process.env, SLIPWAY_LOG_LEVEL: process.env.SLIPWAY_BENCH_LOG_LEVEL ?? 'warn', SLIPWAY_LOG_FORMAT: 'json' } });
+    `--workers=${workers}`, '--resync-seconds=0', '--kube-api-qps=0', ...extraArgs], { stdio: ['ignore', process.env.SLIPWAY_BENCH_LOG_LEVEL ? 'inherit' : 'ignore', 'inherit'], env: { ...process.env, ...PROCESS_ENV, ...opts.env, SLIPWAY_LOG_LEVEL: process.env.SLIPWAY_BENCH_LOG_LEVEL ?? 'warn', SLIPWAY_LOG_FORMAT: 'json' } });
   await eventually('the controller to be ready', async () => (await fetch(`http://127.0.0.1:${port}/readyz`)).ok, { timeoutMs: 30_000 });
   return { process: child, pid: child.pid ?? 0, metricsUrl: `http://127.0.0.1:${port}/metrics` };
 }

@@ -14,7 +14,7 @@ import { stripTypeScriptTypes } from 'node:module';
 import { join, relative } from 'node:path';
 import { parseArgs } from 'node:util';
 import { cacheRoot } from '../local/toolchain.ts';
-import { NODE_FLAGS } from '../src/runtime/node-flags.ts';
+import { NODE_FLAGS, PROCESS_ENV } from '../src/runtime/node-flags.ts';
 import { caBundle, debianTree, fetchDeb, keep, readLock, writeLock, type LockedPackage } from './debian.ts';
 import { image, layer, sha256, treeEntries, writeLayout, type Image, type TarEntry } from './oci.ts';
 
@@ -136,7 +136,7 @@ export function buildImage(opts: { cache?: boolean; log?: (line: string) => void
   const appL = layer(app.entries);
   const img = image([base, nodeLayer, appL], {
     entrypoint: ['/usr/local/bin/node', ...NODE_FLAGS, '/app/src/main.js'],
-    env: ['PATH=/usr/local/bin:/usr/bin', 'HOME=/var/lib/slipway', 'NODE_ENV=production', 'SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt', 'GIT_SSL_CAINFO=/etc/ssl/certs/ca-certificates.crt'],
+    env: ['PATH=/usr/local/bin:/usr/bin', 'HOME=/var/lib/slipway', 'NODE_ENV=production', 'SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt', 'GIT_SSL_CAINFO=/etc/ssl/certs/ca-certificates.crt', ...Object.entries(PROCESS_ENV).map(([k, v]) => `${k}=${v}`)],
     user: '65532:65532',
     workingDir: '/app',
     labels: { 'org.opencontainers.image.title': 'slipway-controller', 'org.opencontainers.image.version': VERSION, 'org.opencontainers.image.licenses': 'Apache-2.0' },

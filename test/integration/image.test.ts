@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { buildImage } from '../../image/build.ts';
 import { readLock } from '../../image/debian.ts';
+import { NODE_FLAGS, PROCESS_ENV } from '../../src/runtime/node-flags.ts';
 
 const root = process.getuid?.() === 0;
 const skip = !root && 'chroot needs root';
@@ -24,8 +25,10 @@ test('the controller image: reproducible, runs the controller, git and ssh as no
   const index = JSON.parse(readFileSync(join(oci, 'index.json'), 'utf8')) as { manifests: { digest: string }[] };
   assert.equal(index.manifests[0]?.digest, built.digest);
   const manifest = JSON.parse(readFileSync(join(oci, 'blobs', 'sha256', built.digest.slice(7)), 'utf8')) as { config: { digest: string }; layers: { digest: string }[] };
-  const config = JSON.parse(readFileSync(join(oci, 'blobs', 'sha256', manifest.config.digest.slice(7)), 'utf8')) as { config: { User: string; Entrypoint: string[] } };
+  const config = JSON.parse(readFileSync(join(oci, 'blobs', 'sha256', manifest.config.digest.slice(7)), 'utf8')) as { config: { User: string; Entrypoint: string[]; Env: string[] } };
   assert.equal(config.config.User, '65532:65532');
+  assert.deepEqual(config.config.Entrypoint, ['/usr/local/bin/node', ...NODE_FLAGS, '/app/src/main.js'], 'the V8 flags the benchmarks measured');
+  for (const [k, v] of Object.entries(PROCESS_ENV)) assert.ok(config.config.Env.includes(`${k}=${v}`), `${k}=${v} in the image's environment`);
 
   const rootfs = mkdtempSync(join(tmpdir(), 'slipway-rootfs-'));
   chmodSync(rootfs, 0o755); // as / is
