@@ -54,9 +54,9 @@ test('a revision names its first troubled pod by name, and how many more there a
   assert.equal(revisionProblem([{ name: 'a', ready: false, problem: undefined }]), undefined);
 });
 
-test('the cache keeps what the problem is read from, and drops the spec', () => {
+test('the cache keeps a pod\'s summary and the labels it is found by, and drops the rest', () => {
   const full = {
-    metadata: { name: 'a', namespace: 'ns', uid: 'u', labels: { 'slipway.dev/revision': 'r1' }, annotations: { big: 'x'.repeat(1000) } },
+    metadata: { name: 'a', namespace: 'ns', uid: 'u', resourceVersion: '7', labels: { 'slipway.dev/revision': 'r1', 'slipway.dev/model-deployment': 'churn', 'pod-template-hash': 'abc' }, annotations: { big: 'x'.repeat(1000) } },
     spec: { containers: [{ name: 'model-server', image: 'i', env: [{ name: 'A', value: 'x'.repeat(1000) }] }] },
     status: {
       conditions: [{ type: 'Ready', status: 'False', lastTransitionTime: 't' }],
@@ -64,9 +64,10 @@ test('the cache keeps what the problem is read from, and drops the spec', () => 
     },
   } as unknown as PodStatusView;
   const cached = podForCache(full);
-  assert.equal(podProblem(cached), podProblem(full));
-  assert.equal(podProblem(cached), 'init container init failed (exit 1, 1 restart): cannot fetch: 404 Not Found');
-  assert.equal('spec' in cached, false);
-  assert.equal(cached.metadata.annotations, undefined);
-  assert.deepEqual(cached.metadata.labels, { 'slipway.dev/revision': 'r1' });
+  assert.deepEqual(cached.summary, summarize(full));
+  assert.deepEqual(cached.summary, { name: 'a', ready: false, problem: 'init container init failed (exit 1, 1 restart): cannot fetch: 404 Not Found' });
+  assert.deepEqual(cached.metadata, { name: 'a', namespace: 'ns', resourceVersion: '7', labels: { 'slipway.dev/model-deployment': 'churn', 'slipway.dev/revision': 'r1' } });
+  assert.deepEqual(Object.keys(cached).sort(), ['metadata', 'summary']);
+  const ready = podForCache({ metadata: { name: 'b' }, status: { conditions: [{ type: 'Ready', status: 'True' }] } });
+  assert.deepEqual(ready.summary, { name: 'b', ready: true, problem: undefined });
 });

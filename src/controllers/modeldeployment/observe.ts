@@ -8,7 +8,7 @@ import type { Manager } from '../../runtime/manager.ts';
 import type { Priority } from '../../runtime/work-queue.ts';
 import { jsonEqual, onlyStatusChanged } from '../compare.ts';
 import type { ChildKind, Observed } from './plan.ts';
-import { podForCache, summarize, type PodStatusView, type PodSummary } from './pods.ts';
+import { podForCache, type CachedPod, type PodSummary } from './pods.ts';
 import { LABEL_MODEL_DEPLOYMENT, LABEL_REVISION } from './children.ts';
 
 const MANAGED = 'app.kubernetes.io/managed-by=slipway';
@@ -34,7 +34,7 @@ export class ModelDeploymentCaches {
   private readonly others: Record<ChildKind, Informer<KubeObject>>;
   private readonly environments: Informer<KubeObject>;
   /** The pods of Slipway's revisions: why a revision is not ready, for its condition. */
-  private readonly pods: Informer<KubeObject>;
+  private readonly pods: Informer<CachedPod>;
 
   constructor(manager: Manager, namespaces: string[] | undefined) {
     const ns = namespaces?.length ? { namespaces } : {};
@@ -57,7 +57,7 @@ export class ModelDeploymentCaches {
       ControllerRevision: other(Resources.ControllerRevision),
     };
     this.environments = manager.informer(Resources.ProjectEnvironment, ns);
-    this.pods = manager.informer(Resources.Pod, { ...ns, labelSelector: MANAGED, indexers: { [REVISION_INDEX]: revisionKeys }, transform: podForCache });
+    this.pods = manager.informer<CachedPod>(Resources.Pod, { ...ns, labelSelector: MANAGED, indexers: { [REVISION_INDEX]: revisionKeys }, transform: podForCache });
   }
 
   /**
@@ -81,7 +81,7 @@ export class ModelDeploymentCaches {
     }
     this.pods.on((e) => {
       // Only a change in what the condition says (ready, or why not) concerns the ModelDeployment.
-      if (e.type === 'MODIFIED' && e.old && jsonEqual(summarize(e.old), summarize(e.obj))) return;
+      if (e.type === 'MODIFIED' && e.old && jsonEqual(e.old.summary, e.obj.summary)) return;
       const md = e.obj.metadata.labels?.[LABEL_MODEL_DEPLOYMENT];
       if (md) enqueue(`${e.obj.metadata.namespace}/${md}`, 'high');
     });
@@ -114,7 +114,7 @@ export class ModelDeploymentCaches {
 
   /** What the pods of one revision of a ModelDeployment report. */
   podsOf(namespace: string, name: string, revision: string): PodSummary[] {
-    return this.pods.store.byIndex(REVISION_INDEX, `${namespace}/${name}/${revision}`).map((p) => summarize(p as PodStatusView));
+    return this.pods.store.byIndex(REVISION_INDEX, `${namespace}/${name}/${revision}`).map((p) => p.summary);
   }
 
   observe(md: ModelDeployment): Observed {
