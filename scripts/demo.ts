@@ -21,7 +21,7 @@ import { podRunnerHolder } from '../local/pod-runner.ts';
 import { freePorts, runScript } from '../local/processes.ts';
 import { ensurePythonEnv } from '../local/python.ts';
 import type { ModelDeployment } from '../src/api/modeldeployment.ts';
-import { plain, renderStatus, type EventView, type MdView } from '../src/cli/render.ts';
+import { eventOrder, plain, renderStatus, type EventView, type MdView } from '../src/cli/render.ts';
 
 const { values } = parseArgs({ options: { keep: { type: 'boolean', default: false } } });
 const NS = 'demo';
@@ -156,7 +156,7 @@ async function main(): Promise<void> {
     const pods = (JSON.parse(await cluster.kubectl(['get', 'pods', '-n', NS, '-o', 'json'])) as { items: [] }).items;
     console.log(`\n${renderStatus(slow as unknown as MdView, { pods, events: [] }, { now: new Date(), style: plain })}`);
     console.log('\nTimeline');
-    for (const e of mine.sort((a, b) => Date.parse(a.lastTimestamp ?? a.eventTime ?? '') - Date.parse(b.lastTimestamp ?? b.eventTime ?? ''))) {
+    for (const e of mine.sort(eventOrder)) {
       console.log(`  ${(e.lastTimestamp ?? e.eventTime ?? '').slice(11, 19)}  ${(e.type ?? '').padEnd(7)}  ${(e.reason ?? '').padEnd(20)}  ${e.message ?? ''}`);
     }
     if (values.keep) {

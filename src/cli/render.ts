@@ -89,6 +89,16 @@ export function renderList(mds: MdView[], opts: { now: Date; style: Style; allNa
   return table([header, ...rows]);
 }
 
+/**
+ * Events in the order they happened: by when they were last seen (whole seconds), then, within one second, by
+ * their eventTime (microseconds; Slipway writes one on each Event, other writers may not).
+ */
+export function eventOrder(a: EventView, b: EventView): number {
+  const at = (e: EventView): number => Date.parse(e.lastTimestamp ?? e.eventTime ?? '') || 0;
+  const micro = (e: EventView): string => e.eventTime ?? '';
+  return at(a) - at(b) || (micro(a) < micro(b) ? -1 : micro(a) > micro(b) ? 1 : 0);
+}
+
 export function renderStatus(md: MdView, related: { pods: PodStatusView[]; events: EventView[] }, opts: { now: Date; style: Style }): string {
   const s = opts.style;
   const st = md.status ?? {};
@@ -126,7 +136,7 @@ export function renderStatus(md: MdView, related: { pods: PodStatusView[]; event
   }
   const events = related.events
     .slice()
-    .sort((a, b) => Date.parse(a.lastTimestamp ?? a.eventTime ?? '') - Date.parse(b.lastTimestamp ?? b.eventTime ?? ''))
+    .sort(eventOrder)
     .slice(-10);
   if (events.length > 0) {
     lines.push('', s.bold('Events'));

@@ -1,10 +1,12 @@
 // Kubernetes Events for what `kubectl describe` users should see. Repeats of the same event on the same object
 // update its count instead of piling up new objects. Best effort: an Event that cannot be written is logged,
-// never a reconcile failure.
+// never a reconcile failure. Each new Event carries an eventTime in microseconds, increasing within the process:
+// a reconcile's Events are written concurrently and their timestamps have whole seconds, so without it their
+// order within one second would be lost (the API server lists Events by name).
 import { randomBytes } from 'node:crypto';
 import type { KubeClient } from './client.ts';
 import { Resources, type KubeObject } from './resources.ts';
-import { rfc3339 } from './time.ts';
+import { microTimeNow, rfc3339 } from './time.ts';
 
 export interface EventSpec {
   type: 'Normal' | 'Warning';
@@ -63,6 +65,7 @@ export class EventRecorder {
         reportingInstance: this.instance,
         firstTimestamp: ts,
         lastTimestamp: ts,
+        eventTime: microTimeNow(),
         count: 1,
       });
       if (this.recent.size >= MAX_REMEMBERED) this.recent.delete(this.recent.keys().next().value ?? '');

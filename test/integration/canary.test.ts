@@ -13,6 +13,7 @@ import { writeTokenKubeconfig } from '../../local/pki.ts';
 import { renderChart } from '../../scripts/gen-manifests.ts';
 import { startController } from './controller-process.ts';
 import { getJson, testCluster, testNamespace } from './harness.ts';
+import { eventOrder, type EventView } from '../../src/cli/render.ts';
 
 const cluster = testCluster();
 const root = join(import.meta.dirname, '..', '..');
@@ -141,9 +142,14 @@ test('Gateway API: version 9 walks 10% → timed pause → 50% → pause until p
   assert.deepEqual(await routeWeights(ns), [['churn', 100], ['churn-canary', 0], ['docs', 1]]);
   assert.deepEqual(await selectorOf(ns, 'churn'), { 'slipway.dev/model-deployment': 'churn', 'slipway.dev/revision': canary });
   await eventually('the old revision gone', async () => (await replicasOf(ns, stable)) === undefined);
-  const events = await getJson<{ items: { reason: string; message: string }[] }>(cluster, ['get', 'events', '-n', ns, '--field-selector=involvedObject.kind=ModelDeployment']);
+  const events = await getJson<{ items: (EventView & { reason: string; message: string })[] }>(cluster, ['get', 'events', '-n', ns, '--field-selector=involvedObject.kind=ModelDeployment']);
   const steps = events.items.filter((e) => e.reason === 'RolloutStep').map((e) => e.message);
   for (const n of [1, 2, 3, 4, 5]) assert.ok(steps.some((m) => m.startsWith(`step ${n} of 5`)), `an Event for step ${n}: ${steps.join(' | ')}`);
+  // RolloutStarted and the first step are written by one reconcile, concurrently, within one second: the
+  // timeline (kubectl slipway status) still shows them in the order they were decided.
+  assert.ok(events.items.every((e) => /\.\d{6}Z$/.test(e.eventTime ?? '')), 'each Event has its time in microseconds');
+  const timeline = events.items.slice().sort(eventOrder).filter((e) => ['RolloutStarted', 'RolloutStep'].includes(e.reason)).map((e) => (e.reason === 'RolloutStarted' ? 'started' : e.message.slice(0, 6)));
+  assert.deepEqual(timeline.slice(0, 6), ['started', 'step 1', 'step 2', 'step 3', 'step 4', 'step 5'], timeline.join(', '));
 
   // Re-applying the same manifest after a finished rollout changes nothing.
   const before = await getMd(ns);

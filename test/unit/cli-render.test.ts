@@ -1,7 +1,7 @@
 // What kubectl slipway prints, from objects alone.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { age, colour, plain, renderHistory, renderList, renderStatus, table, type MdView } from '../../src/cli/render.ts';
+import { age, colour, eventOrder, plain, renderHistory, renderList, renderStatus, table, type MdView } from '../../src/cli/render.ts';
 
 const now = new Date('2026-11-26T12:00:00Z');
 const md = (over: Partial<MdView['status']> = {}): MdView => ({
@@ -43,6 +43,18 @@ test('status names the step of N, and why each pod is not ready', () => {
   assert.match(out, /^Weight:\s+10% wanted$/m);
   assert.match(out, /^iris-b-1\s+bbbbbbbbbb\s+NotReady\s+2\s+container model-server failed \(exit 1, 2 restarts\): boom$/m);
   assert.match(out, /^60s\s+Warning\s+BackOff\s+Back-off restarting$/m);
+});
+
+test('Events of the same second keep the order they were recorded in (their eventTime); older seconds come first', () => {
+  const events = [
+    { type: 'Normal', reason: 'RolloutStep', lastTimestamp: '2026-11-26T11:59:00Z', eventTime: '2026-11-26T11:59:00.512003Z' },
+    { type: 'Normal', reason: 'ScalingReplicaSet', lastTimestamp: '2026-11-26T11:59:00Z' },
+    { type: 'Normal', reason: 'RolloutStarted', lastTimestamp: '2026-11-26T11:59:00Z', eventTime: '2026-11-26T11:59:00.512001Z' },
+    { type: 'Warning', reason: 'RolledBack', lastTimestamp: '2026-11-26T11:58:59Z', eventTime: '2026-11-26T11:58:59.900000Z' },
+  ];
+  assert.deepEqual(events.sort(eventOrder).map((e) => e.reason), ['RolledBack', 'ScalingReplicaSet', 'RolloutStarted', 'RolloutStep']);
+  const out = renderStatus(md(), { pods: [], events }, { now, style: plain });
+  assert.deepEqual([...out.matchAll(/^6[01]s\s+\w+\s+(\w+)/gm)].map((m) => m[1]), ['RolledBack', 'ScalingReplicaSet', 'RolloutStarted', 'RolloutStep']);
 });
 
 test('history marks the stable and canary revisions, oldest first', () => {
