@@ -145,7 +145,7 @@ async function main(): Promise<void> {
     const rolled = await watch((md) => md.status?.phase === 'RolledBack');
     say(`version 3 is rolled back: ${rolled.status?.aborted?.message ?? ''}`);
 
-    say('SCENARIO 3: version 4 (slow: about twice the latency) rolls out');
+    say('SCENARIO 3: version 4 (slow: a random forest of 300 trees, several times the latency) rolls out');
     await apply('4', 'slow-1');
     const slow = await watch((md) => md.status?.phase === 'RolledBack' && md.status.aborted?.modelVersion === '4');
     say(`version 4 is rolled back: ${slow.status?.aborted?.message ?? ''}`);
