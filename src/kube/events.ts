@@ -66,6 +66,8 @@ export class EventRecorder {
         firstTimestamp: ts,
         lastTimestamp: ts,
         eventTime: microTimeNow(),
+        // With an eventTime the API server requires an action (what was being done when this happened).
+        action: 'Reconcile',
         count: 1,
       });
       if (this.recent.size >= MAX_REMEMBERED) this.recent.delete(this.recent.keys().next().value ?? '');
