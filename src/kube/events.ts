@@ -1,12 +1,13 @@
 // Kubernetes Events for what `kubectl describe` users should see. Repeats of the same event on the same object
 // update its count instead of piling up new objects. Best effort: an Event that cannot be written is logged,
-// never a reconcile failure. Each new Event carries an eventTime in microseconds, increasing within the process:
+// never a reconcile failure. Each new Event carries an eventTime (the same instant as its timestamps, from the wall
+// clock) in microseconds, increasing within the process:
 // a reconcile's Events are written concurrently and their timestamps have whole seconds, so without it their
 // order within one second would be lost (the API server lists Events by name).
 import { randomBytes } from 'node:crypto';
 import type { KubeClient } from './client.ts';
 import { Resources, type KubeObject } from './resources.ts';
-import { microTimeNow, rfc3339 } from './time.ts';
+import { microTimeInOrder, rfc3339 } from './time.ts';
 
 export interface EventSpec {
   type: 'Normal' | 'Warning';
@@ -65,7 +66,7 @@ export class EventRecorder {
         reportingInstance: this.instance,
         firstTimestamp: ts,
         lastTimestamp: ts,
-        eventTime: microTimeNow(),
+        eventTime: microTimeInOrder(now),
         // With an eventTime the API server requires an action (what was being done when this happened).
         action: 'Reconcile',
         count: 1,

@@ -7,9 +7,12 @@ export const microTime = (d: Date): string => d.toISOString().replace(/\.(\d{3})
 
 let lastMicros = 0;
 
-/** Now as a metav1.MicroTime with its six digits all meaningful, strictly increasing within the process. */
-export function microTimeNow(): string {
-  const us = Math.max(Math.floor((performance.timeOrigin + performance.now()) * 1000), lastMicros + 1);
+/**
+ * A metav1.MicroTime of `d` (the wall clock's milliseconds), strictly increasing within the process: a time in the
+ * same millisecond as the one before is one microsecond after it, so that times taken in order sort in order.
+ */
+export function microTimeInOrder(d: Date): string {
+  const us = Math.max(d.getTime() * 1000, lastMicros + 1);
   lastMicros = us;
-  return `${new Date(Math.floor(us / 1000)).toISOString().slice(0, 19)}.${String(us % 1_000_000).padStart(6, '0')}Z`;
+  return `${rfc3339(new Date(Math.floor(us / 1000))).slice(0, 19)}.${String(us % 1_000_000).padStart(6, '0')}Z`;
 }

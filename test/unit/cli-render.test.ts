@@ -1,6 +1,7 @@
 // What kubectl slipway prints, from objects alone.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { microTimeInOrder } from '../../src/kube/time.ts';
 import { age, colour, eventOrder, plain, renderHistory, renderList, renderStatus, table, type MdView } from '../../src/cli/render.ts';
 
 const now = new Date('2026-11-26T12:00:00Z');
@@ -55,6 +56,12 @@ test('Events of the same second keep the order they were recorded in (their even
   assert.deepEqual(events.sort(eventOrder).map((e) => e.reason), ['RolledBack', 'ScalingReplicaSet', 'RolloutStarted', 'RolloutStep']);
   const out = renderStatus(md(), { pods: [], events }, { now, style: plain });
   assert.deepEqual([...out.matchAll(/^6[01]s\s+\w+\s+(\w+)/gm)].map((m) => m[1]), ['RolledBack', 'ScalingReplicaSet', 'RolloutStarted', 'RolloutStep']);
+});
+
+test('Event times taken in order sort in order, at the wall clock\'s millisecond, even within one millisecond', () => {
+  const d = new Date('2030-01-01T00:00:00.123Z');
+  const times = [microTimeInOrder(d), microTimeInOrder(d), microTimeInOrder(new Date('2030-01-01T00:00:01.000Z'))];
+  assert.deepEqual(times, ['2030-01-01T00:00:00.123000Z', '2030-01-01T00:00:00.123001Z', '2030-01-01T00:00:01.000000Z']);
 });
 
 test('history marks the stable and canary revisions, oldest first', () => {
