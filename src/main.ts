@@ -9,6 +9,7 @@ import { addProjectEnvironmentController } from './controllers/projectenvironmen
 import type { BuildConfig } from './environments/build-job.ts';
 import { KubeClient } from './kube/client.ts';
 import { EventRecorder } from './kube/events.ts';
+import { classify } from './kube/errors.ts';
 import { VERSION } from './version.ts';
 import { SecretReader } from './kube/secrets.ts';
 import { Resources } from './kube/resources.ts';
@@ -191,7 +192,10 @@ async function main(): Promise<void> {
   });
   const secrets = new SecretReader(client);
   const notifier = new Notifier({ secrets, log: log.child({ component: 'notifier' }), metrics, defaultSecret: secretName(args['notifications-secret']) });
-  const events = new EventRecorder(client, { instance: identity, onError: (err) => log.warn({ err: errorMessage(err) }, 'could not record an Event') });
+  const events = new EventRecorder(client, { instance: identity, onError: (err) => {
+    metrics.eventWriteFailures.inc({ class: classify(err) });
+    log.warn({ err: errorMessage(err) }, 'could not record an Event');
+  } });
   addModelDeploymentController(manager, {
     events,
     workers: Number(args.workers),

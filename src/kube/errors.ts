@@ -78,13 +78,13 @@ export const isTooLargeResourceVersion = (err: unknown): boolean =>
   (err.causes.some((c) => c.reason === 'ResourceVersionTooLarge') || /too large resource version/i.test(err.statusMessage));
 export const isAlreadyExists = (err: unknown): boolean => err instanceof KubeApiError && err.reason === 'AlreadyExists';
 
-/** What a reconcile should do about an error. */
-export type ErrorClass =
-  | 'Conflict' // re-read and retry at once
-  | 'NotFound'
-  | 'TooManyRequests' // retry after the server's Retry-After
-  | 'Terminal' // the request can never succeed as is (invalid, forbidden): tell the user, do not hot-loop
-  | 'Transient'; // everything else: retry with backoff
+/**
+ * What a reconcile should do about an error: Conflict (re-read and retry at once), NotFound, TooManyRequests (retry
+ * after the server's Retry-After), Terminal (the request can never succeed as is: invalid, forbidden; tell the user,
+ * do not hot-loop), Transient (everything else: retry with backoff).
+ */
+export const ERROR_CLASSES = ['Conflict', 'NotFound', 'TooManyRequests', 'Terminal', 'Transient'] as const;
+export type ErrorClass = (typeof ERROR_CLASSES)[number];
 
 export function classify(err: unknown): ErrorClass {
   if (!(err instanceof KubeApiError)) return 'Transient';

@@ -1,5 +1,6 @@
 // The controller's Prometheus metrics, in one registry of its own: reconciles, errors and durations, queue
 // depth and age, watch restarts and staleness, API requests, and leadership.
+import { ERROR_CLASSES } from '../kube/errors.ts';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
 export class ControllerMetrics {
@@ -17,6 +18,7 @@ export class ControllerMetrics {
   readonly watchLastActivityAge: Gauge<'resource'>;
   readonly apiRequests: Counter<'method' | 'code'>;
   readonly apiThrottle: Histogram;
+  readonly eventWriteFailures: Counter<'class'>;
   readonly leader: Gauge;
   readonly cacheObjects: Gauge<'resource'>;
   readonly rollbacks: Counter<'namespace' | 'name'>;
@@ -65,6 +67,14 @@ export class ControllerMetrics {
       buckets: [0, 0.005, 0.025, 0.1, 0.5, 1, 5, 30],
       registers,
     });
+    this.eventWriteFailures = new Counter({
+      name: 'slipway_event_write_failures_total',
+      help: 'Kubernetes Events that could not be written, by error class (Terminal: the API server refused the Event as it is; Transient, TooManyRequests, NotFound, Conflict). Events are best effort: a failure is logged and counted, never a reconcile failure.',
+      labelNames: ['class'],
+      registers,
+    });
+    // Every class from the start, at 0: an alert on an increase needs the series before the first failure.
+    for (const c of ERROR_CLASSES) this.eventWriteFailures.inc({ class: c }, 0);
     this.leader = new Gauge({ name: 'slipway_leader', help: '1 while this replica holds the leader lease.', registers });
     this.rollbacks = new Counter({ name: 'slipway_rollbacks_total', help: 'Automatic rollbacks (a failed analysis) by ModelDeployment.', labelNames: ['namespace', 'name'], registers });
     this.analysisMeasurements = new Counter({ name: 'slipway_analysis_measurements_total', help: 'Analysis measurements taken, by verdict.', labelNames: ['verdict'], registers });

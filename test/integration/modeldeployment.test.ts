@@ -71,7 +71,7 @@ async function events(ns: string, name: string): Promise<{ type: string; reason:
 
 test('applying a ModelDeployment creates a Deployment, Service and CronJob, pods get ready, and kubectl wait sees Ready', async (t) => {
   const ns = await testNamespace(t);
-  await startController(t, cluster, ns);
+  const controller = await startController(t, cluster, ns);
   await apply(ns, 'churn', spec());
   const md = await waitReady(ns);
 
@@ -109,6 +109,9 @@ test('applying a ModelDeployment creates a Deployment, Service and CronJob, pods
     assert.equal(p.status.phase, 'Running');
   }
   assert.ok((await events(ns, 'churn')).some((e) => e.reason === 'Ready'), 'a Ready event is recorded');
+  // Events are best effort (a refused one fails no reconcile): the API server took every one.
+  assert.match(await (await fetch(controller.metricsUrl)).text(), /^slipway_event_write_failures_total\{class="Terminal"\} 0$/m, 'no Event was refused');
+  assert.equal(await controller.metric('slipway_event_write_failures_total'), 0, 'no Event write failed');
   const columns = await cluster.kubectl(['get', 'mdep', 'churn', '-n', ns]);
   assert.match(columns, /churn\s+churn-xgb\s+8\s+Healthy\s+True\s+2/);
 });
