@@ -23,9 +23,9 @@ const NS = 'fleet';
 
 type MD = KubeObject & { status?: { observedGeneration?: number; conditions?: { type: string; status: string }[] } };
 const converged = (o: MD): boolean => o.status?.observedGeneration === o.metadata.generation && o.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') === true;
-type Step = 'edited' | 'observed' | 'deployment' | 'pod' | 'podReady' | 'available' | 'ready';
+type Step = 'edited' | 'observed' | 'deployment' | 'pod' | 'scheduled' | 'podReady' | 'available' | 'ready';
 interface Timeline { generation: number; at: Partial<Record<Step, number>>; created: Set<string> }
-type Child = KubeObject & { status?: { availableReplicas?: number; conditions?: { type: string; status: string }[] } };
+type Child = KubeObject & { spec?: { nodeName?: string }; status?: { availableReplicas?: number; conditions?: { type: string; status: string }[] } };
 const fmt = (xs: number[]): string => {
   const s = [...xs].sort((a, b) => a - b);
   return `p50 ${(percentile(s, 50) * 1000).toFixed(0)} ms, p99 ${(percentile(s, 99) * 1000).toFixed(0)} ms`;
@@ -148,6 +148,7 @@ runBench({ namespace: NS, upstreamCrds: false, workers: values.workers ?? '8', n
       t.created.add(`pod/${o.metadata.name}`);
       mark(t, 'pod');
     }
+    if (t.created.has(`pod/${o.metadata.name}`) && o.spec?.nodeName) mark(t, 'scheduled');
     if (t.created.has(`pod/${o.metadata.name}`) && o.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True')) mark(t, 'podReady');
   });
   deployments.start();
@@ -172,6 +173,7 @@ runBench({ namespace: NS, upstreamCrds: false, workers: values.workers ?? '8', n
   const stepsInOrder: [Step, string][] = [
     ['deployment', 'edit answered → the new revision\'s Deployment seen (Slipway\'s first reconcile)'],
     ['pod', '→ its pod seen (the Deployment and ReplicaSet controllers)'],
+    ['scheduled', '→ the pod bound to a node (the scheduler)'],
     ['podReady', '→ the pod Ready (KWOK)'],
     ['available', '→ the Deployment available (the Deployment controller)'],
     ['ready', '→ Ready at the new generation seen (Slipway\'s promotion)'],

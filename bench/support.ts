@@ -124,12 +124,14 @@ export async function startBenchController(kubeconfig: string, namespace: string
   const [port] = (await freePorts(1)) as [number];
   // As JavaScript and with the V8 flags and environment the image runs it with (NODE_FLAGS, PROCESS_ENV), so that its memory is what a pod's would be; with
   // SLIPWAY_BENCH_HEAP_SNAPSHOTS=DIR, SIGUSR2 writes a heap snapshot there; SLIPWAY_BENCH_NODE_FLAGS adds flags
-  // (e.g. `--cpu-prof --cpu-prof-dir=DIR`: a CPU profile written when the controller exits).
+  // (e.g. `--cpu-prof --cpu-prof-dir=DIR`: a CPU profile written when the controller exits); SLIPWAY_BENCH_ENV
+  // (`NAME=VALUE,…`) sets environment variables over the image's (e.g. `MALLOC_ARENA_MAX=16`, glibc's default here).
+  const benchEnv = Object.fromEntries((process.env.SLIPWAY_BENCH_ENV ?? '').split(',').filter((kv) => kv.includes('=')).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]));
   const snapshots = process.env.SLIPWAY_BENCH_HEAP_SNAPSHOTS ? ['--heapsnapshot-signal=SIGUSR2', `--diagnostic-dir=${process.env.SLIPWAY_BENCH_HEAP_SNAPSHOTS}`] : [];
   const child = spawn('setpriv', ['--pdeathsig', 'KILL', '--', process.execPath, ...NODE_FLAGS, ...(opts.nodeFlags ?? []), ...(process.env.SLIPWAY_BENCH_NODE_FLAGS?.split(' ').filter(Boolean) ?? []), ...snapshots, asImageRuns(opts.main ?? join(import.meta.dirname, '..', 'src', 'main.ts')),
     `--kubeconfig=${kubeconfig}`, `--namespace=${namespace}`, '--no-leader-elect', `--metrics-port=${port}`, '--metrics-host=127.0.0.1',
     // No client-side rate limit unless a bench asks for one: the figures are what the API server allows.
-    `--workers=${workers}`, '--resync-seconds=0', '--kube-api-qps=0', ...extraArgs], { stdio: ['ignore', process.env.SLIPWAY_BENCH_LOG_LEVEL ? 'inherit' : 'ignore', 'inherit'], env: { ...process.env, ...PROCESS_ENV, ...opts.env, SLIPWAY_LOG_LEVEL: process.env.SLIPWAY_BENCH_LOG_LEVEL ?? 'warn', SLIPWAY_LOG_FORMAT: 'json' } });
+    `--workers=${workers}`, '--resync-seconds=0', '--kube-api-qps=0', ...extraArgs], { stdio: ['ignore', process.env.SLIPWAY_BENCH_LOG_LEVEL ? 'inherit' : 'ignore', 'inherit'], env: { ...process.env, ...PROCESS_ENV, ...benchEnv, ...opts.env, SLIPWAY_LOG_LEVEL: process.env.SLIPWAY_BENCH_LOG_LEVEL ?? 'warn', SLIPWAY_LOG_FORMAT: 'json' } });
   await eventually('the controller to be ready', async () => (await fetch(`http://127.0.0.1:${port}/readyz`)).ok, { timeoutMs: 30_000 });
   return { process: child, pid: child.pid ?? 0, metricsUrl: `http://127.0.0.1:${port}/metrics` };
 }
