@@ -226,6 +226,11 @@ export class KubeClient {
     return this.request<T>({ method: 'POST', path: resourcePath(r, obj.metadata.namespace), body: obj, query: { fieldManager: FIELD_MANAGER }, ...opts });
   }
 
+  /** A create whose answer nobody reads (an Event): the body is drained, not parsed. */
+  async createOnly(r: ResourceType, obj: KubeObject): Promise<void> {
+    await this.request<void>({ method: 'POST', path: resourcePath(r, obj.metadata.namespace), body: obj, query: { fieldManager: FIELD_MANAGER }, discardAnswer: true });
+  }
+
   /** Replace with optimistic concurrency: `obj.metadata.resourceVersion` must be current or the server answers 409. */
   replace<T extends KubeObject>(r: ResourceType, obj: T, opts: { signal?: AbortSignal } = {}): Promise<T> {
     return this.request<T>({ method: 'PUT', path: resourcePath(r, obj.metadata.namespace, obj.metadata.name), body: obj, query: { fieldManager: FIELD_MANAGER }, ...opts });

@@ -46,7 +46,7 @@ export class EventRecorder {
       }
       const name = `${about.metadata.name}.${randomBytes(8).toString('hex')}`;
       const ts = rfc3339(now);
-      await this.client.create(Resources.Event, {
+      await this.client.createOnly(Resources.Event, {
         apiVersion: 'v1',
         kind: 'Event',
         metadata: { name, namespace },
