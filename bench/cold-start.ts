@@ -10,7 +10,7 @@ import { parseArgs } from 'node:util';
 import { eventually } from '../local/eventually.ts';
 import { KubeClient } from '../src/kube/client.ts';
 import { Resources } from '../src/kube/resources.ts';
-import { benchModelDeployment, peakRssMiB, rssMiB, rssSplit, runBench, startBenchController, untilFullPass } from './support.ts';
+import { benchModelDeployment, envAssignments, isEnvAssignment, peakRssMiB, rssMiB, rssSplit, runBench, startBenchController, untilFullPass } from './support.ts';
 
 const { values } = parseArgs({ options: { count: { type: 'string', default: '3000' }, runs: { type: 'string', default: '3' }, variant: { type: 'string', multiple: true, default: [] } } });
 const COUNT = Number(values.count);
@@ -18,9 +18,7 @@ const NS = 'fleet';
 const variants = (values.variant.length ? values.variant : ['this checkout=']).map((v) => {
   const [name = '', rest = ''] = v.split(/=(.*)/s);
   const [main = '', ...more] = rest.split(',');
-  const isEnv = (f: string): boolean => /^[A-Z_][A-Z0-9_]*=/.test(f);
-  const env = Object.fromEntries(more.filter(isEnv).map((f) => f.split(/=(.*)/s).slice(0, 2) as [string, string]));
-  return { name, main, flags: more.filter((f) => !isEnv(f)), env };
+  return { name, main, flags: more.filter((f) => !isEnvAssignment(f)), env: envAssignments(more) };
 });
 
 runBench({ namespace: NS, upstreamCrds: false, workers: '8', nodes: Math.ceil(COUNT / 1000) + 1 }, async ({ cluster, controller, kubeconfig }) => {

@@ -119,6 +119,11 @@ function asImageRuns(main: string): string {
   return join(out, basename(main).replace(/\.ts$/, '.js'));
 }
 
+/** The items of a list that are environment assignments (`NAME=VALUE`), as an environment. */
+export const isEnvAssignment = (f: string): boolean => /^[A-Z_][A-Z0-9_]*=/.test(f);
+export const envAssignments = (items: string[]): Record<string, string> =>
+  Object.fromEntries(items.filter(isEnvAssignment).map((f) => f.split(/=(.*)/s).slice(0, 2) as [string, string]));
+
 /** The controller (src/main.ts) in a process of its own, dying with this one; ready when it returns. */
 export async function startBenchController(kubeconfig: string, namespace: string, workers: string, extraArgs: string[] = [], opts: { main?: string | undefined; nodeFlags?: string[]; env?: Record<string, string> } = {}): Promise<{ process: ChildProcess; pid: number; metricsUrl: string }> {
   const [port] = (await freePorts(1)) as [number];
@@ -126,7 +131,7 @@ export async function startBenchController(kubeconfig: string, namespace: string
   // SLIPWAY_BENCH_HEAP_SNAPSHOTS=DIR, SIGUSR2 writes a heap snapshot there; SLIPWAY_BENCH_NODE_FLAGS adds flags
   // (e.g. `--cpu-prof --cpu-prof-dir=DIR`: a CPU profile written when the controller exits); SLIPWAY_BENCH_ENV
   // (`NAME=VALUE,…`) sets environment variables over the image's (e.g. `MALLOC_ARENA_MAX=16`, glibc's default here).
-  const benchEnv = Object.fromEntries((process.env.SLIPWAY_BENCH_ENV ?? '').split(',').filter((kv) => kv.includes('=')).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]));
+  const benchEnv = envAssignments((process.env.SLIPWAY_BENCH_ENV ?? '').split(','));
   const snapshots = process.env.SLIPWAY_BENCH_HEAP_SNAPSHOTS ? ['--heapsnapshot-signal=SIGUSR2', `--diagnostic-dir=${process.env.SLIPWAY_BENCH_HEAP_SNAPSHOTS}`] : [];
   const child = spawn('setpriv', ['--pdeathsig', 'KILL', '--', process.execPath, ...NODE_FLAGS, ...(opts.nodeFlags ?? []), ...(process.env.SLIPWAY_BENCH_NODE_FLAGS?.split(' ').filter(Boolean) ?? []), ...snapshots, asImageRuns(opts.main ?? join(import.meta.dirname, '..', 'src', 'main.ts')),
     `--kubeconfig=${kubeconfig}`, `--namespace=${namespace}`, '--no-leader-elect', `--metrics-port=${port}`, '--metrics-host=127.0.0.1',
